@@ -1,0 +1,42 @@
+# SURE Fusion — set-up, demo, tests and benchmarks. Everything runs inside .venv (created by `make setup`).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-done
+APT_PACKAGES := qgis python3-qgis qgis-providers gdal-bin python3-gdal python3-numpy python3-scipy
+export QT_QPA_PLATFORM := offscreen
+# keep torch from fighting over the two cores with itself
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: setup test test-core test-plugin demo bench-apex bench-apex-paper bench-s2-real package clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	@if ! /usr/bin/python3 -c "import qgis.core, osgeo.gdal" 2>/dev/null || [ ! -x /usr/bin/qgis_process.bin ]; then \
+	  echo "== installing QGIS and GDAL from Debian (about 2 minutes)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	fi
+	@[ -x $(PY) ] || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -r requirements-dev.txt
+	@touch $(STAMP)
+
+# The README's test command. Core tests run without starting QGIS; plugin tests through pytest-qgis.
+test: setup
+	$(PY) -m pytest -q -p no:pytest_qgis tests/core
+	@if [ -d tests/plugin ]; then $(PY) -m pytest -q tests/plugin; fi
+
+test-core: setup
+	$(PY) -m pytest -q -p no:pytest_qgis tests/core
+
+demo: setup
+	$(PY) -m benchmarks.demo
+
+bench-apex: setup
+	$(PY) -m benchmarks.apex $(ARGS)
+
+bench-apex-paper: setup
+	$(PY) -m benchmarks.apex --paper-recipe $(ARGS)
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache

@@ -1,0 +1,225 @@
+"""Linear observation operators with `A`, `A_adjoint`, `inv_gram` ((AAᵀ + c)⁻¹) and `A_dagger`.
+
+`BlurDecimate` is the spatial operator H = S_r B of one group of bands: a circular blur by a per-band
+Gaussian PSF followed by keeping every r-th pixel. All its work is done by FFT, and the spectra are built
+once per (PSF σ's, ratio, shape, geometry, device, dtype) and shared by every operator with the same key.
+(AAᵀ + c)⁻¹ uses the polyphase trick: AAᵀ is circulant on the LR grid with the r-decimated
+autocorrelation of the PSF as kernel, so it is diagonal in the LR Fourier basis.
+
+`Identity` (observed at full resolution) and `SpectralResponse` (y = R x over the band axis) complete the
+set needed by the three fusion problems. Operators act on tensors shaped (..., bands, rows, cols).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .errors import ImageTooSmallError, InputShapeError
+from .psf import Geometry, gaussian_taps, geometry_offset, psf_support
+
+
+@dataclass(frozen=True)
+class _SpectraKey:
+    sigmas: tuple
+    ratio: int
+    hr_shape: tuple
+    geometry: str
+    device: str
+    dtype: torch.dtype
+
+
+_SPECTRA_CACHE: dict[_SpectraKey, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _embed_kernel(kernel: np.ndarray, first_tap: int, hr_shape: tuple[int, int]) -> np.ndarray:
+    """Place `kernel` on a periodic HR canvas so that circular convolution computes
+    (B x)[n] = Σ_t kernel[t] x[n + first_tap + t]."""
+    rows, cols = hr_shape
+    taps_r, taps_c = kernel.shape
+    canvas = np.zeros(hr_shape, dtype=np.float64)
+    ir = (-(first_tap + np.arange(taps_r))) % rows
+    ic = (-(first_tap + np.arange(taps_c))) % cols
+    np.add.at(canvas, (ir[:, None], ic[None, :]), kernel)
+    return canvas
+
+
+def _build_spectra(key: _SpectraKey) -> tuple[torch.Tensor, torch.Tensor]:
+    rows, cols = key.hr_shape
+    r = key.ratio
+    offset = geometry_offset(key.geometry, r)
+    kernel_ffts, gram_eigs = [], []
+    for sigma in key.sigmas:
+        kernel, first = gaussian_taps(sigma, offset)
+        k_hat = np.fft.rfft2(_embed_kernel(kernel, first, key.hr_shape))
+        autocorr = np.fft.irfft2(np.abs(k_hat) ** 2, s=key.hr_shape)
+        gram_eigs.append(np.fft.rfft2(autocorr[::r, ::r]).real)
+        kernel_ffts.append(k_hat)
+    complex_dtype = torch.complex64 if key.dtype in (torch.float32, torch.float16, torch.bfloat16) else torch.complex128
+    real_dtype = torch.float32 if complex_dtype is torch.complex64 else torch.float64
+    k_hat_t = torch.as_tensor(np.stack(kernel_ffts), dtype=complex_dtype, device=key.device)
+    # AAᵀ is symmetric positive semi-definite: clip round-off negatives so (λ + c) stays ≥ c.
+    eig_t = torch.as_tensor(np.clip(np.stack(gram_eigs), 0.0, None), dtype=real_dtype, device=key.device)
+    return k_hat_t, eig_t
+
+
+def _float_for_fft(x: torch.Tensor) -> torch.Tensor:
+    # FFTs in half precision are restricted on CUDA and inaccurate anyway: operators always run in ≥ float32.
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+class LinearOperator:
+    """Interface shared by the observation operators."""
+
+    cond: float = 0.0
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:  # noqa: N802 (math notation)
+        raise NotImplementedError
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:  # noqa: N802
+        raise NotImplementedError
+
+    def inv_gram(self, y: torch.Tensor, cond: float | None = None) -> torch.Tensor:
+        """(AAᵀ + c I)⁻¹ y."""
+        raise NotImplementedError
+
+    def A_dagger(self, y: torch.Tensor, cond: float | None = None) -> torch.Tensor:  # noqa: N802
+        """Regularised pseudo-inverse (back-projection) Aᵀ (AAᵀ + c I)⁻¹ y."""
+        return self.A_adjoint(self.inv_gram(y, cond))
+
+    def project(self, x: torch.Tensor, cond: float | None = None) -> torch.Tensor:
+        """A† A x, the orthogonal projection onto range(Aᵀ) when c = 0."""
+        return self.A_dagger(self.A(x), cond)
+
+    def back_projection_trace(self, cond: float | None = None) -> torch.Tensor:
+        """Per band: tr(A†A†ᵀ) = tr((AAᵀ + c)⁻² AAᵀ), the noise energy of a unit-σ back-projection."""
+        raise NotImplementedError
+
+
+class BlurDecimate(LinearOperator):
+    """H = S_r B for a group of bands sharing a ratio r; one Gaussian PSF σ (HR pixels) per band."""
+
+    bandwise = True  # observed band k is a degraded copy of target band k
+
+    def __init__(self, sigmas: Sequence[float], ratio: int, hr_shape: tuple[int, int],
+                 geometry: Geometry | str = Geometry.ZERO_PHASE, cond: float = 1e-3,
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+        if int(ratio) != ratio or ratio < 1:
+            raise InputShapeError(f"the resolution ratio must be a positive integer, got {ratio}")
+        self.ratio = int(ratio)
+        self.hr_shape = (int(hr_shape[0]), int(hr_shape[1]))
+        self.geometry = Geometry.parse(geometry)
+        self.sigmas = tuple(float(s) for s in sigmas)
+        self.cond = float(cond)
+        rows, cols = self.hr_shape
+        if rows % self.ratio or cols % self.ratio:
+            raise InputShapeError(
+                f"the high-resolution size {rows}×{cols} is not a multiple of the ratio {self.ratio}: "
+                f"crop it to {rows - rows % self.ratio}×{cols - cols % self.ratio}")
+        support = psf_support(geometry_offset(self.geometry, self.ratio))
+        if rows < support or cols < support:
+            raise ImageTooSmallError(
+                f"the image ({rows}×{cols} high-resolution pixels) is smaller than the PSF support "
+                f"({support}×{support}); use an area of at least {support}×{support} pixels")
+        self.lr_shape = (rows // self.ratio, cols // self.ratio)
+        key = _SpectraKey(self.sigmas, self.ratio, self.hr_shape, self.geometry.value, str(torch.device(device)), dtype)
+        if key not in _SPECTRA_CACHE:
+            _SPECTRA_CACHE[key] = _build_spectra(key)
+        self.kernel_fft, self.gram_eigenvalues = _SPECTRA_CACHE[key]
+
+    @property
+    def bands(self) -> int:
+        return len(self.sigmas)
+
+    def _check(self, t: torch.Tensor, shape: tuple[int, int], what: str) -> None:
+        if t.shape[-3:] != (self.bands, *shape):
+            raise InputShapeError(f"{what} has shape {tuple(t.shape[-3:])}, expected {(self.bands, *shape)} (bands, rows, cols)")
+
+    def A(self, x):  # noqa: N802
+        self._check(x, self.hr_shape, "high-resolution input")
+        x = _float_for_fft(x)
+        blurred = torch.fft.irfft2(torch.fft.rfft2(x) * self.kernel_fft, s=self.hr_shape)
+        return blurred[..., ::self.ratio, ::self.ratio]
+
+    def A_adjoint(self, y):  # noqa: N802
+        self._check(y, self.lr_shape, "low-resolution input")
+        y = _float_for_fft(y)
+        up = y.new_zeros((*y.shape[:-2], *self.hr_shape))
+        up[..., ::self.ratio, ::self.ratio] = y
+        return torch.fft.irfft2(torch.fft.rfft2(up) * self.kernel_fft.conj(), s=self.hr_shape)
+
+    def inv_gram(self, y, cond=None):
+        self._check(y, self.lr_shape, "low-resolution input")
+        c = self.cond if cond is None else cond
+        y = _float_for_fft(y)
+        return torch.fft.irfft2(torch.fft.rfft2(y) / (self.gram_eigenvalues + c), s=self.lr_shape)
+
+    def back_projection_trace(self, cond=None):
+        c = self.cond if cond is None else cond
+        lam = self.gram_eigenvalues
+        ratio = lam / (lam + c) ** 2
+        # rfft keeps half of the columns: count the mirrored ones twice (not the DC / Nyquist columns).
+        n_cols = self.lr_shape[1]
+        weights = torch.full((lam.shape[-1],), 2.0, dtype=lam.dtype, device=lam.device)
+        weights[0] = 1.0
+        if n_cols % 2 == 0:
+            weights[-1] = 1.0
+        return (ratio * weights).sum(dim=(-2, -1))
+
+
+class Identity(LinearOperator):
+    """Bands observed at the target resolution (the 10 m bands of Sentinel-2)."""
+
+    bandwise = True
+
+    def __init__(self, bands: int, cond: float = 0.0):
+        self._bands = bands
+        self.cond = float(cond)
+
+    @property
+    def bands(self) -> int:
+        return self._bands
+
+    def A(self, x):  # noqa: N802
+        return x
+
+    def A_adjoint(self, y):  # noqa: N802
+        return y
+
+    def inv_gram(self, y, cond=None):
+        c = self.cond if cond is None else cond
+        return y / (1.0 + c)
+
+    def back_projection_trace(self, cond=None, pixels: int | None = None):
+        raise NotImplementedError("Identity groups are used directly, not back-projected")
+
+
+class SpectralResponse(LinearOperator):
+    """y = R x over the band axis: each observed band is a weighted sum of the target bands."""
+
+    def __init__(self, response: torch.Tensor | np.ndarray, cond: float = 0.0):
+        response = torch.as_tensor(response)
+        if response.ndim != 2:
+            raise InputShapeError(f"a spectral response must be a (observed bands × target bands) matrix, got shape {tuple(response.shape)}")
+        self.response = response
+        self.cond = float(cond)
+
+    @property
+    def bands(self) -> int:
+        return self.response.shape[0]
+
+    def to(self, device, dtype):
+        return SpectralResponse(self.response.to(device=device, dtype=dtype), self.cond)
+
+    def A(self, x):  # noqa: N802
+        return torch.einsum("ob,...bhw->...ohw", self.response.to(x.dtype), x)
+
+    def A_adjoint(self, y):  # noqa: N802
+        return torch.einsum("ob,...ohw->...bhw", self.response.to(y.dtype), y)
+
+    def inv_gram(self, y, cond=None):
+        c = self.cond if cond is None else cond
+        gram = self.response @ self.response.T + c * torch.eye(self.bands, dtype=self.response.dtype, device=self.response.device)
+        return torch.einsum("ob,...bhw->...ohw", torch.linalg.inv(gram).to(y.dtype), y)
