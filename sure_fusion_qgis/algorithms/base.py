@@ -1,0 +1,167 @@
+"""What every SURE Fusion algorithm shares: solver parameters, the torch check, and the feedback bridge.
+
+torch is imported only when an algorithm runs, so the provider (and QGIS start-up) never needs it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterEnum,
+                       QgsProcessingParameterNumber, QgsProcessingParameterString)
+from qgis.PyQt.QtCore import QCoreApplication
+
+from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER, advanced
+from ..core_loader import core_module
+
+INSTALL_HINT = (
+    "SURE Fusion needs the Python packages torch, pytorch_wavelets and PyWavelets in the Python that QGIS uses. "
+    "Linux: `python3 -m pip install --user torch pytorch_wavelets PyWavelets` (Debian 12: use a venv made with "
+    "--system-site-packages and start QGIS with its site-packages on PYTHONPATH); Windows: in the OSGeo4W Shell "
+    "`python -m pip install torch pytorch_wavelets PyWavelets`; macOS: "
+    "`/Applications/QGIS.app/Contents/MacOS/bin/python3 -m pip install torch pytorch_wavelets PyWavelets`. "
+    "Never let pip upgrade numpy: add `numpy==<the version QGIS ships>` to the command. Then restart QGIS. "
+    "See docs/plugin.md.")
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("SureFusion", text)
+
+
+class SureFusionAlgorithm(QgsProcessingAlgorithm):
+    ITERATIONS = "ITERATIONS"
+    LOSS = "LOSS"
+    DEVICE = "DEVICE"
+    SEED = "SEED"
+    WIDTH = "WIDTH"
+    LEARNING_RATE = "LEARNING_RATE"
+    NOISE_SIGMA = "NOISE_SIGMA"
+    TILE_SIZE = "TILE_SIZE"
+    TILE_OVERLAP = "TILE_OVERLAP"
+    THREADS = "THREADS"
+
+    LOSSES = ("sure", "bp")
+    DEVICES = ("auto", "cpu", "cuda")
+
+    def createInstance(self):
+        return type(self)()
+
+    # ------------------------------------------------------------------ parameters
+    def add_solver_parameters(self) -> None:
+        iterations = QgsProcessingParameterNumber(
+            self.ITERATIONS, tr("Iterations (0 = the fast recipe's default)"), type=NUMBER_INTEGER,
+            defaultValue=0, minValue=0, maxValue=100000)
+        iterations.setHelp(tr("Training iterations of the per-scene network. 0 uses the core's fast recipe; "
+                              "fewer iterations are quicker and blurrier."))
+        self.addParameter(iterations)
+        self.addParameter(QgsProcessingParameterEnum(
+            self.LOSS, tr("Training loss"), options=list(self.LOSSES), defaultValue="sure", usesStaticStrings=True))
+        device = QgsProcessingParameterEnum(
+            self.DEVICE, tr("Device"), options=list(self.DEVICES), defaultValue="auto", usesStaticStrings=True)
+        device.setHelp(tr("auto: a CUDA GPU if PyTorch sees one, else the CPU (the log says which and why)."))
+        self.addParameter(device)
+        self.addParameter(QgsProcessingParameterNumber(
+            self.SEED, tr("Random seed"), type=NUMBER_INTEGER, defaultValue=0, minValue=0))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            self.WIDTH, tr("Network width (0 = recipe default)"), type=NUMBER_INTEGER, defaultValue=0, minValue=0,
+            maxValue=512)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            self.LEARNING_RATE, tr("Learning rate (0 = recipe default)"), type=NUMBER_DOUBLE, defaultValue=0.0,
+            minValue=0.0, maxValue=1.0)))
+        sigma = QgsProcessingParameterString(
+            self.NOISE_SIGMA, tr("Noise σ per band (empty = estimate from the data)"), defaultValue="",
+            optional=True)
+        sigma.setHelp(tr("One number for all bands, or one per output band in spectral order "
+                         "(B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B11,B12; without 60 m: no B1, B9), comma-separated, "
+                         "in the data's units."))
+        self.addParameter(advanced(sigma))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            self.TILE_SIZE, tr("Tile size in 10 m pixels (0 = whole area at once)"), type=NUMBER_INTEGER,
+            defaultValue=0, minValue=0)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            self.TILE_OVERLAP, tr("Tile overlap (halo) in 10 m pixels"), type=NUMBER_INTEGER, defaultValue=36,
+            minValue=0)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            self.THREADS, tr("CPU threads for torch (0 = torch's default)"), type=NUMBER_INTEGER, defaultValue=0,
+            minValue=0, maxValue=256)))
+
+    # --------------------------------------------------------------- core access
+    @staticmethod
+    def import_core():
+        """The core package; a clear QgsProcessingException when torch (or a torch add-on) is missing."""
+        try:
+            import torch  # noqa: F401  (checked here so the message names the real problem)
+            import pywt  # noqa: F401
+            import pytorch_wavelets  # noqa: F401
+        except ImportError as e:
+            raise QgsProcessingException(f"{e}. {INSTALL_HINT}") from None
+        return core_module()
+
+    def solver_options(self, parameters, context, core):
+        """SolverOptions from the parameters; 0 means "keep the recipe's default"."""
+        options = core.SolverOptions()
+        changes = {
+            "loss": self.parameterAsEnumString(parameters, self.LOSS, context) or "sure",
+            "device": self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto",
+            "seed": self.parameterAsInt(parameters, self.SEED, context),
+        }
+        for name, field_name, read in ((self.ITERATIONS, "iterations", self.parameterAsInt),
+                                       (self.WIDTH, "width", self.parameterAsInt),
+                                       (self.LEARNING_RATE, "learning_rate", self.parameterAsDouble),
+                                       (self.THREADS, "threads", self.parameterAsInt)):
+            value = read(parameters, name, context)
+            if value:
+                changes[field_name] = value
+        try:
+            return replace(options, **changes).validated()
+        except core.SureFusionError as e:
+            raise QgsProcessingException(str(e)) from None
+
+    def resolve_device(self, options, feedback):
+        """Say which device will run and why — before anything is read or written — and fail early if absent."""
+        core = core_module()
+        try:
+            device, reason = core_module("device").resolve_device(options.device)
+        except core.SureFusionError as e:
+            raise QgsProcessingException(str(e)) from None
+        feedback.pushInfo(tr(f"Device: {device} ({reason})"))
+        return device
+
+    def parse_sigma(self, parameters, context, band_names: list[str], groups: dict[str, tuple[str, ...]]):
+        """NOISE_SIGMA → {'10m': [...], ...} or None (estimate)."""
+        text = (self.parameterAsString(parameters, self.NOISE_SIGMA, context) or "").strip()
+        if not text or text.lower() == "auto":
+            return None
+        try:
+            values = [float(v) for v in text.replace(";", ",").split(",") if v.strip()]
+        except ValueError:
+            raise QgsProcessingException(
+                f"NOISE_SIGMA {text!r} is not a list of numbers: give one number, or {len(band_names)} comma-separated "
+                f"numbers for {', '.join(band_names)}, or leave it empty to estimate σ") from None
+        if len(values) == 1:
+            values = values * len(band_names)
+        if len(values) != len(band_names) or any(not math.isfinite(v) or v < 0 for v in values):
+            raise QgsProcessingException(
+                f"NOISE_SIGMA needs 1 or {len(band_names)} finite values ≥ 0 ({', '.join(band_names)}), "
+                f"got {len(values)}: {text!r}")
+        by_band = dict(zip(band_names, values))
+        return {key: [by_band[n] for n in names] for key, names in groups.items()}
+
+
+class FeedbackBridge:
+    """Adapts QgsProcessingFeedback to the core's progress callback: progress, periodic log lines, cancel."""
+
+    def __init__(self, feedback, iterations: int, log_every: int | None = None):
+        self.feedback = feedback
+        self.log_every = log_every or max(1, min(50, iterations // 10))
+
+    def __call__(self, tile, progress) -> bool:
+        done = (tile.index + progress.iteration / progress.iterations) / tile.count
+        self.feedback.setProgress(100.0 * done)
+        if progress.iteration % self.log_every == 0 or progress.iteration == progress.iterations:
+            prefix = f"tile {tile.index + 1}/{tile.count}, " if tile.count > 1 else ""
+            risk = f", SURE risk {progress.risk:.4g}" if math.isfinite(progress.risk) else ""
+            self.feedback.pushInfo(
+                f"{prefix}iteration {progress.iteration}/{progress.iterations}: loss {progress.loss:.5g}{risk} "
+                f"({progress.elapsed:.1f} s, about {progress.eta:.0f} s left)")
+        return self.feedback.isCanceled()

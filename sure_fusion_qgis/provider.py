@@ -1,0 +1,39 @@
+"""The `sure_fusion` Processing provider."""
+from pathlib import Path
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .algorithms.s2_sharpening import S2SharpeningAlgorithm
+from .sharpening import PLUGIN_VERSION
+
+ICON = str(Path(__file__).resolve().parent / "resources" / "icon.svg")
+
+
+class SureFusionProvider(QgsProcessingProvider):
+    def id(self):
+        return "sure_fusion"
+
+    def name(self):
+        return "SURE Fusion"
+
+    def longName(self):
+        return f"SURE Fusion {PLUGIN_VERSION} — unsupervised deep image fusion"
+
+    def icon(self):
+        return QIcon(ICON)
+
+    def svgIconPath(self):
+        return ICON
+
+    def versionInfo(self):
+        return PLUGIN_VERSION
+
+    def defaultRasterFileExtension(self):
+        return "tif"
+
+    def supportedOutputRasterLayerExtensions(self):
+        return ["tif"]
+
+    def loadAlgorithms(self):
+        self.addAlgorithm(S2SharpeningAlgorithm())
