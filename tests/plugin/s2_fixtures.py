@@ -40,10 +40,12 @@ def write_band_rasters(folder: Path, arrays: dict, origin=ORIGIN, epsg=EPSG, shi
 def synthetic_scene(size: int = 60, seed: int = 0) -> dict[str, np.ndarray]:
     """A smooth random scene in DN (uint16) at 10/20/60 m: block means, so the grids agree exactly."""
     rng = np.random.default_rng(seed)
-    base = rng.random((12, size // 6, size // 6))
-    hr = np.kron(base, np.ones((6, 6)))
-    hr = hr + 0.05 * rng.random(hr.shape)
-    hr = (500 + 3000 * hr).astype(np.float64)
+    # bands correlated as in real scenes: one brightness field times a vegetation-like spectrum, plus a little
+    # band-specific texture
+    spectrum = np.array([0.9, 0.8, 0.9, 0.7, 1.0, 1.6, 1.9, 2.0, 2.1, 1.2, 1.5, 1.0])
+    field = np.kron(rng.random((size // 6, size // 6)), np.ones((6, 6)))
+    hr = spectrum[:, None, None] * (0.4 + field)[None] + 0.03 * rng.random((12, size, size))
+    hr = 1000.0 * hr
     order = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12")
     out = {}
     for key, ratio in (("10m", 1), ("20m", 2), ("60m", 6)):

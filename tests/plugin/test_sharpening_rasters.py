@@ -1,0 +1,88 @@
+"""processing.run on georeferenced GeoTIFFs cut from the real Vietnam scene."""
+import json
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from alg_helpers import SPECTRAL, run_alg
+from sure_fusion_qgis import raster_io
+
+
+
+@pytest.fixture(scope="module")
+def sharpened(provider, vietnam_rasters, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out") / "sharp.tif"
+    report = out.with_suffix(".html")
+    result = run_alg({"INPUT_10M": vietnam_rasters["10m"], "INPUT_20M": vietnam_rasters["20m"],
+                      "INPUT_60M": vietnam_rasters["60m"], "OUTPUT": str(out), "REPORT": str(report)})
+    return result, out, report
+
+
+def test_output_sits_on_the_10m_grid(sharpened, vietnam_rasters):
+    _, out, _ = sharpened
+    ref = gdal.Open(vietnam_rasters["10m"])
+    ds = gdal.Open(str(out))
+    assert (ds.RasterXSize, ds.RasterYSize) == (ref.RasterXSize, ref.RasterYSize)
+    assert ds.GetGeoTransform() == pytest.approx(ref.GetGeoTransform())
+    assert ds.GetSpatialRef().IsSame(ref.GetSpatialRef())
+    assert ds.GetRasterBand(1).DataType == gdal.GDT_Float32
+    assert ds.GetRasterBand(1).GetBlockSize() == [256, 256]
+    assert ds.GetMetadataItem("COMPRESSION", "IMAGE_STRUCTURE") == "DEFLATE"
+
+
+def test_bands_are_in_spectral_order_with_descriptions(sharpened):
+    _, out, _ = sharpened
+    ds = gdal.Open(str(out))
+    assert ds.RasterCount == 12
+    names = [ds.GetRasterBand(i).GetMetadataItem("BANDNAME") for i in range(1, 13)]
+    assert names == SPECTRAL
+    assert ds.GetRasterBand(5).GetDescription() == "B5 (704 nm)"
+    assert ds.GetRasterBand(12).GetDescription() == "B12 (2202 nm)"
+    assert all(ds.GetRasterBand(i).GetNoDataValue() == raster_io.OUTPUT_NODATA for i in range(1, 13))
+
+
+def test_values_stay_in_input_units_and_10m_bands_are_kept(sharpened, vietnam_rasters):
+    _, out, _ = sharpened
+    data, _, _, _ = raster_io.read_raster(str(out))
+    y10, _, _, _ = raster_io.read_raster(vietnam_rasters["10m"])
+    y20, _, _, _ = raster_io.read_raster(vietnam_rasters["20m"])
+    assert np.isfinite(data).all()
+    # the 10 m bands are observed at 10 m: the estimate stays close to them (noise-level differences only)
+    for k, name in enumerate(["B2", "B3", "B4", "B8"]):
+        assert np.abs(data[SPECTRAL.index(name)] - y10[k]).mean() < 0.05 * y10[k].mean()
+    # a sharpened 20 m band, averaged back over 2×2 blocks, resembles its 20 m observation
+    b11 = data[SPECTRAL.index("B11")]
+    coarse = b11.reshape(30, 2, 30, 2).mean(axis=(1, 3))
+    assert np.corrcoef(coarse.ravel(), y20[4].ravel())[0, 1] > 0.9
+    assert abs(coarse.mean() - y20[4].mean()) < 0.05 * y20[4].mean()
+
+
+def test_metadata_records_the_run(sharpened):
+    result, out, _ = sharpened
+    md = gdal.Open(str(out)).GetMetadata()
+    assert md["ITERATIONS"] == "3" and md["LOSS"] == "sure" and md["SEED"] == "0"
+    assert md["DEVICE"] == "cpu" and md["SURE_FUSION_PLUGIN_VERSION"] == "0.1.0"
+    assert "Deep SURE" in md["METHOD"]
+    assert np.isfinite(float(md["FINAL_SURE_RISK"]))
+    assert float(md["SECONDS"]) > 0
+    sigma = dict(item.split("=") for item in md["NOISE_SIGMA"].split(", "))
+    assert set(sigma) == set(SPECTRAL) and all(float(v) > 0 for v in sigma.values())
+    assert json.loads(md["SOLVER_OPTIONS"])["iterations"] == 3
+    assert md["BAND_ORDER"] == ",".join(SPECTRAL)
+    assert result["FINAL_RISK"] == pytest.approx(float(md["FINAL_SURE_RISK"]), rel=1e-4)
+    assert result["DEVICE_USED"] == "cpu"
+
+
+def test_report_has_curves_sigma_and_quicklook(sharpened):
+    result, _, report = sharpened
+    assert result["REPORT"] == str(report)
+    text = report.read_text(encoding="utf-8")
+    assert text.count("<svg") == 2 and "<polyline" in text
+    assert "data:image/png;base64," in text
+    assert "B12" in text and "cpu" in text
+
+
+def test_no_partial_files_are_left(sharpened):
+    _, out, _ = sharpened
+    assert [p.name for p in out.parent.iterdir() if "partial" in p.name] == []
