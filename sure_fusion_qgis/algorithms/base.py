@@ -5,6 +5,7 @@ torch is imported only when an algorithm runs, so the provider (and QGIS start-u
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import replace
 
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterEnum,
@@ -82,7 +83,7 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
             self.TILE_OVERLAP, tr("Tile overlap (halo) in 10 m pixels"), type=NUMBER_INTEGER, defaultValue=36,
             minValue=0)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
-            self.THREADS, tr("CPU threads for torch (0 = torch's default)"), type=NUMBER_INTEGER, defaultValue=0,
+            self.THREADS, tr("CPU threads for torch (0 = all cores but one)"), type=NUMBER_INTEGER, defaultValue=0,
             minValue=0, maxValue=256)))
 
     # --------------------------------------------------------------- core access
@@ -112,6 +113,10 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
             value = read(parameters, name, context)
             if value:
                 changes[field_name] = value
+        if "threads" not in changes:
+            # leave a core to QGIS; also, busy-waiting torch threads slow down badly (10×+ seen here) when
+            # another process competes for every core
+            changes["threads"] = max(1, (os.cpu_count() or 2) - 1)
         try:
             return replace(options, **changes).validated()
         except core.SureFusionError as e:

@@ -123,7 +123,8 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
             raise QgsProcessingException(str(e)) from None
         target = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         feedback.pushInfo(f"Scene {inputs.scene_name}: {window.width}×{window.height} px at 10 m, "
-                          f"{options.iterations} iterations, loss {options.loss}, seed {options.seed}; "
+                          f"{options.iterations} iterations, loss {options.loss}, seed {options.seed}, "
+                          f"{options.threads} CPU thread(s); "
                           f"values in {inputs.units}")
 
         bridge = FeedbackBridge(feedback, options.iterations)
