@@ -29,8 +29,17 @@ test: setup
 test-core: setup
 	$(PY) -m pytest -q -p no:pytest_qgis tests/core
 
+# QGIS plugin tests: pytest-qgis + processing.run, qgis_process.bin smoke runs, a .model3, the package
+test-plugin: setup
+	$(PY) -m pytest -q tests/plugin
+
+# Sharpens the embedded (simulated) sample through qgis_process; prints where the GeoTIFF, PNG and report are
 demo: setup
-	$(PY) -m benchmarks.demo
+	$(PY) tools/demo.py
+
+# dist/sure_fusion_qgis-<version>.zip for QGIS's "Install from ZIP" (sure_core bundled) + dist/requirements.txt
+package:
+	python3 tools/package.py
 
 bench-apex: setup
 	$(PY) -m benchmarks.apex $(ARGS)

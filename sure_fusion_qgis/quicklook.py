@@ -19,9 +19,10 @@ def stretch_limits(*images: np.ndarray, low: float = 2.0, high: float = 98.0) ->
 
 
 def to_rgb8(image: np.ndarray, limits: np.ndarray) -> np.ndarray:
-    """(3, rows, cols) float → uint8 with a linear stretch; NaN (nodata) becomes black."""
+    """(3, rows, cols) float → uint8 with a linear stretch; a pixel with NaN (nodata) in any channel is black."""
     scaled = (image - limits[:, 0, None, None]) / (limits[:, 1] - limits[:, 0])[:, None, None]
-    scaled = np.nan_to_num(np.clip(scaled, 0.0, 1.0), nan=0.0)
+    scaled = np.clip(scaled, 0.0, 1.0)
+    scaled[:, ~np.isfinite(image).all(axis=0)] = 0.0
     return (scaled * 255.0 + 0.5).astype(np.uint8)
 
 
