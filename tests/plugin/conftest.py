@@ -52,3 +52,20 @@ def vietnam_rasters(vietnam, tmp_path_factory):
 @pytest.fixture(scope="session")
 def synthetic_rasters(tmp_path_factory):
     return s2_fixtures.write_band_rasters(tmp_path_factory.mktemp("synthetic"), s2_fixtures.synthetic_scene(60))
+
+
+@pytest.fixture(scope="session")
+def dsen2_rasters(tmp_path_factory):
+    """60×60 px crop of the DSen2 L1C scene (HDF5 .mat read through GDAL's HDF5 driver) as float32 GeoTIFFs."""
+    path = SHARED_DATA / "S2A_MSIL1C_20170527_T33UUB.mat"
+    if not path.exists():
+        pytest.skip(f"{path} is not available (the shared data folder sits beside the repository)")
+    scene = {}
+    for key, name in (("10m", "im10"), ("20m", "im20"), ("60m", "im60")):
+        ds = gdal.Open(f'HDF5:"{path}"://{name}')
+        if ds is None:
+            pytest.skip("GDAL cannot read the HDF5 .mat file (no HDF5 driver)")
+        scene[key] = ds.ReadAsArray().transpose(0, 2, 1)   # MATLAB stores arrays column-major
+    folder = tmp_path_factory.mktemp("dsen2")
+    return s2_fixtures.write_band_rasters(folder, crop(scene, 60, 240, 240), origin=(300000.0, 5700000.0),
+                                          epsg=32633, gdal_type=gdal.GDT_Float32)

@@ -21,7 +21,7 @@ PIXEL = {"10m": 10.0, "20m": 20.0, "60m": 60.0}
 
 
 def write_band_rasters(folder: Path, arrays: dict, origin=ORIGIN, epsg=EPSG, shifts=None, epsgs=None,
-                       describe=True, nodata=None, suffix="") -> dict[str, str]:
+                       describe=True, nodata=None, suffix="", gdal_type=gdal.GDT_UInt16) -> dict[str, str]:
     """GeoTIFFs per group from (bands, rows, cols) arrays; `shifts` moves a group's origin (metres)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -33,7 +33,7 @@ def write_band_rasters(folder: Path, arrays: dict, origin=ORIGIN, epsg=EPSG, shi
         wkt = raster_io.epsg_wkt((epsgs or {}).get(key, epsg))
         descriptions = list(NAMES[key]) if describe and data.shape[0] == len(NAMES[key]) else None
         paths[key] = raster_io.write_simple_geotiff(folder / f"s2_{key}{suffix}.tif", np.asarray(data), gt, wkt,
-                                                    descriptions, nodata=nodata)
+                                                    descriptions, nodata=nodata, gdal_type=gdal_type)
     return paths
 
 

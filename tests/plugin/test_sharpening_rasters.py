@@ -86,3 +86,18 @@ def test_report_has_curves_sigma_and_quicklook(sharpened):
 def test_no_partial_files_are_left(sharpened):
     _, out, _ = sharpened
     assert [p.name for p in out.parent.iterdir() if "partial" in p.name] == []
+
+
+def test_dsen2_float_reflectance_crop(provider, dsen2_rasters, tmp_path):
+    """The DSen2 L1C crop (float reflectance × 1e4, UTM 33N): same grid out, sharpened bands consistent with 20 m."""
+    out = tmp_path / "dsen2.tif"
+    run_alg({"INPUT_10M": dsen2_rasters["10m"], "INPUT_20M": dsen2_rasters["20m"],
+             "INPUT_60M": dsen2_rasters["60m"], "OUTPUT": str(out)})
+    data, grid, _, md = raster_io.read_raster(str(out))
+    assert data.shape == (12, 60, 60)
+    assert grid.geotransform == (300000.0, 10.0, 0.0, 5700000.0, 0.0, -10.0)
+    assert "32633" in grid.crs_wkt
+    y20, _, _, _ = raster_io.read_raster(dsen2_rasters["20m"])
+    for k, name in enumerate(["B5", "B6", "B7", "B8A", "B11", "B12"]):
+        coarse = data[SPECTRAL.index(name)].reshape(30, 2, 30, 2).mean(axis=(1, 3))
+        assert np.corrcoef(coarse.ravel(), y20[k].ravel())[0, 1] > 0.9, name
