@@ -156,6 +156,12 @@ class BlurDecimate(LinearOperator):
         y = _float_for_fft(y)
         return torch.fft.irfft2(torch.fft.rfft2(y) / (self.gram_eigenvalues + c), s=self.lr_shape)
 
+    def observation_from_back_projection(self, u: torch.Tensor, cond: float | None = None) -> torch.Tensor:
+        """Recover y from u = A†y (the inverse of the back-projection on range(Aᵀ)): y = (AAᵀ + c)(AAᵀ)⁻¹ A u."""
+        c = self.cond if cond is None else cond
+        lam = self.gram_eigenvalues.clamp_min(1e-12)
+        return torch.fft.irfft2(torch.fft.rfft2(self.A(u)) * ((lam + c) / lam), s=self.lr_shape)
+
     def back_projection_trace(self, cond=None):
         c = self.cond if cond is None else cond
         lam = self.gram_eigenvalues

@@ -114,10 +114,10 @@ class ResidualEstimator(nn.Module):
         self.register_buffer("out_scale", out_scale if out_scale is not None else torch.ones(1))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        out = self.net((z - self.in_mean) / self.in_std)
         if self.base is None:
-            return out
-        return self.base(z) + self.out_scale * out
+            return self.net((z - self.in_mean) / self.in_std)
+        first = self.base(z)
+        return first + self.out_scale * self.net((first - self.in_mean) / self.in_std)
 
 
 class BackProjectionBase(nn.Module):
@@ -154,7 +154,9 @@ def _schedule(optimiser, options: SolverOptions):
 
 def default_network(problem: FusionProblem, options: SolverOptions) -> nn.Module:
     guide = problem.guide_channels
-    return GuidedAttentionNet(guide, problem.in_channels - guide, problem.out_channels, width=options.width,
+    # residual recipe: the network sees the first estimate (one channel per output band), guide bands first
+    inputs = problem.out_channels if options.residual else problem.in_channels
+    return GuidedAttentionNet(guide, inputs - guide, problem.out_channels, width=options.width,
                               skip_width=options.skip_width, output="linear" if options.residual else "sigmoid")
 
 
@@ -182,12 +184,18 @@ def solve(problem: FusionProblem, options: SolverOptions | None = None,
         channels = _base_channels(problem)
         if channels is None:
             raise SureFusionError("the residual recipe needs every output band among the network inputs; use residual=False")
-        base = DetailInjectionBase(problem) if options.base == "injection" else BackProjectionBase(channels)
-    mean = z.mean(dim=(0, 2, 3), keepdim=True)
-    std = z.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
-    if not options.residual:  # the paper feeds the [0, 1]-scaled data as it is
-        mean, std = torch.zeros_like(mean), torch.ones_like(std)
-    out_scale = std[:, channels] if base is not None else None
+        # the BP-only recipe uses no risk estimate anywhere, so its first estimate is not SURE-tuned either
+        base = (DetailInjectionBase(problem, tune=options.loss == "sure") if options.base == "injection"
+                else BackProjectionBase(channels))
+    if base is None:  # the paper feeds the [0, 1]-scaled data as it is
+        mean, std = torch.zeros(1, z.shape[1], 1, 1, device=z.device), torch.ones(1, z.shape[1], 1, 1, device=z.device)
+        out_scale = None
+    else:  # the network sees the first estimate, normalised band by band, and corrects it
+        with torch.no_grad():
+            first = base(z)
+        mean = first.mean(dim=(0, 2, 3), keepdim=True)
+        std = first.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+        out_scale = std
     net = network_factory(problem, options).to(device)
     estimator = ResidualEstimator(net, base, mean, std, out_scale).to(device)
     estimator.train()  # BatchNorm uses the statistics of this scene, as in the paper
