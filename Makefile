@@ -23,8 +23,10 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 
 # The README's test command. Core tests run without starting QGIS; plugin tests through pytest-qgis.
 test: setup
-	$(PY) -m pytest -q -p no:pytest_qgis tests/core
-	@if [ -d tests/plugin ]; then $(PY) -m pytest -q tests/plugin; fi
+	@status=0; \
+	$(PY) -m pytest -q -p no:pytest_qgis tests/core || status=1; \
+	if [ -d tests/plugin ]; then $(PY) -m pytest -q tests/plugin || status=1; fi; \
+	exit $$status
 
 test-core: setup
 	$(PY) -m pytest -q -p no:pytest_qgis tests/core

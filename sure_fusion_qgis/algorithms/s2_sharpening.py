@@ -90,9 +90,12 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
         if not ok:
             return ok, message
         has_product = bool(self.parameterAsFile(parameters, self.PRODUCT, context))
-        has_10 = self.parameterAsRasterLayer(parameters, self.INPUT_10M, context) is not None
-        has_20 = self.parameterAsRasterLayer(parameters, self.INPUT_20M, context) is not None
-        has_60 = self.parameterAsRasterLayer(parameters, self.INPUT_60M, context) is not None
+        present = {}
+        for name in (self.INPUT_10M, self.INPUT_20M, self.INPUT_60M):
+            present[name] = self.parameterAsRasterLayer(parameters, name, context) is not None
+            if not present[name] and parameters.get(name) not in (None, ""):
+                return False, tr(f"{name}: {parameters[name]!s} cannot be loaded as a raster layer; check the path")
+        has_10, has_20, has_60 = present[self.INPUT_10M], present[self.INPUT_20M], present[self.INPUT_60M]
         if has_product and (has_10 or has_20 or has_60):
             return False, tr("Give either PRODUCT or the INPUT_10M/INPUT_20M(/INPUT_60M) rasters, not both")
         if not has_product and not (has_10 and has_20):

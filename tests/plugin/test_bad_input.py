@@ -137,3 +137,9 @@ def test_no_input_at_all(provider, tmp_path):
 def test_bad_noise_sigma(provider, synthetic_rasters, tmp_path):
     _assert_fails({**_inputs(synthetic_rasters), "NOISE_SIGMA": "1,2,3"}, "NOISE_SIGMA needs 1 or 12",
                   tmp_path / "out.tif")
+
+
+def test_missing_raster_file(provider, synthetic_rasters, tmp_path):
+    parameters = {**_inputs(synthetic_rasters), "INPUT_20M": str(tmp_path / "no_such_20m.tif")}
+    _assert_fails(parameters, "INPUT_20M", tmp_path / "out.tif")
+

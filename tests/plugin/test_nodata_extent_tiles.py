@@ -91,3 +91,8 @@ def test_cancel_stops_and_leaves_no_output(provider, synthetic_rasters, tmp_path
     assert "cancelled" in str(error.value).lower()
     assert "iteration 1 of 50" in str(error.value)   # stopped within one iteration
     assert list(tmp_path.iterdir()) == []
+
+
+def test_temporary_output(provider, synthetic_rasters):
+    result = run_alg({**_inputs(synthetic_rasters), "ITERATIONS": 1, "OUTPUT": "TEMPORARY_OUTPUT"})
+    assert gdal.Open(result["OUTPUT"]).RasterCount == 12
