@@ -13,6 +13,9 @@ band by minimising the closed-form SURE of this linear estimator: in the LR Four
 and e = y − A s, the projected risk estimate is
     Σ_k (τ/(λ_k+τ))² |ê_k|² / (N λ_k) + 2σ² Σ_k 1/(λ_k+τ) − const.
 
+Groups are estimated from the finest ratio to the coarsest, and each finished group joins the guides of
+the next (cascade): the sharpened 20 m bands guide the 60 m bands.
+
 The estimate is a fixed linear function of the network input z (y is recovered from the back-projection
 in z), so the SURE divergence of the full estimator differentiates through it.
 """
@@ -56,45 +59,52 @@ def sure_optimal_tau(residual: torch.Tensor, gram_eigenvalues_full: torch.Tensor
 class DetailInjectionBase(nn.Module):
     """base(z): guide outputs = their own input; low-resolution outputs = s + Aᵀ(AAᵀ + τ)⁻¹(y − A s)."""
 
-    def __init__(self, problem: FusionProblem, tune: bool = True):
+    def __init__(self, problem: FusionProblem, tune: bool = True, cascade: bool = True):
         super().__init__()
-        z = problem.network_input()[0]
         self.problem = problem
-        self.guide_channels = [c for obs, sl in zip(problem.observations, problem.input_slices)
-                               if not obs.back_project for c in range(sl.start, sl.stop)]
-        if not self.guide_channels:
+        self.cascade = cascade
+        if all(obs.back_project for obs in problem.observations):
             raise ValueError("detail injection needs at least one band observed at the target resolution")
-        guides = z[self.guide_channels]
-        self.weights, self.tau = [], []
-        for obs in problem.observations:
-            if not obs.back_project:
-                self.weights.append(None)
-                self.tau.append(None)
-                continue
-            w = _fit_weights(obs, guides)
-            tau = torch.zeros(obs.bands, dtype=z.dtype, device=z.device)
-            if tune:
-                s = torch.einsum("bk,khw->bhw", w[:, :-1], guides) + w[:, -1, None, None]
-                lam_full = _full_eigenvalues(obs.operator)
-                tau = sure_optimal_tau(obs.data - obs.operator.A(s), lam_full, obs.sigma).to(z.dtype)
-            self.weights.append(w)
-            self.tau.append(tau)
+        # groups are estimated from the finest ratio to the coarsest; with `cascade`, the estimates of finer
+        # groups guide the coarser ones (the 20 m bands, B8A above all, guide the 60 m bands B1 and B9)
+        self.order = sorted(range(len(problem.observations)),
+                            key=lambda i: getattr(problem.observations[i].operator, "ratio", 1))
+        self.weights: list = [None] * len(problem.observations)
+        self.tau: list = [None] * len(problem.observations)
+        z = problem.network_input()
+        with torch.no_grad():
+            self._run(z, fit=True, tune=tune)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def _run(self, z: torch.Tensor, fit: bool = False, tune: bool = False) -> torch.Tensor:
         out = z.new_zeros((z.shape[0], self.problem.out_channels, *z.shape[-2:]))
-        guides = z[:, self.guide_channels]
-        for obs, sl, w, tau in zip(self.problem.observations, self.problem.input_slices, self.weights, self.tau):
+        guides = []
+        for i in self.order:
+            obs, sl = self.problem.observations[i], self.problem.input_slices[i]
             own = z[:, sl]
-            if w is None:
+            if not obs.back_project:
                 out[:, obs.output_channels] = own
+                guides.append(own)
                 continue
             op = obs.operator
-            s = torch.einsum("bk,nkhw->nbhw", w[:, :-1], guides) + w[:, -1, None, None]
+            g = torch.cat(guides, dim=1)
+            if fit:
+                self.weights[i] = _fit_weights(obs, g[0])
+                self.tau[i] = torch.zeros(obs.bands, dtype=z.dtype, device=z.device)
+            w, tau = self.weights[i], self.tau[i]
+            s = torch.einsum("bk,nkhw->nbhw", w[:, :-1], g) + w[:, -1, None, None]
             y = op.observation_from_back_projection(own)
+            if fit and tune:
+                self.tau[i] = tau = sure_optimal_tau((y - op.A(s))[0], _full_eigenvalues(op), obs.sigma).to(z.dtype)
             correction = torch.fft.irfft2(torch.fft.rfft2(y - op.A(s)) / (op.gram_eigenvalues + tau[:, None, None]),
                                           s=op.lr_shape)
-            out[:, obs.output_channels] = s + op.A_adjoint(correction)
+            estimate = s + op.A_adjoint(correction)
+            out[:, obs.output_channels] = estimate
+            if self.cascade:
+                guides.append(estimate)
         return out
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self._run(z)
 
 
 def _full_eigenvalues(op) -> torch.Tensor:
