@@ -102,7 +102,7 @@ def test_bad_input_raises_typed_errors(sim, case, error, message):
     elif case == "sigma":
         sigma = {"20m": [-0.1] * 6}
     elif case == "small":
-        y10, y20, y60 = y10[:, :12, :12], y20[:, :6, :6], y60[:, :2, :2]
+        y10, y20, y60, sigma = y10[:, :12, :12], y20[:, :6, :6], y60[:, :2, :2], sim.sigma
     elif case == "cuda":
         if torch.cuda.is_available():
             pytest.skip("this machine has a GPU")

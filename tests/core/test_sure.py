@@ -59,10 +59,11 @@ def test_bp_loss_of_the_identity_estimator_is_zero_but_sure_is_not(apex_crop):
                                              dtype=torch.float64)
     z = problem.network_input()
     bp = BackProjectionLoss()(problem, lambda t: t, z)
-    sure = SureLoss(epsilon=1e-6)(problem, lambda t: t, z, torch.Generator().manual_seed(0))
+    sure = np.mean([float(SureLoss(epsilon=1e-6)(problem, lambda t: t, z, torch.Generator().manual_seed(k)).risk)
+                    for k in range(8)])
     assert float(bp.loss) < 1e-12
     order = [s2_sharpening.s2.SPECTRAL_ORDER.index(n)
              for n in s2_sharpening.s2.GROUP_10M + s2_sharpening.s2.GROUP_20M + s2_sharpening.s2.GROUP_60M]
     truth = torch.from_numpy(sim.truth[order] / float(problem.scale))
     true_err = _true_projected_error(problem, z, truth)
-    assert float(sure.risk) == pytest.approx(true_err, rel=0.1)
+    assert sure == pytest.approx(true_err, rel=0.1)
