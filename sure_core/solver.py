@@ -32,12 +32,12 @@ from .problem import FusionProblem
 
 @dataclass(frozen=True)
 class SolverOptions:
-    iterations: int = 400
+    iterations: int = 300
     loss: str = "sure"                 # 'sure' or 'bp'
     learning_rate: float = 3e-3
     schedule: str = "onecycle"         # 'constant', 'cosine' or 'onecycle'
-    width: int = 32
-    skip_width: int = 16
+    width: int = 16
+    skip_width: int = 8
     residual: bool = True              # predict a correction to a linear first estimate (see `base`)
     base: str = "injection"            # that first estimate: 'injection' (detail injection) or 'back_projection'
     band_weighting: str = "relative"   # 'none' (paper) or 'relative' (1 / band energy)
