@@ -49,5 +49,9 @@ bench-apex: setup
 bench-apex-paper: setup
 	$(PY) -m benchmarks.apex --paper-recipe $(ARGS)
 
+# Real S2 crops (DSen2, vietnam), Wald protocol through the plugin's code path, beside bicubic and gdal:pansharp
+bench-s2-real: setup
+	$(PY) -m benchmarks.s2_real $(ARGS)
+
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
