@@ -100,8 +100,5 @@ def sharpen(y10, y20, y60=None, *, sigma: dict | None = None, options: SolverOpt
     record.sigma = [sigma_used[k] for k in ("10m", "20m", "60m") if k in sigma_used]
     grouped = s2.GROUP_10M + s2.GROUP_20M + (s2.GROUP_60M if y60 is not None else ())
     order = s2.grouped_to_spectral(grouped)
-    fused = (x_hat[order] * float(problem.scale)).numpy()
-    if all(float(np.min(a)) >= 0 for a in (y10, y20, y60) if a is not None):
-        # radiances and reflectances are not negative: the correction must not make them so near dark edges
-        np.maximum(fused, 0.0, out=fused)
-    return fused, record
+    # no clipping at 0: it would bias band means where the estimate rings near hard edges (see README, Known limits)
+    return (x_hat[order] * float(problem.scale)).numpy(), record

@@ -124,14 +124,18 @@ class SentinelInputs:
 
 
 # -------------------------------------------------------------------------------------- opening
-def _open(path: str, label: str) -> gdal.Dataset:
+def _gdal_call(make):
+    """(result, GDAL's error message) of `make()`, whether or not some other code enabled gdal.UseExceptions()."""
     gdal.ErrorReset()
     try:
-        ds = gdal.OpenEx(str(path), gdal.OF_RASTER | gdal.OF_READONLY)
-    except RuntimeError as e:  # when some other code enabled gdal.UseExceptions()
-        ds, message = None, str(e)
-    else:
-        message = gdal.GetLastErrorMsg()
+        result = make()
+    except RuntimeError as e:
+        return None, str(e)
+    return result, gdal.GetLastErrorMsg()
+
+
+def _open(path: str, label: str) -> gdal.Dataset:
+    ds, message = _gdal_call(lambda: gdal.OpenEx(str(path), gdal.OF_RASTER | gdal.OF_READONLY))
     if ds is None:
         raise RasterInputError(f"{label}: GDAL cannot open {path!r} as a raster ({message or 'unknown format'}); "
                                f"check the path and that the file is a complete, readable image")
@@ -496,14 +500,8 @@ class GeoTiffWriter:
         block = 256
         options = ["TILED=YES", f"BLOCKXSIZE={block}", f"BLOCKYSIZE={block}", "COMPRESS=DEFLATE", "PREDICTOR=3",
                    "BIGTIFF=IF_SAFER", "INTERLEAVE=BAND"]
-        gdal.ErrorReset()
-        try:
-            ds = gdal.GetDriverByName("GTiff").Create(str(self.partial), grid.width, grid.height,
-                                                      len(band_descriptions), gdal.GDT_Float32, options)
-        except RuntimeError as e:
-            ds, message = None, str(e)
-        else:
-            message = gdal.GetLastErrorMsg()
+        ds, message = _gdal_call(lambda: gdal.GetDriverByName("GTiff").Create(
+            str(self.partial), grid.width, grid.height, len(band_descriptions), gdal.GDT_Float32, options))
         if ds is None:
             raise RasterOutputError(f"cannot write {target!r}: {message or 'GDAL could not create the file'}; "
                                     f"check that the folder is writable and the disk not full")
