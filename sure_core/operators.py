@@ -198,7 +198,7 @@ class Identity(LinearOperator):
         c = self.cond if cond is None else cond
         return y / (1.0 + c)
 
-    def back_projection_trace(self, cond=None, pixels: int | None = None):
+    def back_projection_trace(self, cond=None):
         raise NotImplementedError("Identity groups are used directly, not back-projected")
 
 
