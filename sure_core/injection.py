@@ -92,10 +92,10 @@ class DetailInjectionBase(nn.Module):
                 self.tau[i] = torch.zeros(obs.bands, dtype=z.dtype, device=z.device)
             w, tau = self.weights[i], self.tau[i]
             s = torch.einsum("bk,nkhw->nbhw", w[:, :-1], g) + w[:, -1, None, None]
-            y = op.observation_from_back_projection(own)
+            residual = op.observation_from_back_projection(own) - op.A(s)
             if fit and tune:
-                self.tau[i] = tau = sure_optimal_tau((y - op.A(s))[0], _full_eigenvalues(op), obs.sigma).to(z.dtype)
-            correction = torch.fft.irfft2(torch.fft.rfft2(y - op.A(s)) / (op.gram_eigenvalues + tau[:, None, None]),
+                self.tau[i] = tau = sure_optimal_tau(residual[0], _full_eigenvalues(op), obs.sigma).to(z.dtype)
+            correction = torch.fft.irfft2(torch.fft.rfft2(residual) / (op.gram_eigenvalues + tau[:, None, None]),
                                           s=op.lr_shape)
             estimate = s + op.A_adjoint(correction)
             out[:, obs.output_channels] = estimate
