@@ -19,7 +19,6 @@ import torch
 
 from sure_core import SolverOptions, s2_sharpening
 from sure_core import sentinel2 as s2
-from sure_core.injection import DetailInjectionBase
 from sure_core.metrics import msre, mssim, sam
 from sure_core.simulation import load_apex, simulate_s2
 
@@ -40,9 +39,7 @@ def score(truth, estimate) -> dict:
 
 def first_estimate(sim, tuned: bool) -> np.ndarray:
     """The solver's linear first estimate alone (no network): what the network starts from."""
-    problem, _ = s2_sharpening.build_problem(sim.y10, sim.y20, sim.y60, sim.sigma, "zero_phase")
-    grouped = DetailInjectionBase(problem, tune=tuned)(problem.network_input())[0].detach().numpy()
-    return grouped[s2.grouped_to_spectral(s2.GROUP_10M + s2.GROUP_20M + s2.GROUP_60M)] * float(problem.scale)
+    return s2_sharpening.first_estimate(sim.y10, sim.y20, sim.y60, sigma=sim.sigma, geometry="zero_phase", tune=tuned)
 
 
 def run(sim, options: SolverOptions) -> tuple[dict, object]:

@@ -29,7 +29,6 @@ from osgeo import gdal
 
 from sure_core import SolverOptions, s2_sharpening
 from sure_core import sentinel2 as s2
-from sure_core.injection import DetailInjectionBase
 from sure_core.metrics import ergas, msre, q2n, sam
 from sure_core.operators import BlurDecimate
 from sure_fusion_qgis import raster_io
@@ -131,10 +130,9 @@ def run_gdal_pansharp(paths, folder: Path) -> dict[str, np.ndarray]:
 
 def run_first_estimate(degraded) -> dict[str, np.ndarray]:
     """The core's linear first estimate alone (detail injection + SURE-tuned back-projection, no network)."""
-    problem, _ = s2_sharpening.build_problem(degraded["10m"], degraded["20m"], degraded["60m"], geometry="area")
-    with torch.no_grad():
-        grouped = DetailInjectionBase(problem, tune=True)(problem.network_input())[0].numpy() * float(problem.scale)
-    return {"20m": grouped[4:10], "60m": grouped[10:12]}
+    spectral = s2_sharpening.first_estimate(degraded["10m"], degraded["20m"], degraded["60m"], geometry="area")
+    pick = lambda names: spectral[[s2.SPECTRAL_ORDER.index(n) for n in names]]  # noqa: E731
+    return {"20m": pick(s2.GROUP_20M), "60m": pick(s2.GROUP_60M)}
 
 
 # ------------------------------------------------------------------------------------------ scoring
