@@ -29,17 +29,32 @@ from .problem import FusionProblem
 TAU_GRID = torch.cat([torch.zeros(1), torch.logspace(-6, 1, 57)])
 
 
+def _degraded_guides(op, guides: torch.Tensor) -> torch.Tensor:
+    """(bands, guides, h, w): each guide degraded by each band's operator; bands sharing a PSF share the work."""
+    sigmas = getattr(op, "sigmas", None)
+    if sigmas is None or len(set(sigmas)) > 1:
+        return op.A(guides[:, None].expand(-1, op.bands, -1, -1).contiguous()).transpose(0, 1)
+    # one PSF for the whole group (usual for hyperspectral bands): degrade the guides once
+    single = type(op)([sigmas[0]] * guides.shape[0], op.ratio, op.hr_shape, op.geometry, op.cond,
+                      guides.device, guides.dtype)
+    return single.A(guides)[None].expand(op.bands, -1, -1, -1)
+
+
 def _fit_weights(obs, guides: torch.Tensor) -> torch.Tensor:
-    """(bands, guides + 1) least-squares weights of the degraded guides (and a constant) for each band."""
-    op = obs.operator
-    n_guides = guides.shape[0]
-    degraded = op.A(guides[:, None].expand(-1, op.bands, -1, -1).contiguous())  # (guides, bands, h, w)
-    weights = []
-    for b in range(op.bands):  # a few bands, each a small least-squares problem
-        design = torch.cat([degraded[:, b].reshape(n_guides, -1), torch.ones_like(degraded[:1, b].reshape(1, -1))]).T
-        target = obs.data[b].reshape(-1, 1)
-        weights.append(torch.linalg.lstsq(design.double(), target.double()).solution[:, 0].to(guides.dtype))
-    return torch.stack(weights)
+    """(bands, guides + 1) least-squares weights of the degraded guides (and a constant) for each band.
+
+    Solved band by band through the (guides + 1)² normal equations, all bands at once.
+    """
+    degraded = _degraded_guides(obs.operator, guides).double()          # (bands, guides, h, w)
+    bands, n_guides = degraded.shape[:2]
+    design = torch.cat([degraded.reshape(bands, n_guides, -1),
+                        torch.ones_like(degraded[:, :1].reshape(bands, 1, -1))], dim=1)  # (bands, k, n)
+    target = obs.data.double().reshape(bands, 1, -1)
+    gram = design @ design.transpose(1, 2)
+    ridge = 1e-10 * gram.diagonal(dim1=1, dim2=2).mean(dim=1)[:, None, None]
+    eye = torch.eye(n_guides + 1, dtype=gram.dtype, device=gram.device)
+    rhs = (design @ target.transpose(1, 2))
+    return torch.linalg.solve(gram + ridge * eye, rhs)[..., 0].to(guides.dtype)
 
 
 def sure_optimal_tau(residual: torch.Tensor, gram_eigenvalues_full: torch.Tensor, sigma: torch.Tensor,
@@ -49,11 +64,13 @@ def sure_optimal_tau(residual: torch.Tensor, gram_eigenvalues_full: torch.Tensor
     residual: (bands, h, w); gram_eigenvalues_full: (bands, h, w) eigenvalues of AAᵀ on the full FFT grid.
     """
     power = torch.fft.fft2(residual.double()).abs() ** 2 / (residual.shape[-1] * residual.shape[-2])
-    lam = gram_eigenvalues_full.double().clamp_min(1e-12)[None]
-    tau = grid.double().to(residual.device)[:, None, None, None]
-    fit = ((tau / (lam + tau)) ** 2 * power[None] / lam).sum(dim=(-2, -1))
-    div = (1.0 / (lam + tau)).sum(dim=(-2, -1)) * (sigma.double() ** 2)[None]
-    return grid.to(residual.device)[(fit + 2 * div).argmin(dim=0)]
+    lam = gram_eigenvalues_full.double().clamp_min(1e-12)
+    var = sigma.double() ** 2
+    scores = []
+    for tau in grid.double().tolist():  # one pass per candidate keeps memory at one image's size
+        fit = ((tau / (lam + tau)) ** 2 * power / lam).sum(dim=(-2, -1))
+        scores.append(fit + 2 * var * (1.0 / (lam + tau)).sum(dim=(-2, -1)))
+    return grid.to(residual.device)[torch.stack(scores).argmin(dim=0)]
 
 
 class DetailInjectionBase(nn.Module):
@@ -82,8 +99,9 @@ class DetailInjectionBase(nn.Module):
             obs, sl = self.problem.observations[i], self.problem.input_slices[i]
             own = z[:, sl]
             if not obs.back_project:
-                out[:, obs.output_channels] = own
-                guides.append(own)
+                if getattr(obs.operator, "bandwise", False):  # observed target bands (S2 10 m) are their own estimate
+                    out[:, obs.output_channels] = own
+                guides.append(own)  # a spectral guide (MS or PAN) only guides
                 continue
             op = obs.operator
             g = torch.cat(guides, dim=1)

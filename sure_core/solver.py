@@ -102,22 +102,31 @@ ProgressCallback = Callable[[Progress], "bool | None"]
 
 
 class ResidualEstimator(nn.Module):
-    """x̂ = base(z) + scale · net(normalised z), or the paper's x̂ = net(z) when `base` is None."""
+    """x̂ = base(z) + scale · net([guides, first estimate], normalised), or the paper's x̂ = net(z) without `base`.
+
+    `guide_channels` are input channels that steer the network without being output bands themselves (the
+    MS or PAN image of a spectral guide); the S2 guides (10 m bands) are already in the first estimate.
+    """
 
     def __init__(self, net: nn.Module, base: nn.Module | None, in_mean: torch.Tensor,
-                 in_std: torch.Tensor, out_scale: torch.Tensor | None):
+                 in_std: torch.Tensor, out_scale: torch.Tensor | None, guide_channels: list[int] | None = None):
         super().__init__()
         self.net = net
         self.base = base
+        self.guide_channels = list(guide_channels or [])
         self.register_buffer("in_mean", in_mean)
         self.register_buffer("in_std", in_std)
         self.register_buffer("out_scale", out_scale if out_scale is not None else torch.ones(1))
+
+    def network_input(self, z: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+        return torch.cat([z[:, self.guide_channels], first], dim=1) if self.guide_channels else first
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if self.base is None:
             return self.net((z - self.in_mean) / self.in_std)
         first = self.base(z)
-        return first + self.out_scale * self.net((first - self.in_mean) / self.in_std)
+        features = (self.network_input(z, first) - self.in_mean) / self.in_std
+        return first + self.out_scale * self.net(features)
 
 
 class BackProjectionBase(nn.Module):
@@ -141,6 +150,13 @@ def _base_channels(problem: FusionProblem) -> list[int] | None:
     return None if any(s is None for s in source) else source
 
 
+def _spectral_guide_channels(problem: FusionProblem) -> list[int]:
+    """Input channels observed at the target resolution through a non-band-wise operator (MS or PAN guides)."""
+    return [ch for obs, sl in zip(problem.observations, problem.input_slices)
+            if not obs.back_project and not getattr(obs.operator, "bandwise", False)
+            for ch in range(sl.start, sl.stop)]
+
+
 def _schedule(optimiser, options: SolverOptions):
     n = options.iterations
     if options.schedule == "constant":
@@ -154,8 +170,9 @@ def _schedule(optimiser, options: SolverOptions):
 
 def default_network(problem: FusionProblem, options: SolverOptions) -> nn.Module:
     guide = problem.guide_channels
-    # residual recipe: the network sees the first estimate (one channel per output band), guide bands first
-    inputs = problem.out_channels if options.residual else problem.in_channels
+    # residual recipe: the network sees [spectral guides, first estimate (one channel per output band)], guides
+    # first; for S2 the guides are the 10 m bands, the first channels of the first estimate
+    inputs = (len(_spectral_guide_channels(problem)) + problem.out_channels) if options.residual else problem.in_channels
     return GuidedAttentionNet(guide, inputs - guide, problem.out_channels, width=options.width,
                               skip_width=options.skip_width, output="linear" if options.residual else "sigmoid")
 
@@ -187,17 +204,19 @@ def solve(problem: FusionProblem, options: SolverOptions | None = None,
         # the BP-only recipe uses no risk estimate anywhere, so its first estimate is not SURE-tuned either
         base = (DetailInjectionBase(problem, tune=options.loss == "sure") if options.base == "injection"
                 else BackProjectionBase(channels))
+    guides = _spectral_guide_channels(problem) if base is not None else []
     if base is None:  # the paper feeds the [0, 1]-scaled data as it is
         mean, std = torch.zeros(1, z.shape[1], 1, 1, device=z.device), torch.ones(1, z.shape[1], 1, 1, device=z.device)
         out_scale = None
-    else:  # the network sees the first estimate, normalised band by band, and corrects it
+    else:  # the network sees the first estimate (and spectral guides), normalised band by band
         with torch.no_grad():
             first = base(z)
-        mean = first.mean(dim=(0, 2, 3), keepdim=True)
-        std = first.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
-        out_scale = std
+            features = torch.cat([z[:, guides], first], dim=1)
+        mean = features.mean(dim=(0, 2, 3), keepdim=True)
+        std = features.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+        out_scale = std[:, len(guides):]
     net = network_factory(problem, options).to(device)
-    estimator = ResidualEstimator(net, base, mean, std, out_scale).to(device)
+    estimator = ResidualEstimator(net, base, mean, std, out_scale, guides).to(device)
     estimator.train()  # BatchNorm uses the statistics of this scene, as in the paper
     record.parameters = sum(p.numel() for p in net.parameters())
 

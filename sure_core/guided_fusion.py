@@ -1,0 +1,252 @@
+"""Guided fusion: low-resolution bands sharpened by a high-resolution guide that sees them through a spectral response.
+
+The unknown x holds the L low-resolution bands (HS bands, or the MS bands of a pansharpening pair) on the
+high-resolution grid. Two observations (method.md §2.2, §2.3):
+
+    lr    (L, h, w) = H x + n       Gaussian blur (σ per band, HR pixels) and decimation by the integer `ratio`
+    guide (G, H, W) = R x + o + n   R (G × L) the spectral response, o a per-band offset (e.g. a DN bias)
+
+HS+MS fusion (G = MS bands) and pansharpening (G = 1, the PAN) are the same problem with different presets;
+`sure_core.hsms` and `sure_core.pansharpening` build the `GuidedSensorModel` and call `fuse`.
+
+The sensor model can be estimated from the pair: degrading the guide by the lr PSF gives H·guide = R·(H x) + o
+≈ R·lr + o, so R and o follow from a (non-negative) regression at low resolution, and the PSF σ is the one
+for which that regression fits best.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy.optimize import nnls
+
+from .device import resolve_device
+from .errors import InputShapeError, InvalidInputValueError
+from .noise import estimate_noise_sigma
+from .operators import BlurDecimate, SpectralResponse
+from .problem import FusionProblem, Observation
+from .psf import Geometry
+from .solver import ProgressCallback, RunRecord, SolverOptions, solve
+
+DEFAULT_COND = 1e-3
+#: Low-resolution pixels used by the sensor-model regressions (a regular subsample beyond this).
+MAX_REGRESSION_PIXELS = 200_000
+
+
+@dataclass
+class GuidedSensorModel:
+    """How the guide and the low-resolution bands see the unknown image (see the module docstring)."""
+
+    ratio: int
+    psf_sigma: np.ndarray                        # (L,) Gaussian PSF σ of the lr bands, HR pixels
+    response: np.ndarray                         # (G, L): guide ≈ response @ x + offset, x in lr units
+    offset: np.ndarray = field(default=None)     # (G,) in guide units; None → zeros
+
+    def validated(self, lr_bands: int, guide_bands: int) -> "GuidedSensorModel":
+        if int(self.ratio) != self.ratio or self.ratio < 2:
+            raise InputShapeError(f"the resolution ratio must be an integer ≥ 2, got {self.ratio}")
+        sigma = np.broadcast_to(np.asarray(self.psf_sigma, dtype=np.float64).reshape(-1), (lr_bands,)) \
+            if np.size(self.psf_sigma) in (1, lr_bands) else None
+        if sigma is None:
+            raise InputShapeError(f"give one PSF σ or one per low-resolution band ({lr_bands}), got {np.size(self.psf_sigma)}")
+        if not np.isfinite(sigma).all() or (sigma <= 0).any():
+            raise InvalidInputValueError(f"PSF σ must be finite and > 0 (HR pixels), got {np.unique(sigma).tolist()}")
+        response = np.asarray(self.response, dtype=np.float64)
+        if response.shape != (guide_bands, lr_bands):
+            raise InputShapeError(f"the spectral response must be a ({guide_bands} guide bands × {lr_bands} "
+                                  f"low-resolution bands) matrix, got shape {response.shape}")
+        if not np.isfinite(response).all():
+            raise InvalidInputValueError("the spectral response contains NaN or inf")
+        if (np.abs(response).sum(axis=1) == 0).any():
+            rows = np.flatnonzero(np.abs(response).sum(axis=1) == 0).tolist()
+            raise InvalidInputValueError(f"guide band(s) {rows} (0-based) have an all-zero spectral response: "
+                                         "they see none of the low-resolution bands")
+        offset = np.zeros(guide_bands) if self.offset is None else np.asarray(self.offset, dtype=np.float64).reshape(-1)
+        if offset.shape != (guide_bands,) or not np.isfinite(offset).all():
+            raise InputShapeError(f"the guide offset must hold {guide_bands} finite values, got {offset.tolist()}")
+        return GuidedSensorModel(int(self.ratio), sigma.copy(), response, offset)
+
+
+def _as_image(name: str, a, *, allow_2d: bool = False) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    if allow_2d and a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3 or min(a.shape) < 1:
+        raise InputShapeError(f"{name} must be an array of shape (bands, rows, cols), got {a.shape}")
+    if not np.isfinite(a).all():
+        raise InvalidInputValueError(f"{name} contains NaN or inf: fill or mask nodata before fusing")
+    return a
+
+
+def infer_ratio(lr, guide, lr_name: str = "the low-resolution image", guide_name: str = "the guide") -> int:
+    """The integer size ratio guide/lr, the same along both axes; a clear error otherwise."""
+    (h, w), (rows, cols) = np.shape(lr)[-2:], np.shape(guide)[-2:]
+    if rows <= h or cols <= w:
+        raise InputShapeError(f"{guide_name} ({rows}×{cols} px) must be finer than {lr_name} ({h}×{w} px): "
+                              "check that the two inputs are not swapped")
+    if rows % h or cols % w or rows // h != cols // w:
+        raise InputShapeError(
+            f"{guide_name} is {rows}×{cols} px and {lr_name} {h}×{w} px: the size ratio must be the same integer "
+            f"along both axes (got {rows / h:g} and {cols / w:g}); crop both to a common extent on the coarse grid")
+    return rows // h
+
+
+def _check_sizes(lr: np.ndarray, guide: np.ndarray, ratio: int) -> None:
+    if guide.shape[1:] != (lr.shape[1] * ratio, lr.shape[2] * ratio):
+        raise InputShapeError(
+            f"at a ratio of {ratio} the guide must be exactly {lr.shape[1] * ratio}×{lr.shape[2] * ratio} px for a "
+            f"{lr.shape[1]}×{lr.shape[2]} px low-resolution image, got {guide.shape[1]}×{guide.shape[2]}")
+
+
+def degrade(image: np.ndarray, ratio: int, psf_sigma, geometry: Geometry | str = Geometry.AREA) -> np.ndarray:
+    """H applied to every band of `image` (bands, H, W): Gaussian blur of σ (one, or one per band) and decimation."""
+    image = np.asarray(image, dtype=np.float64)
+    sigmas = np.broadcast_to(np.asarray(psf_sigma, dtype=np.float64).reshape(-1), (image.shape[0],))
+    op = BlurDecimate(sigmas.tolist(), ratio, image.shape[1:], geometry, dtype=torch.float64)
+    return op.A(torch.as_tensor(image)).numpy()
+
+
+def _regression_pixels(n: int, max_pixels: int) -> np.ndarray:
+    step = max(1, int(np.ceil(n / max_pixels)))
+    return np.arange(0, n, step)
+
+
+def _fit_response(lr_flat: np.ndarray, guide_flat: np.ndarray, nonnegative: bool) -> tuple[np.ndarray, np.ndarray, float]:
+    """Regress each guide band on the lr bands with an intercept: (R (G, L), offset (G,), mean squared residual).
+
+    lr_flat (L, n), guide_flat (G, n). Centring removes the intercept; the non-negative fit runs on the L × L
+    Cholesky factor of the normal equations, so its cost does not grow with the number of pixels.
+    """
+    lr_mean, guide_mean = lr_flat.mean(axis=1), guide_flat.mean(axis=1)
+    a = lr_flat - lr_mean[:, None]
+    b = guide_flat - guide_mean[:, None]
+    gram = a @ a.T
+    gram += np.eye(len(gram)) * (1e-9 * np.trace(gram) / len(gram) + 1e-30)
+    chol = np.linalg.cholesky(gram)                      # gram = C Cᵀ; ‖aᵀr − b‖² = ‖Cᵀr − C⁻¹ a b‖² + const
+    rhs = np.linalg.solve(chol, a @ b.T)                 # (L, G)
+    if nonnegative:
+        response = np.stack([nnls(chol.T, rhs[:, g])[0] for g in range(b.shape[0])])
+    else:
+        response = np.linalg.solve(chol.T, rhs).T
+    residual = b - response @ a
+    return response, guide_mean - response @ lr_mean, float((residual ** 2).mean())
+
+
+def estimate_response(lr, guide, ratio: int, psf_sigma, *, geometry: Geometry | str = Geometry.AREA,
+                      nonnegative: bool = True, max_pixels: int = MAX_REGRESSION_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+    """(R (G, L), offset (G,)) such that guide ≈ R x + offset, estimated at low resolution from the pair.
+
+    The guide is degraded by the lr bands' PSF (their mean σ) and regressed on the lr bands, with
+    non-negative weights by default (a spectral response cannot be negative), as HySure does.
+    """
+    lr = _as_image("the low-resolution image", lr)
+    guide = _as_image("the guide", guide, allow_2d=True)
+    _check_sizes(lr, guide, ratio)
+    sigma = float(np.mean(psf_sigma))
+    degraded = degrade(guide, ratio, sigma, geometry).reshape(guide.shape[0], -1)
+    pixels = _regression_pixels(degraded.shape[1], max_pixels)
+    response, offset, _ = _fit_response(lr.reshape(lr.shape[0], -1)[:, pixels], degraded[:, pixels], nonnegative)
+    return response, offset
+
+
+def _principal_components(lr_flat: np.ndarray, k: int) -> np.ndarray:
+    centred = lr_flat - lr_flat.mean(axis=1, keepdims=True)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return vt[:k] * np.sqrt(lr_flat.shape[1])  # (k, n) uncorrelated, unit-scale components
+
+
+def estimate_psf_sigma(lr, guide, ratio: int, *, geometry: Geometry | str = Geometry.AREA,
+                       grid: np.ndarray | None = None, max_pixels: int = MAX_REGRESSION_PIXELS) -> float:
+    """One Gaussian PSF σ (HR pixels) for the lr bands: the σ whose degraded guide a linear mix of the lr bands
+    explains best. The lr bands enter through their leading principal components, so that a hyperspectral
+    image with more bands than its degraded size can hold does not fit any σ equally well."""
+    lr = _as_image("the low-resolution image", lr)
+    guide = _as_image("the guide", guide, allow_2d=True)
+    _check_sizes(lr, guide, ratio)
+    if grid is None:  # MTF at Nyquist from ~0.05 to ~0.85
+        grid = ratio * np.linspace(0.18, 0.78, 31)
+    lr_flat = lr.reshape(lr.shape[0], -1)
+    pixels = _regression_pixels(lr_flat.shape[1], max_pixels)
+    components = _principal_components(lr_flat[:, pixels], min(lr.shape[0], 2 * guide.shape[0] + 4, len(pixels) // 8 or 1))
+    errors = []
+    for sigma in grid:
+        degraded = degrade(guide, ratio, sigma, geometry).reshape(guide.shape[0], -1)[:, pixels]
+        _, _, mse = _fit_response(components, degraded, nonnegative=False)
+        errors.append(mse / max(float(degraded.var()), 1e-30))
+    return float(grid[int(np.argmin(errors))])
+
+
+def _noise(name: str, given, data: np.ndarray) -> np.ndarray:
+    """Noise σ per band in `data`'s units: the given value(s), or the wavelet-MAD estimate."""
+    if given is None:
+        return estimate_noise_sigma(data)
+    sigma = np.broadcast_to(np.asarray(given, dtype=np.float64).reshape(-1), (data.shape[0],)) \
+        if np.size(given) in (1, data.shape[0]) else None
+    if sigma is None:
+        raise InputShapeError(f"give one noise σ or one per band ({data.shape[0]}) for {name}, got {np.size(given)}")
+    if not np.isfinite(sigma).all() or (sigma < 0).any():
+        raise InvalidInputValueError(f"noise σ of {name} must be finite and ≥ 0, got {np.asarray(given).tolist()}")
+    return sigma.copy()
+
+
+def build_problem(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_guide=None,
+                  geometry: Geometry | str = Geometry.AREA, cond: float = DEFAULT_COND, lr_weight: float = 1.0,
+                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+                  ) -> tuple[FusionProblem, dict]:
+    """The fusion problem in a normalised scale (lr ÷ its max, guide − offset ÷ its max), and σ used (data units).
+
+    The observations are [guide, lr], so the guide's channels come first in the network input (the guide stream).
+    """
+    lr = _as_image("the low-resolution image", lr)
+    guide = _as_image("the guide", guide, allow_2d=True)
+    model = model.validated(lr.shape[0], guide.shape[0])
+    _check_sizes(lr, guide, model.ratio)
+    guide = guide - model.offset[:, None, None]
+    lr_scale, guide_scale = float(np.abs(lr).max()), float(np.abs(guide).max())
+    if lr_scale <= 0 or guide_scale <= 0:
+        raise InvalidInputValueError("an input is zero everywhere (after the guide's offset): is this area nodata?")
+    sig_lr = _noise("the low-resolution image", sigma_lr, lr)
+    sig_guide = _noise("the guide", sigma_guide, guide)
+
+    def tensor(a):
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
+
+    response = SpectralResponse(tensor(model.response * lr_scale / guide_scale))
+    blur = BlurDecimate(model.psf_sigma.tolist(), model.ratio, guide.shape[1:], geometry, cond, device, dtype)
+    bands = list(range(lr.shape[0]))
+    observations = [
+        Observation("guide", tensor(guide / guide_scale), response, tensor(sig_guide / guide_scale), bands,
+                    back_project=False),
+        Observation("lr", tensor(lr / lr_scale), blur, tensor(sig_lr / lr_scale), bands, back_project=True,
+                    weight=lr_weight),
+    ]
+    problem = FusionProblem(observations, out_channels=lr.shape[0], hr_shape=guide.shape[1:],
+                            guide_channels=guide.shape[0], scale=torch.tensor(lr_scale))
+    return problem, {"guide": sig_guide.tolist(), "lr": sig_lr.tolist()}
+
+
+def first_estimate(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_guide=None,
+                   geometry: Geometry | str = Geometry.AREA, cond: float = DEFAULT_COND, tune: bool = True) -> np.ndarray:
+    """The linear first estimate the network starts from (regression detail injection from the guide, then a
+    SURE-tuned correction by the lr observation), (L, H, W) in lr units, on the CPU."""
+    from .injection import DetailInjectionBase
+
+    problem, _ = build_problem(lr, guide, model, sigma_lr=sigma_lr, sigma_guide=sigma_guide, geometry=geometry, cond=cond)
+    with torch.no_grad():
+        estimate = DetailInjectionBase(problem, tune=tune)(problem.network_input())[0]
+    return estimate.double().numpy() * float(problem.scale)
+
+
+def fuse(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_guide=None,
+         options: SolverOptions | None = None, geometry: Geometry | str = Geometry.AREA, cond: float = DEFAULT_COND,
+         lr_weight: float = 1.0, callback: ProgressCallback | None = None) -> tuple[np.ndarray, RunRecord]:
+    """Fuse: x̂ (L, H, W) in lr units, and the run record (record.sigma = [σ of the guide, σ of lr], data units)."""
+    options = (options or SolverOptions()).validated()
+    device, reason = resolve_device(options.device)
+    problem, sigma_used = build_problem(lr, guide, model, sigma_lr=sigma_lr, sigma_guide=sigma_guide,
+                                        geometry=geometry, cond=cond, lr_weight=lr_weight, device=device)
+    x_hat, record = solve(problem, options, callback)
+    record.device_reason = reason
+    record.sigma = [sigma_used["guide"], sigma_used["lr"]]
+    return x_hat.double().numpy() * float(problem.scale), record
