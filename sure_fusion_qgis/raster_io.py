@@ -56,7 +56,13 @@ class Grid:
 
     @property
     def pixel(self) -> float:
+        """Pixel width (map units); also the height for the square grids of Sentinel-2."""
         return self.geotransform[1]
+
+    @property
+    def pixel_y(self) -> float:
+        """Pixel height (map units, positive)."""
+        return -self.geotransform[5]
 
     @property
     def x0(self) -> float:
@@ -68,7 +74,7 @@ class Grid:
 
     def extent(self) -> tuple[float, float, float, float]:
         """(xmin, ymin, xmax, ymax)."""
-        return (self.x0, self.y0 - self.height * self.pixel, self.x0 + self.width * self.pixel, self.y0)
+        return (self.x0, self.y0 - self.height * self.pixel_y, self.x0 + self.width * self.pixel, self.y0)
 
 
 @dataclass(frozen=True)
@@ -142,16 +148,20 @@ def _open(path: str, label: str) -> gdal.Dataset:
     return ds
 
 
-def _grid_of(ds: gdal.Dataset, label: str) -> Grid:
+_S2_GEOREFERENCE_HINT = "the 10/20/60 m bands must carry their map coordinates, e.g. the GeoTIFFs or JP2 of the product"
+
+
+def _grid_of(ds: gdal.Dataset, label: str, *, square: bool = True, hint: str = _S2_GEOREFERENCE_HINT) -> Grid:
+    """The north-up grid of `ds`; `square` also demands square pixels (Sentinel-2); `hint` ends the
+    not-georeferenced message with what the user should give instead."""
     gt = ds.GetGeoTransform(can_return_null=True)
     wkt = ds.GetProjection()
     if gt is None or not wkt:
-        raise RasterInputError(f"{label} is not georeferenced (no geotransform or no CRS): the 10/20/60 m "
-                               f"bands must carry their map coordinates, e.g. the GeoTIFFs or JP2 of the product")
+        raise RasterInputError(f"{label} is not georeferenced (no geotransform or no CRS): {hint}")
     if gt[2] != 0 or gt[4] != 0 or gt[5] >= 0:
         raise RasterInputError(f"{label} has a rotated or south-up geotransform {gt}: warp it to a north-up grid "
                                f"(gdalwarp) without resampling the other inputs")
-    if not math.isclose(gt[1], -gt[5], rel_tol=1e-6):
+    if square and not math.isclose(gt[1], -gt[5], rel_tol=1e-6):
         raise RasterInputError(f"{label} has non-square pixels ({gt[1]} × {-gt[5]}): Sentinel-2 grids are square")
     return Grid(wkt, tuple(gt), ds.RasterXSize, ds.RasterYSize)
 
@@ -452,20 +462,28 @@ def read_group(group: BandGroup, window_10m: Window) -> tuple[np.ndarray, np.nda
 
     A pixel is invalid when any band is nodata (band nodata value, mask or alpha), NaN, or DN 0 in products.
     """
-    win = group_window(group, window_10m)
-    ds = _open(group.path, group.label)
-    values = np.empty((len(group.band_indexes), win.height, win.width), dtype=np.float64)
+    return read_bands(group.path, group.label, group.band_indexes, group.scales, group.offsets,
+                      group_window(group, window_10m), group.zero_is_nodata)
+
+
+def read_bands(path: str, label: str, band_indexes: list[int], scales: list[float], offsets: list[float],
+               win: Window, zero_is_nodata: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(values (bands, rows, cols) float64 = DN·scale + offset, invalid (rows, cols) bool) of a window of
+    some bands of one raster. A pixel is invalid when any band is nodata (nodata value, mask or alpha), NaN,
+    or 0 when `zero_is_nodata`."""
+    ds = _open(path, label)
+    values = np.empty((len(band_indexes), win.height, win.width), dtype=np.float64)
     invalid = np.zeros((win.height, win.width), dtype=bool)
-    for k, (index, scale, offset) in enumerate(zip(group.band_indexes, group.scales, group.offsets)):
+    for k, (index, scale, offset) in enumerate(zip(band_indexes, scales, offsets)):
         band = ds.GetRasterBand(index)
         raw = band.ReadAsArray(win.col, win.row, win.width, win.height)
         if raw is None:
-            raise RasterInputError(f"{group.label}: reading band {index} failed ({gdal.GetLastErrorMsg()}); "
+            raise RasterInputError(f"{label}: reading band {index} failed ({gdal.GetLastErrorMsg()}); "
                                    f"the file may be truncated or corrupt")
         raw = raw.astype(np.float64)
         if band.GetMaskFlags() != gdal.GMF_ALL_VALID:
             invalid |= band.GetMaskBand().ReadAsArray(win.col, win.row, win.width, win.height) == 0
-        if group.zero_is_nodata:
+        if zero_is_nodata:
             invalid |= raw == 0
         invalid |= ~np.isfinite(raw)
         values[k] = raw * scale + offset
@@ -522,10 +540,14 @@ class GeoTiffWriter:
         for i in range(1, self._ds.RasterCount + 1):
             self._ds.GetRasterBand(i).Fill(self.nodata)
 
-    def set_metadata(self, dataset: dict[str, str], bands: list[dict[str, str]] | None = None) -> None:
-        self._ds.SetMetadata({k: str(v) for k, v in dataset.items()})
+    def set_metadata(self, dataset: dict[str, str], bands: list[dict[str, str]] | None = None,
+                     domain: str = "") -> None:
+        """Dataset and per-band metadata items of one metadata domain ('' = the default domain)."""
+        if dataset:
+            self._ds.SetMetadata({k: str(v) for k, v in dataset.items()}, domain)
         for i, items in enumerate(bands or [], start=1):
-            self._ds.GetRasterBand(i).SetMetadata({k: str(v) for k, v in items.items()})
+            if items:
+                self._ds.GetRasterBand(i).SetMetadata({k: str(v) for k, v in items.items()}, domain)
 
     def commit(self) -> str:
         ds, self._ds = self._ds, None
@@ -559,16 +581,27 @@ class GeoTiffWriter:
 def read_group_overview(group: BandGroup, window_10m: Window, band_names: list[str], size: tuple[int, int]
                         ) -> np.ndarray:
     """Some bands of a group over `window_10m`, resampled (nearest) to `size` = (cols, rows), output units."""
-    win = group_window(group, window_10m)
-    ds = _open(group.path, group.label)
+    picks = [group.names.index(name) for name in band_names]
+    return read_bands_overview(group.path, group.label, [group.band_indexes[k] for k in picks],
+                               [group.scales[k] for k in picks], [group.offsets[k] for k in picks],
+                               group_window(group, window_10m), size, group.zero_is_nodata)
+
+
+def read_bands_overview(path: str, label: str, band_indexes: list[int], scales: list[float], offsets: list[float],
+                        win: Window, size: tuple[int, int], zero_is_nodata: bool = False) -> np.ndarray:
+    """Some bands of a raster window resampled (nearest) to `size` = (cols, rows), as DN·scale + offset;
+    nodata (the band's nodata value, or 0 when `zero_is_nodata`) becomes NaN."""
+    ds = _open(path, label)
     out = []
-    for name in band_names:
-        k = group.names.index(name)
-        raw = ds.GetRasterBand(group.band_indexes[k]).ReadAsArray(win.col, win.row, win.width, win.height,
-                                                                  buf_xsize=size[0], buf_ysize=size[1])
-        values = raw.astype(np.float64) * group.scales[k] + group.offsets[k]
-        if group.zero_is_nodata:
+    for index, scale, offset in zip(band_indexes, scales, offsets):
+        band = ds.GetRasterBand(index)
+        raw = band.ReadAsArray(win.col, win.row, win.width, win.height, buf_xsize=size[0], buf_ysize=size[1])
+        values = raw.astype(np.float64) * scale + offset
+        nodata = band.GetNoDataValue()
+        if zero_is_nodata:
             values[raw == 0] = np.nan
+        if nodata is not None:
+            values[raw == nodata] = np.nan
         out.append(values)
     return np.stack(out)
 
@@ -616,7 +649,7 @@ def read_raster(path: str) -> tuple[np.ndarray, Grid, list[str], dict[str, str]]
     if data.ndim == 2:
         data = data[None]
     descriptions = [ds.GetRasterBand(i).GetDescription() for i in range(1, ds.RasterCount + 1)]
-    return data, _grid_of(ds, path), descriptions, ds.GetMetadata() or {}
+    return data, _grid_of(ds, path, square=False), descriptions, ds.GetMetadata() or {}
 
 
 def write_simple_geotiff(path: str, data: np.ndarray, geotransform, crs_wkt: str, descriptions=None,

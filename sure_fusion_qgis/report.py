@@ -57,8 +57,12 @@ def _table(rows: list[tuple[str, str]]) -> str:
     return f"<table>{body}</table>"
 
 
-def build_report(result, inputs, settings, quicklook_png: bytes | None = None) -> str:
-    """The whole report as one HTML string. `result` is a SharpeningResult, `inputs` SentinelInputs."""
+def build_report(result, inputs, settings, quicklook_png: bytes | None = None, *,
+                 title: str = "Sentinel-2 sharpening (Deep SURE)", pixels: str = "px at 10 m",
+                 quicklook_caption: str = "Quick-look (false colour B12-B8A-B5): before (20 m) | after (10 m)",
+                 extra_rows: list[tuple[str, str]] | None = None) -> str:
+    """The whole report as one HTML string. `result` is a FusionResult; `inputs` has scene_name, units,
+    provenance and warnings (SentinelInputs, RasterPair). The keywords adapt the wording to the algorithm."""
     records = result.records
     first = records[0]
     options = first.options
@@ -66,7 +70,7 @@ def build_report(result, inputs, settings, quicklook_png: bytes | None = None) -
         ("output", result.path),
         ("scene", inputs.scene_name),
         ("units", inputs.units),
-        ("area", f"{result.window.width}×{result.window.height} px at 10 m, {len(result.tiles)} tile(s)"
+        ("area", f"{result.window.width}×{result.window.height} {pixels}, {len(result.tiles)} tile(s)"
                  + (f", {result.skipped_tiles} all-nodata tile(s) skipped" if result.skipped_tiles else "")),
         ("loss", options["loss"]),
         ("iterations", options["iterations"]),
@@ -78,13 +82,13 @@ def build_report(result, inputs, settings, quicklook_png: bytes | None = None) -
         ("wall time", f"{result.seconds:.1f} s ({sum(r.seconds_per_iteration for r in records) / len(records):.3f} "
                       f"s per iteration)"),
         ("network parameters", f"{first.parameters:,}"),
-    ] + [(k.lower().replace("_", " "), v) for k, v in inputs.provenance.items()]
+    ] + [(k.lower().replace("_", " "), v) for k, v in inputs.provenance.items()] + list(extra_rows or [])
     sigma_rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{result.sigma_by_band[n]:.6g}</td></tr>"
                          for n in result.band_names if n in result.sigma_by_band)
     look = ""
     if quicklook_png:
         encoded = base64.b64encode(quicklook_png).decode("ascii")
-        look = ("<h2>Quick-look (false colour B12-B8A-B5): before (20 m) | after (10 m)</h2>"
+        look = (f"<h2>{html.escape(quicklook_caption)}</h2>"
                 f'<img alt="before and after" src="data:image/png;base64,{encoded}"/>')
     warnings = "".join(f"<li>{html.escape(w)}</li>" for w in inputs.warnings)
     return f"""<!DOCTYPE html>
@@ -92,7 +96,7 @@ def build_report(result, inputs, settings, quicklook_png: bytes | None = None) -
 <style>body{{font-family:sans-serif;margin:1.5em;max-width:64em}} th{{text-align:left;padding-right:1em;
 vertical-align:top}} td{{padding-right:1em}} table{{border-collapse:collapse;margin-bottom:1em}}
 h2{{font-size:1.1em;margin-top:1.5em}}</style></head><body>
-<h1>Sentinel-2 sharpening (Deep SURE)</h1>
+<h1>{html.escape(title)}</h1>
 {_table(summary)}
 {f'<h2>Warnings</h2><ul>{warnings}</ul>' if warnings else ''}
 <h2>Training curves</h2>

@@ -8,8 +8,8 @@ import math
 import os
 from dataclasses import replace
 
-from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterEnum,
-                       QgsProcessingParameterNumber, QgsProcessingParameterString)
+from qgis.core import (QgsCoordinateReferenceSystem, QgsProcessingAlgorithm, QgsProcessingException,
+                       QgsProcessingParameterEnum, QgsProcessingParameterNumber, QgsProcessingParameterString)
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER, advanced
@@ -23,6 +23,11 @@ INSTALL_HINT = (
     "`/Applications/QGIS.app/Contents/MacOS/bin/python3 -m pip install torch pytorch_wavelets PyWavelets`. "
     "Never let pip upgrade numpy: add `numpy==<the version QGIS ships>` to the command. Then restart QGIS. "
     "See docs/plugin.md.")
+
+
+S2_SIGMA_HELP = ("One number for all bands, or one per output band in spectral order "
+                 "(B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B11,B12; without 60 m: no B1, B9), comma-separated, "
+                 "in the data's units.")
 
 
 def tr(text: str) -> str:
@@ -48,7 +53,9 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
         return type(self)()
 
     # ------------------------------------------------------------------ parameters
-    def add_solver_parameters(self) -> None:
+    def add_solver_parameters(self, pixels: str = "10 m pixels", sigma_help: str = S2_SIGMA_HELP) -> None:
+        """ITERATIONS, LOSS, DEVICE, SEED and the advanced solver parameters; `pixels` names the unit of the tile
+        size and overlap (output pixels), `sigma_help` explains NOISE_SIGMA for this algorithm."""
         iterations = QgsProcessingParameterNumber(
             self.ITERATIONS, tr("Iterations (0 = the fast recipe's default)"), type=NUMBER_INTEGER,
             defaultValue=0, minValue=0, maxValue=100000)
@@ -72,19 +79,26 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
         sigma = QgsProcessingParameterString(
             self.NOISE_SIGMA, tr("Noise σ per band (empty = estimate from the data)"), defaultValue="",
             optional=True)
-        sigma.setHelp(tr("One number for all bands, or one per output band in spectral order "
-                         "(B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B11,B12; without 60 m: no B1, B9), comma-separated, "
-                         "in the data's units."))
+        sigma.setHelp(tr(sigma_help))
         self.addParameter(advanced(sigma))
         self.addParameter(advanced(QgsProcessingParameterNumber(
-            self.TILE_SIZE, tr("Tile size in 10 m pixels (0 = whole area at once)"), type=NUMBER_INTEGER,
+            self.TILE_SIZE, tr(f"Tile size in {pixels} (0 = whole area at once)"), type=NUMBER_INTEGER,
             defaultValue=0, minValue=0)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
-            self.TILE_OVERLAP, tr("Tile overlap (halo) in 10 m pixels"), type=NUMBER_INTEGER, defaultValue=36,
+            self.TILE_OVERLAP, tr(f"Tile overlap (halo) in {pixels}"), type=NUMBER_INTEGER, defaultValue=36,
             minValue=0)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             self.THREADS, tr("CPU threads for torch (0 = all cores but one)"), type=NUMBER_INTEGER, defaultValue=0,
             minValue=0, maxValue=256)))
+
+    def extent_in_crs(self, parameters, name: str, context, crs_wkt: str):
+        """The optional extent parameter `name` as (xmin, ymin, xmax, ymax) in the CRS `crs_wkt`, or None."""
+        if parameters.get(name) in (None, ""):
+            return None
+        rect = self.parameterAsExtent(parameters, name, context, QgsCoordinateReferenceSystem.fromWkt(crs_wkt))
+        if rect.isNull() or rect.isEmpty():
+            return None
+        return rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()
 
     # --------------------------------------------------------------- core access
     @staticmethod

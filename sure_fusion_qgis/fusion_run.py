@@ -1,0 +1,139 @@
+"""What every fusion run of the plugin shares, whatever its inputs: settings, the result, the tile loop that
+writes the output GeoTIFF, nodata filling, and the provenance fields of the solver run.
+
+No QGIS here. `sharpening.py` (Sentinel-2) and `guided_run.py` (HS+MS, PAN+MS) build on it; each supplies a
+`fuse_tile(tile) -> (fused or None, run record or None)` for its own inputs.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .core_loader import core_module
+from .raster_io import OUTPUT_NODATA, GeoTiffWriter, Grid, RasterInputError, Window
+from .tiling import Tile
+
+PLUGIN_VERSION = "0.1.0"
+METHOD = "Deep SURE: unsupervised guided CNN trained on the scene by Stein's unbiased risk estimate"
+
+
+@dataclass
+class RunSettings:
+    options: object                      # sure_core.solver.SolverOptions
+    sigma: dict | None = None            # noise σ per band group in data units; None: estimate
+    tile_size: int = 0                   # output (high-resolution) pixels; 0: the whole area in one piece
+    tile_overlap: int = 36               # halo on each side of a tile, output pixels
+
+
+@dataclass
+class FusionResult:
+    path: str
+    band_names: list[str]
+    records: list = field(default_factory=list)       # one sure_core RunRecord per fused tile
+    tiles: list[Tile] = field(default_factory=list)
+    skipped_tiles: int = 0
+    seconds: float = 0.0
+    window: Window | None = None
+    sigma_by_band: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def final_risk(self) -> float:
+        risks = [r.final_risk for r in self.records if np.isfinite(r.final_risk)]
+        return float(np.mean(risks)) if risks else float("nan")
+
+    @property
+    def device(self) -> str:
+        return self.records[0].device if self.records else "none"
+
+    @property
+    def device_reason(self) -> str:
+        return self.records[0].device_reason if self.records else ""
+
+
+def fill_invalid(values: np.ndarray, invalid: np.ndarray) -> np.ndarray:
+    """Nodata pixels get the band mean of the valid ones: the core needs finite data, and a flat fill adds no
+    false detail (the noise estimate ignores flat areas); these pixels become nodata again in the output."""
+    if not invalid.any():
+        return values
+    filled = values.copy()
+    for band in filled:
+        band[invalid] = band[~invalid].mean()
+    return filled
+
+
+def upsample_mask(mask: np.ndarray, ratio: int) -> np.ndarray:
+    """A low-resolution mask on the grid `ratio` times finer (each pixel becomes a ratio×ratio block)."""
+    return np.repeat(np.repeat(mask, ratio, axis=0), ratio, axis=1) if ratio > 1 else mask
+
+
+def write_tiles(target: str, grid: Grid, descriptions: list[str], result: FusionResult,
+                fuse_tile: Callable[[Tile], tuple], *, metadata: Callable[[FusionResult], dict],
+                nothing_valid: str, log=None) -> FusionResult:
+    """Fuse `result.tiles` one by one into the GeoTIFF `target` on `grid` (whose origin is `result.window`'s).
+
+    `fuse_tile(tile)` returns (array (bands, rows, cols) over `tile.read`, run record) or (None, None) when the
+    tile holds nodata only; `metadata(result)` returns {domain ('' = default): (dataset items, [items per band])},
+    written before commit.
+    Raises RasterInputError(`nothing_valid`) when every tile is nodata. Any exception leaves no file at `target`.
+    """
+    log = log or (lambda text: None)
+    tiles, window = result.tiles, result.window
+    start = time.perf_counter()
+    with GeoTiffWriter(target, grid, descriptions) as writer:
+        if len(tiles) > 1:
+            writer.fill_nodata()
+        for tile in tiles:
+            if len(tiles) > 1:
+                log(f"tile {tile.index + 1}/{tile.count}: {tile.core.width}×{tile.core.height} px "
+                    f"(fused with a {tile.read.width}×{tile.read.height} px halo window)")
+            fused, record = fuse_tile(tile)
+            rows, cols = tile.core_in_read()
+            if fused is None:
+                result.skipped_tiles += 1
+                log(f"tile {tile.index + 1}/{tile.count} is all nodata: left empty")
+                block = np.full((len(descriptions), tile.core.height, tile.core.width), OUTPUT_NODATA)
+            else:
+                result.records.append(record)
+                block = fused[:, rows, cols]
+            writer.write(block, tile.core.col - window.col, tile.core.row - window.row)
+        if not result.records:
+            raise RasterInputError(nothing_valid)
+        result.seconds = time.perf_counter() - start
+        for domain, (dataset_items, band_items) in metadata(result).items():
+            writer.set_metadata(dataset_items, band_items, domain)
+        result.path = writer.commit()
+    return result
+
+
+def run_provenance(settings: RunSettings, result: FusionResult, inputs) -> dict[str, str]:
+    """Dataset metadata every output carries: versions, method, solver settings, device, risk, timing, tiles,
+    band order, σ, units, and the inputs' own provenance (`inputs` has scene_name, units, provenance)."""
+    options = result.records[0].options
+    return {
+        "SURE_FUSION_PLUGIN_VERSION": PLUGIN_VERSION,
+        "SURE_CORE_VERSION": core_module().__version__,
+        "METHOD": METHOD,
+        "ITERATIONS": options["iterations"],
+        "LOSS": options["loss"],
+        "SEED": options["seed"],
+        "LEARNING_RATE": options["learning_rate"],
+        "NETWORK_WIDTH": options["width"],
+        "DEVICE": result.device,
+        "DEVICE_REASON": result.device_reason,
+        "SECONDS": f"{result.seconds:.1f}",
+        "FINAL_SURE_RISK": f"{result.final_risk:.6g}",
+        "FINAL_SURE_RISK_PER_TILE": ", ".join(f"{r.final_risk:.6g}" for r in result.records),
+        "NOISE_SIGMA": ", ".join(f"{n}={result.sigma_by_band[n]:.6g}" for n in result.band_names
+                                 if n in result.sigma_by_band),
+        "NOISE_SIGMA_SOURCE": "given" if settings.sigma else "estimated (wavelet MAD)",
+        "TILES": f"{len(result.tiles)} (size {settings.tile_size or 'whole area'}, overlap {settings.tile_overlap})",
+        "BAND_ORDER": ",".join(result.band_names),
+        "UNITS": inputs.units,
+        "SCENE": inputs.scene_name,
+        "SOLVER_OPTIONS": json.dumps(options, sort_keys=True),
+        **inputs.provenance,
+    }
