@@ -8,7 +8,7 @@ export QT_QPA_PLATFORM := offscreen
 # keep torch from fighting over the two cores with itself
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup test test-core test-plugin demo bench-apex bench-apex-paper bench-s2-real package clean
+.PHONY: setup test test-core test-plugin demo bench-apex bench-apex-paper bench-s2-real bench-hsms package clean
 
 setup: $(STAMP)
 
@@ -52,6 +52,10 @@ bench-apex-paper: setup
 # Real S2 crops (DSen2, vietnam), Wald protocol through the plugin's code path, beside bicubic and gdal:pansharp
 bench-s2-real: setup
 	$(PY) -m benchmarks.s2_real $(ARGS)
+
+# HS+MS fusion on the EO-1 Paris pair: real protocol (estimated SRF/PSF) beside peers + the paper's simulated protocol
+bench-hsms: setup
+	OMP_NUM_THREADS=1 $(PY) -m benchmarks.hsms $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
