@@ -21,6 +21,8 @@ in z), so the SURE divergence of the full estimator differentiates through it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -40,21 +42,34 @@ def _degraded_guides(op, guides: torch.Tensor) -> torch.Tensor:
     return single.A(guides)[None].expand(op.bands, -1, -1, -1)
 
 
-def _fit_weights(obs, guides: torch.Tensor) -> torch.Tensor:
-    """(bands, guides + 1) least-squares weights of the degraded guides (and a constant) for each band.
-
-    Solved band by band through the (guides + 1)² normal equations, all bands at once.
-    """
+def _normal_equations(obs, guides: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per band, the normal equations (gram (bands, k, k), rhs (bands, k)) of the least-squares fit of the band's
+    observation by its degraded guides and a constant (k = guides + 1), in float64."""
     degraded = _degraded_guides(obs.operator, guides).double()          # (bands, guides, h, w)
     bands, n_guides = degraded.shape[:2]
     design = torch.cat([degraded.reshape(bands, n_guides, -1),
                         torch.ones_like(degraded[:, :1].reshape(bands, 1, -1))], dim=1)  # (bands, k, n)
-    target = obs.data.double().reshape(bands, 1, -1)
-    gram = design @ design.transpose(1, 2)
+    target = obs.data.double().reshape(bands, -1, 1)
+    return design @ design.transpose(1, 2), (design @ target)[..., 0]
+
+
+def _solve_weights(gram: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     ridge = 1e-10 * gram.diagonal(dim1=1, dim2=2).mean(dim=1)[:, None, None]
-    eye = torch.eye(n_guides + 1, dtype=gram.dtype, device=gram.device)
-    rhs = (design @ target.transpose(1, 2))
-    return torch.linalg.solve(gram + ridge * eye, rhs)[..., 0].to(guides.dtype)
+    eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
+    return torch.linalg.solve(gram + ridge * eye, rhs[..., None])[..., 0]
+
+
+def _tau_scores(residual: torch.Tensor, gram_eigenvalues_full: torch.Tensor, sigma: torch.Tensor,
+                grid: torch.Tensor = TAU_GRID) -> torch.Tensor:
+    """(len(grid), bands) closed-form SURE (up to a constant) of x̂ = s + Aᵀ(AAᵀ+τ)⁻¹e for each candidate τ."""
+    power = torch.fft.fft2(residual.double()).abs() ** 2 / (residual.shape[-1] * residual.shape[-2])
+    lam = gram_eigenvalues_full.double().clamp_min(1e-12)
+    var = sigma.double() ** 2
+    scores = []
+    for tau in grid.double().tolist():  # one pass per candidate keeps memory at one image's size
+        fit = ((tau / (lam + tau)) ** 2 * power / lam).sum(dim=(-2, -1))
+        scores.append(fit + 2 * var * (1.0 / (lam + tau)).sum(dim=(-2, -1)))
+    return torch.stack(scores)
 
 
 def sure_optimal_tau(residual: torch.Tensor, gram_eigenvalues_full: torch.Tensor, sigma: torch.Tensor,
@@ -63,36 +78,89 @@ def sure_optimal_tau(residual: torch.Tensor, gram_eigenvalues_full: torch.Tensor
 
     residual: (bands, h, w); gram_eigenvalues_full: (bands, h, w) eigenvalues of AAᵀ on the full FFT grid.
     """
-    power = torch.fft.fft2(residual.double()).abs() ** 2 / (residual.shape[-1] * residual.shape[-2])
-    lam = gram_eigenvalues_full.double().clamp_min(1e-12)
-    var = sigma.double() ** 2
-    scores = []
-    for tau in grid.double().tolist():  # one pass per candidate keeps memory at one image's size
-        fit = ((tau / (lam + tau)) ** 2 * power / lam).sum(dim=(-2, -1))
-        scores.append(fit + 2 * var * (1.0 / (lam + tau)).sum(dim=(-2, -1)))
-    return grid.to(residual.device)[torch.stack(scores).argmin(dim=0)]
+    return grid.to(residual.device)[_tau_scores(residual, gram_eigenvalues_full, sigma, grid).argmin(dim=0)]
+
+
+@dataclass
+class InjectionFit:
+    """The fitted first estimate: per observation group, the guide weights (bands, guides + 1) and τ (bands,)."""
+
+    weights: list
+    tau: list
+
+
+def _order(problem: FusionProblem) -> list[int]:
+    # groups are estimated from the finest ratio to the coarsest; with `cascade`, the estimates of finer
+    # groups guide the coarser ones (the 20 m bands, B8A above all, guide the 60 m bands B1 and B9)
+    return sorted(range(len(problem.observations)), key=lambda i: getattr(problem.observations[i].operator, "ratio", 1))
+
+
+def _step(obs, own: torch.Tensor, guides: torch.Tensor, w: torch.Tensor, tau: torch.Tensor
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(estimate s + Aᵀ(AAᵀ+τ)⁻¹(y − A s), the LR residual y − A s) for one low-resolution group."""
+    op = obs.operator
+    s = torch.einsum("bk,nkhw->nbhw", w[:, :-1].to(guides.dtype), guides) + w[:, -1, None, None].to(guides.dtype)
+    residual = op.observation_from_back_projection(own) - op.A(s)
+    correction = torch.fft.irfft2(torch.fft.rfft2(residual) / (op.gram_eigenvalues + tau[:, None, None]), s=op.lr_shape)
+    return s + op.A_adjoint(correction), residual
+
+
+def fit_injection(problems: list[FusionProblem], tune: bool = True, cascade: bool = True) -> InjectionFit:
+    """Fit the weights and τ of every group on one or several problems of the same layout (e.g. crops of one
+    scene): the normal equations and the SURE scores are summed over the problems, so the fit is scene-wide."""
+    first = problems[0]
+    if all(obs.back_project for obs in first.observations):
+        raise ValueError("detail injection needs at least one band observed at the target resolution")
+    n = len(first.observations)
+    fit = InjectionFit([None] * n, [None] * n)
+    zs = [p.network_input() for p in problems]
+    guides: list[list[torch.Tensor]] = [[] for _ in problems]
+    with torch.no_grad():
+        for i in _order(first):
+            owns = [z[:, p.input_slices[i]] for p, z in zip(problems, zs)]
+            if not first.observations[i].back_project:
+                for g, own in zip(guides, owns):
+                    g.append(own)  # observed at the target resolution: S2 10 m bands, or a spectral guide
+                continue
+            stacked = [torch.cat(g, dim=1) for g in guides]
+            gram, rhs = map(sum, zip(*(_normal_equations(p.observations[i], g[0]) for p, g in zip(problems, stacked))))
+            fit.weights[i] = w = _solve_weights(gram, rhs)
+            zero = torch.zeros(first.observations[i].bands, dtype=zs[0].dtype, device=zs[0].device)
+            steps = [_step(p.observations[i], own, g, w, zero) for p, own, g in zip(problems, owns, stacked)]
+            fit.tau[i] = zero
+            if tune:
+                scores = sum(_tau_scores(res[0], _full_eigenvalues(p.observations[i].operator), p.observations[i].sigma)
+                             for p, (_, res) in zip(problems, steps))
+                fit.tau[i] = TAU_GRID.to(zero.device)[scores.argmin(dim=0)].to(zero.dtype)  # as sure_optimal_tau, pooled
+                steps = [_step(p.observations[i], own, g, w, fit.tau[i]) for p, own, g in zip(problems, owns, stacked)]
+            if cascade:
+                for g, (estimate, _) in zip(guides, steps):
+                    g.append(estimate)
+    return fit
 
 
 class DetailInjectionBase(nn.Module):
-    """base(z): guide outputs = their own input; low-resolution outputs = s + Aᵀ(AAᵀ + τ)⁻¹(y − A s)."""
+    """base(z): observed target bands = their own input; low-resolution outputs = s + Aᵀ(AAᵀ + τ)⁻¹(y − A s).
 
-    def __init__(self, problem: FusionProblem, tune: bool = True, cascade: bool = True):
+    Fitted on `problem` itself, unless a scene-wide `fit` (see `fit_injection`) is given.
+    """
+
+    def __init__(self, problem: FusionProblem, tune: bool = True, cascade: bool = True, fit: InjectionFit | None = None):
         super().__init__()
         self.problem = problem
         self.cascade = cascade
-        if all(obs.back_project for obs in problem.observations):
-            raise ValueError("detail injection needs at least one band observed at the target resolution")
-        # groups are estimated from the finest ratio to the coarsest; with `cascade`, the estimates of finer
-        # groups guide the coarser ones (the 20 m bands, B8A above all, guide the 60 m bands B1 and B9)
-        self.order = sorted(range(len(problem.observations)),
-                            key=lambda i: getattr(problem.observations[i].operator, "ratio", 1))
-        self.weights: list = [None] * len(problem.observations)
-        self.tau: list = [None] * len(problem.observations)
-        z = problem.network_input()
-        with torch.no_grad():
-            self._run(z, fit=True, tune=tune)
+        self.order = _order(problem)
+        self.fit = fit or fit_injection([problem], tune=tune, cascade=cascade)
 
-    def _run(self, z: torch.Tensor, fit: bool = False, tune: bool = False) -> torch.Tensor:
+    @property
+    def weights(self) -> list:
+        return self.fit.weights
+
+    @property
+    def tau(self) -> list:
+        return self.fit.tau
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
         out = z.new_zeros((z.shape[0], self.problem.out_channels, *z.shape[-2:]))
         guides = []
         for i in self.order:
@@ -103,26 +171,11 @@ class DetailInjectionBase(nn.Module):
                     out[:, obs.output_channels] = own
                 guides.append(own)  # a spectral guide (MS or PAN) only guides
                 continue
-            op = obs.operator
-            g = torch.cat(guides, dim=1)
-            if fit:
-                self.weights[i] = _fit_weights(obs, g[0])
-                self.tau[i] = torch.zeros(obs.bands, dtype=z.dtype, device=z.device)
-            w, tau = self.weights[i], self.tau[i]
-            s = torch.einsum("bk,nkhw->nbhw", w[:, :-1], g) + w[:, -1, None, None]
-            residual = op.observation_from_back_projection(own) - op.A(s)
-            if fit and tune:
-                self.tau[i] = tau = sure_optimal_tau(residual[0], _full_eigenvalues(op), obs.sigma).to(z.dtype)
-            correction = torch.fft.irfft2(torch.fft.rfft2(residual) / (op.gram_eigenvalues + tau[:, None, None]),
-                                          s=op.lr_shape)
-            estimate = s + op.A_adjoint(correction)
+            estimate, _ = _step(obs, own, torch.cat(guides, dim=1), self.fit.weights[i], self.fit.tau[i])
             out[:, obs.output_channels] = estimate
             if self.cascade:
                 guides.append(estimate)
         return out
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self._run(z)
 
 
 def _full_eigenvalues(op) -> torch.Tensor:
