@@ -8,7 +8,7 @@ export QT_QPA_PLATFORM := offscreen
 # keep torch from fighting over the two cores with itself
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup test test-core test-plugin demo bench-apex bench-apex-paper bench-s2-real bench-hsms package clean
+.PHONY: setup test test-core test-plugin demo bench-apex bench-apex-paper bench-s2-real bench-hsms batch package clean
 
 setup: $(STAMP)
 
@@ -56,6 +56,11 @@ bench-s2-real: setup
 # HS+MS fusion on the EO-1 Paris pair: real protocol (estimated SRF/PSF) beside peers + the paper's simulated protocol
 bench-hsms: setup
 	OMP_NUM_THREADS=1 $(PY) -m benchmarks.hsms $(ARGS)
+
+# Many Sentinel-2 scenes on Dask, without QGIS (a LocalCluster here, or --scheduler ADDRESS); no ARGS: the help.
+# e.g. make batch ARGS="scenes.csv S2B_MSIL2A_....SAFE -o out/batch --iterations 300"
+batch: setup
+	$(PY) -m sure_fusion_qgis.batch $(or $(ARGS),--help)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
