@@ -8,7 +8,7 @@ export QT_QPA_PLATFORM := offscreen
 # keep torch from fighting over the two cores with itself
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup test test-core test-plugin demo bench-apex bench-apex-paper bench-s2-real bench-hsms batch package clean
+.PHONY: setup test test-core test-plugin demo bench-apex bench-apex-paper bench-s2-real bench-hsms bench-pan batch package clean
 
 setup: $(STAMP)
 
@@ -56,6 +56,10 @@ bench-s2-real: setup
 # HS+MS fusion on the EO-1 Paris pair: real protocol (estimated SRF/PSF) beside peers + the paper's simulated protocol
 bench-hsms: setup
 	OMP_NUM_THREADS=1 $(PY) -m benchmarks.hsms $(ARGS)
+
+# WorldView-2 pansharpening: Wald protocol (Q8, ERGAS, SAM) beside bicubic and gdal:pansharp, + full-resolution QNR
+bench-pan: setup
+	OMP_NUM_THREADS=1 $(PY) -m benchmarks.pan $(ARGS)
 
 # Many Sentinel-2 scenes on Dask, without QGIS (a LocalCluster here, or --scheduler ADDRESS); no ARGS: the help.
 # e.g. make batch ARGS="scenes.csv S2B_MSIL2A_....SAFE -o out/batch --iterations 300"
