@@ -4,8 +4,10 @@ from pathlib import Path
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .algorithms.hsms_fusion import HsMsFusionAlgorithm
+from .algorithms.pansharpening import PansharpeningAlgorithm
 from .algorithms.s2_sharpening import S2SharpeningAlgorithm
-from .sharpening import PLUGIN_VERSION
+from .fusion_run import PLUGIN_VERSION
 
 ICON = str(Path(__file__).resolve().parent / "resources" / "icon.svg")
 
@@ -37,3 +39,5 @@ class SureFusionProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self):
         self.addAlgorithm(S2SharpeningAlgorithm())
+        self.addAlgorithm(HsMsFusionAlgorithm())
+        self.addAlgorithm(PansharpeningAlgorithm())

@@ -9,7 +9,9 @@ import os
 from dataclasses import replace
 
 from qgis.core import (QgsCoordinateReferenceSystem, QgsProcessingAlgorithm, QgsProcessingException,
-                       QgsProcessingParameterEnum, QgsProcessingParameterNumber, QgsProcessingParameterString)
+                       QgsProcessingOutputNumber, QgsProcessingOutputString, QgsProcessingParameterEnum,
+                       QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER, advanced
@@ -90,6 +92,38 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(advanced(QgsProcessingParameterNumber(
             self.THREADS, tr("CPU threads for torch (0 = all cores but one)"), type=NUMBER_INTEGER, defaultValue=0,
             minValue=0, maxValue=256)))
+
+    def add_output_parameters(self, output_description: str) -> None:
+        """OUTPUT (GeoTIFF), the optional REPORT (HTML), and the numeric outputs every algorithm returns."""
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", tr(output_description)))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "REPORT", tr("Run report"), fileFilter="HTML files (*.html)", optional=True, createByDefault=False))
+        self.addOutput(QgsProcessingOutputNumber("FINAL_RISK", tr("Final SURE risk (normalised MSE)")))
+        self.addOutput(QgsProcessingOutputString("DEVICE_USED", tr("Device that ran")))
+        self.addOutput(QgsProcessingOutputNumber("SECONDS", tr("Wall time in seconds")))
+
+    def run_driver(self, run, core, parameters, context, feedback, write_report, layer_name: str) -> dict:
+        """Run `run()` (a QGIS-free driver returning a FusionResult), turning the core's and raster_io's errors
+        and a cancel into QgsProcessingException; log the summary, write the REPORT if asked
+        (`write_report(path, result)`), name the layer the Toolbox loads, and return the outputs."""
+        from ..raster_io import RasterIOError
+
+        try:
+            result = run()
+        except core.FusionCancelled as e:
+            raise QgsProcessingException(f"Cancelled ({e}); no output was written") from None
+        except (core.SureFusionError, RasterIOError) as e:
+            raise QgsProcessingException(str(e)) from None
+        feedback.pushInfo(f"Done in {result.seconds:.1f} s on {result.device} ({result.device_reason}); "
+                          f"final SURE risk {result.final_risk:.4g}; wrote {result.path}")
+        outputs = {"OUTPUT": result.path, "FINAL_RISK": result.final_risk, "DEVICE_USED": result.device,
+                   "SECONDS": result.seconds}
+        report_path = self.parameterAsFileOutput(parameters, "REPORT", context)
+        if report_path:
+            outputs["REPORT"] = write_report(report_path, result)
+        if context.willLoadLayerOnCompletion(result.path):
+            context.layerToLoadOnCompletionDetails(result.path).name = layer_name
+        return outputs
 
     def extent_in_crs(self, parameters, name: str, context, crs_wkt: str):
         """The optional extent parameter `name` as (xmin, ymin, xmax, ymax) in the CRS `crs_wkt`, or None."""

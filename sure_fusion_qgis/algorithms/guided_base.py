@@ -1,0 +1,222 @@
+"""What the two pair algorithms (HS+MS fusion, pansharpening) share: the two layers, the extent, the output
+and report, NOISE_SIGMA for a pair, and the run itself. A subclass adds its own parameters and turns them
+into a `fuse` function around its core call (`prepare_fusion`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from qgis.core import (QgsProcessingException, QgsProcessingParameterEnum, QgsProcessingParameterExtent,
+                       QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer)
+
+from .. import pair_io, quicklook, raster_io
+from ..compat import NUMBER_DOUBLE, advanced
+from ..core_loader import core_module
+from ..fusion_run import RunSettings
+from ..guided_run import OutputBands, run_guided_fusion
+from ..raster_io import RasterIOError
+from ..report import build_report
+from .base import FeedbackBridge, SureFusionAlgorithm, tr
+
+PAIR_SIGMA_HELP = ("Empty: estimate σ of every band from the data (wavelet MAD). Otherwise the low-resolution "
+                   "bands' σ, optionally followed by ';' and the guide's σ, each one number for all bands or one "
+                   "per band (comma-separated), in the data's units. Example: '0.01' or '0.01; 4.5'.")
+
+
+@dataclass
+class FusionPlan:
+    """What a subclass decides before the run: the core call, the output bands, and what to record."""
+    fuse: Callable                      # fuse(lr, guide, sigma_lr, sigma_guide, callback) -> (x, record, model)
+    bands: OutputBands
+    provenance: dict[str, str] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+
+
+class GuidedFusionAlgorithm(SureFusionAlgorithm):
+    """Base of the pair algorithms. Subclasses set the class attributes below and implement prepare_fusion."""
+    LOW = "LOW"                  # parameter names of the low-resolution layer and the guide
+    HIGH = "HIGH"
+    LOW_ROLE = "low-resolution layer"
+    HIGH_ROLE = "guide"
+    SINGLE_BAND_HIGH = False
+    EXTENT = "EXTENT"
+    PSF = "PSF"
+    PSF_VALUE = "PSF_VALUE"
+    OUTPUT = "OUTPUT"
+    REPORT = "REPORT"
+    RESULT_NAME = "fused"
+
+    def group(self):
+        return tr("Image fusion")
+
+    def groupId(self):
+        return "fusion"
+
+    # ------------------------------------------------------------------ parameters
+    def add_layer_parameters(self, low_description: str, high_description: str, high_first: bool = False) -> None:
+        layers = [QgsProcessingParameterRasterLayer(self.LOW, tr(low_description)),
+                  QgsProcessingParameterRasterLayer(self.HIGH, tr(high_description))]
+        for parameter in (layers[::-1] if high_first else layers):
+            self.addParameter(parameter)
+        extent = QgsProcessingParameterExtent(self.EXTENT, tr("Processed extent"), optional=True)
+        extent.setHelp(tr("Optional; snapped outwards to the low-resolution grid and clipped to the area both "
+                          "layers cover."))
+        self.addParameter(extent)
+
+    def add_common_parameters(self, output_description: str) -> None:
+        """Solver parameters, OUTPUT, REPORT and the numeric outputs, after the algorithm's own parameters."""
+        self.add_solver_parameters(pixels="output (high-resolution) pixels", sigma_help=PAIR_SIGMA_HELP)
+        self.add_output_parameters(output_description)
+
+    def checkParameterValues(self, parameters, context):
+        ok, message = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, message
+        for name in (self.LOW, self.HIGH):
+            if self.parameterAsRasterLayer(parameters, name, context) is None:
+                return False, tr(f"{name}: {parameters.get(name)!s} cannot be loaded as a raster layer; check the path")
+        return True, ""
+
+    def add_psf_parameters(self, modes: tuple[str, ...], help_text: str) -> None:
+        """PSF (enum, first mode the default) and the advanced PSF_VALUE; read back with `psf_choice`."""
+        psf = QgsProcessingParameterEnum(self.PSF, tr(f"{self.LOW_ROLE} point-spread function"), options=list(modes),
+                                         defaultValue=modes[0], usesStaticStrings=True)
+        psf.setHelp(tr(help_text))
+        self.addParameter(psf)
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            self.PSF_VALUE, tr(f"PSF value: σ in {self.LOW_ROLE} pixels (PSF=sigma) or MTF gain at Nyquist (PSF=mtf)"),
+            type=NUMBER_DOUBLE, defaultValue=0.0, minValue=0.0)))
+
+    def psf_choice(self, parameters, context, pair) -> tuple[object, str]:
+        """(psf_sigma for the core: None = the sensor preset, 'estimate', or σ in high-resolution pixels;
+        a sentence for the log and metadata)."""
+        mode = self.parameterAsEnumString(parameters, self.PSF, context) or "estimate"
+        value = self.parameterAsDouble(parameters, self.PSF_VALUE, context)
+        if mode == "sensor":
+            return None, "the sensor preset's MTF gains"
+        if mode == "estimate":
+            return "estimate", "estimated from the two images"
+        if mode == "sigma":
+            if not value > 0:
+                raise QgsProcessingException(f"PSF=sigma needs PSF_VALUE > 0: the Gaussian σ in {self.LOW_ROLE} "
+                                             f"pixels (about 0.4–0.6 for most imagers)")
+            sigma = value * pair.ratio
+            return sigma, f"Gaussian, σ {value:g} {self.LOW_ROLE} pixels = {sigma:.4g} {self.HIGH_ROLE} pixels"
+        if not 0 < value < 1:
+            raise QgsProcessingException(f"PSF=mtf needs PSF_VALUE between 0 and 1 (the MTF gain at the "
+                                         f"{self.LOW_ROLE} Nyquist frequency, typically 0.2–0.4), got {value:g}")
+        sigma = core_module("psf").sigma_from_mtf(value, pair.ratio)
+        return sigma, f"Gaussian with MTF gain {value:g} at Nyquist = σ {sigma:.4g} {self.HIGH_ROLE} pixels"
+
+    # ------------------------------------------------------------------ subclass hook
+    def prepare_fusion(self, parameters, context, pair: pair_io.RasterPair, core, options, feedback) -> FusionPlan:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ running
+    def processAlgorithm(self, parameters, context, feedback):
+        core = self.import_core()
+        options = self.solver_options(parameters, context, core)
+        self.resolve_device(options, feedback)
+        pair = self._open_pair(parameters, context)
+        try:
+            plan = self.prepare_fusion(parameters, context, pair, core, options, feedback)
+            window = pair_io.plan_pair_area(pair, self.extent_in_crs(parameters, self.EXTENT, context,
+                                                                          pair.high.grid.crs_wkt))
+        except (core.SureFusionError, RasterIOError) as e:
+            raise QgsProcessingException(str(e)) from None
+        settings = RunSettings(options=options, sigma=self.parse_pair_sigma(parameters, context, pair),
+                               tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
+                               tile_overlap=self.parameterAsInt(parameters, self.TILE_OVERLAP, context))
+        target = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        feedback.pushInfo(
+            f"{pair.low.label}: {pair.low.band_count} band(s); {pair.high.label}: {pair.high.band_count} band(s); "
+            f"ratio {pair.ratio}; area {window.width}×{window.height} px on the {self.HIGH_ROLE} grid; "
+            f"{options.iterations} iterations, loss {options.loss}, seed {options.seed}, "
+            f"{options.threads} CPU thread(s); values in {pair.units}")
+        for line in plan.log:
+            feedback.pushInfo(line)
+        bridge = FeedbackBridge(feedback, options.iterations)
+        return self.run_driver(
+            lambda: run_guided_fusion(pair, window, target, settings, plan.fuse, plan.bands,
+                                      provenance=plan.provenance, progress=bridge, log=feedback.pushInfo),
+            core, parameters, context, feedback,
+            lambda path, result: self._write_report(path, result, pair, settings, plan),
+            f"{pair.scene_name} {self.RESULT_NAME}")
+
+    def _open_pair(self, parameters, context) -> pair_io.RasterPair:
+        layers = {}
+        for name in (self.LOW, self.HIGH):
+            layer = self.parameterAsRasterLayer(parameters, name, context)
+            if layer is None:
+                raise QgsProcessingException(f"{name}: {parameters.get(name)!s} cannot be loaded as a raster layer")
+            if layer.providerType() != "gdal":
+                raise QgsProcessingException(f"{name} ({layer.name()}) is a {layer.providerType()} layer; only "
+                                             f"file-based (GDAL) rasters can be fused: save it as GeoTIFF")
+            layers[name] = layer
+        low, high = layers[self.LOW], layers[self.HIGH]
+        try:
+            return pair_io.open_pair(low.source(), high.source(), low_label=f"{self.LOW} ({low.name()})",
+                                     high_label=f"{self.HIGH} ({high.name()})",
+                                     single_band_high=self.SINGLE_BAND_HIGH, scene_name=low.name())
+        except RasterIOError as e:
+            raise QgsProcessingException(str(e)) from None
+
+    def parse_pair_sigma(self, parameters, context, pair) -> dict | None:
+        """NOISE_SIGMA → {'low': [...] or None, 'high': [...] or None}, or None to estimate everything."""
+        text = (self.parameterAsString(parameters, self.NOISE_SIGMA, context) or "").strip()
+        if not text or text.lower() == "auto":
+            return None
+        parts = text.split(";")
+        if len(parts) > 2:
+            raise QgsProcessingException(f"NOISE_SIGMA {text!r} has more than two ';'-separated parts: give the "
+                                         f"{self.LOW_ROLE}'s σ, optionally '; ' and the {self.HIGH_ROLE}'s σ")
+        sigma = {}
+        for key, part, raster in zip(("low", "high"), parts, (pair.low, pair.high)):
+            sigma[key] = self._sigma_values(part, raster, text) if part.strip() else None
+        return sigma
+
+    @staticmethod
+    def _sigma_values(part: str, raster, text: str) -> list[float]:
+        try:
+            values = [float(v) for v in part.split(",") if v.strip()]
+        except ValueError:
+            values = []
+        if len(values) not in (1, raster.band_count) or any(not math.isfinite(v) or v < 0 for v in values):
+            raise QgsProcessingException(
+                f"NOISE_SIGMA {text!r}: {raster.label} needs 1 or {raster.band_count} finite values ≥ 0 "
+                f"(comma-separated), got {part.strip()!r}; leave NOISE_SIGMA empty to estimate σ")
+        return values
+
+    # ------------------------------------------------------------------ report
+    def _write_report(self, path, result, pair, settings, plan) -> str:
+        window = result.window
+        size = quicklook.overview_size(window.width, window.height)
+        picks = quicklook_bands(plan.bands)
+        low = pair.low
+        before = raster_io.read_bands_overview(low.path, low.label, [low.band_indexes[k] for k in picks],
+                                               [low.scales[k] for k in picks], [low.offsets[k] for k in picks],
+                                               pair.low_window(window), size)
+        after = raster_io.read_overview(result.path, [k + 1 for k in picks], size)
+        png = raster_io.png_bytes(quicklook.before_after(before, after))
+        names = "-".join(plan.bands.names[k] for k in picks)
+        rows = [(k.lower().replace("_", " "), v) for k, v in plan.provenance.items()]
+        rows.append(("guide noise σ", ", ".join(f"{s:.4g}" for s in result.guide_sigma)))
+        html_text = build_report(result, pair, settings, png, title=self.displayName(),
+                                 pixels=f"px on the {self.HIGH_ROLE} grid",
+                                 quicklook_caption=f"Quick-look ({names}): before ({self.LOW_ROLE}) | after (fused)",
+                                 extra_rows=rows)
+        Path(path).write_text(html_text, encoding="utf-8")
+        return path
+
+
+def quicklook_bands(bands: OutputBands) -> list[int]:
+    """Three output bands for a colour quick-look: closest to red, green, blue when the wavelengths are known
+    and span the visible, else spread over the band list."""
+    n = len(bands.names)
+    known = [w for w in bands.wavelengths if w is not None]
+    if len(known) == n and min(known) <= 520 and max(known) >= 620:
+        return [min(range(n), key=lambda k: abs(bands.wavelengths[k] - target)) for target in (650.0, 550.0, 470.0)]
+    return [round(f * (n - 1)) for f in (1.0, 0.5, 0.0)]

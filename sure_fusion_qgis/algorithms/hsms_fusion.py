@@ -1,0 +1,195 @@
+"""sure_fusion:hsms_fusion — a hyperspectral layer brought to the grid of a multispectral layer by Deep SURE."""
+from __future__ import annotations
+
+import re
+
+from qgis.core import QgsProcessingException, QgsProcessingParameterEnum, QgsProcessingParameterFile
+
+from .. import raster_io
+from ..compat import FILE_BEHAVIOR_FILE
+from ..core_loader import core_module
+from ..guided_run import OutputBands
+from .guided_base import FusionPlan, GuidedFusionAlgorithm
+from .base import tr
+
+HELP = """Fuses a <i>hyperspectral</i> (HS) layer of low resolution with a <i>multispectral</i> (MS) layer of \
+high resolution: the result has the HS bands on the MS grid. A small neural network is trained on this scene \
+alone, without any training data, by minimising Stein's unbiased risk estimate (SURE) of the error. Typical \
+inputs: PRISMA, EnMAP, DESIS or Hyperion (30 m, 60–240 bands) with Sentinel-2 or Landsat (10–30 m).
+
+<b>Inputs</b>: both layers in one CRS, the MS pixel size an integer fraction of the HS pixel size (e.g. 30 m \
+and 10 m), on a common pixel lattice (every HS pixel covers a whole block of MS pixels). Otherwise the \
+error says how to resample one layer with gdal:warpreproject. Band nodata values, masks and NaN count as \
+nodata.
+
+<b>Spectral response</b> (how each MS band sees the HS bands): <i>estimate</i> (default) fits it from the \
+two images (non-negative least squares, needs no metadata); <i>gaussian</i> computes it from the band centre \
+wavelengths and FWHMs: of the HS bands from the HS layer's metadata (GDAL band metadata `wavelength`/`fwhm`, \
+the ENVI header) or HS_BANDS_CSV, of the MS bands from MS_SENSOR (Sentinel-2, Landsat 8/9 OLI), MS_BANDS_CSV \
+or the MS layer's metadata; <i>csv</i> reads an MS bands × HS bands matrix from SRF_FILE.
+
+<b>PSF</b> of the HS sensor on the MS grid: <i>estimate</i> (default) from the two images, a Gaussian \
+<i>sigma</i> in HS pixels, or an <i>mtf</i> gain at the HS Nyquist frequency (PSF_VALUE).
+
+<b>Output</b>: a Float32 GeoTIFF on the MS grid with the HS bands, their descriptions and wavelengths \
+carried over, nodata −9999 wherever an input was nodata, and the method, solver settings, spectral response, \
+PSF, noise σ, SURE risk and timings in its metadata. Runtime grows with area × bands × iterations: on a CPU, \
+try a small extent first."""
+
+SRF_MODES = ("estimate", "gaussian", "csv")
+MS_SENSORS = ("layer_metadata", "sentinel2", "landsat_oli")   # sure_core.spectral_response.PRESET_NAMES + metadata
+PSF_MODES = ("estimate", "sigma", "mtf")
+_LANDSAT_BAND = re.compile(r"^\s*(?:band\s*|B0?)(\d{1,2})\b", re.IGNORECASE)
+
+
+class HsMsFusionAlgorithm(GuidedFusionAlgorithm):
+    LOW = "HS"
+    HIGH = "MS"
+    LOW_ROLE = "HS"
+    HIGH_ROLE = "MS"
+    SRF = "SRF"
+    SRF_FILE = "SRF_FILE"
+    MS_SENSOR = "MS_SENSOR"
+    HS_BANDS_CSV = "HS_BANDS_CSV"
+    MS_BANDS_CSV = "MS_BANDS_CSV"
+    RESULT_NAME = "HS fused on the MS grid"
+
+    def name(self):
+        return "hsms_fusion"
+
+    def displayName(self):
+        return tr("Hyperspectral + multispectral fusion (Deep SURE)")
+
+    def tags(self):
+        return ["hyperspectral", "multispectral", "fusion", "HS", "MS", "PRISMA", "EnMAP", "DESIS", "Hyperion",
+                "sentinel-2", "landsat", "super-resolution", "sharpening", "SURE", "deep learning"]
+
+    def shortHelpString(self):
+        return tr(HELP)
+
+    def initAlgorithm(self, config=None):
+        self.add_layer_parameters("Hyperspectral layer (low resolution)",
+                                  "Multispectral layer (high resolution, same CRS, aligned)")
+        srf = QgsProcessingParameterEnum(self.SRF, tr("Spectral response (MS band ← HS bands)"),
+                                         options=list(SRF_MODES), defaultValue="estimate", usesStaticStrings=True)
+        srf.setHelp(tr("estimate: from the two images; gaussian: from band wavelengths and FWHMs; csv: the matrix "
+                       "in SRF_FILE"))
+        self.addParameter(srf)
+        self.addParameter(QgsProcessingParameterFile(
+            self.SRF_FILE, tr("Spectral response matrix CSV (one row per MS band, one column per HS band), for "
+                              "SRF=csv"), behavior=FILE_BEHAVIOR_FILE, fileFilter="CSV files (*.csv *.txt)",
+            optional=True))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.MS_SENSOR, tr("MS sensor, for SRF=gaussian (layer_metadata: the MS layer's wavelengths/FWHMs "
+                               "or MS_BANDS_CSV)"), options=list(MS_SENSORS), defaultValue="layer_metadata",
+            usesStaticStrings=True))
+        self.addParameter(QgsProcessingParameterFile(
+            self.HS_BANDS_CSV, tr("HS band table CSV (wavelength, fwhm per band; overrides the HS layer's metadata)"),
+            behavior=FILE_BEHAVIOR_FILE, fileFilter="CSV files (*.csv *.txt)", optional=True))
+        self.addParameter(QgsProcessingParameterFile(
+            self.MS_BANDS_CSV, tr("MS band table CSV (wavelength, fwhm per band), for SRF=gaussian"),
+            behavior=FILE_BEHAVIOR_FILE, fileFilter="CSV files (*.csv *.txt)", optional=True))
+        self.add_psf_parameters(PSF_MODES, "estimate: from the two images; sigma: a Gaussian of PSF_VALUE HS pixels; "
+                                            "mtf: a Gaussian whose MTF at the HS Nyquist frequency is PSF_VALUE (0–1, "
+                                            "typically 0.2–0.4)")
+        self.add_common_parameters("Fused HS bands on the MS grid")
+
+    # ------------------------------------------------------------------ parameters → core call
+    def prepare_fusion(self, parameters, context, pair, core, options, feedback) -> FusionPlan:
+        srf_mode = self.parameterAsEnumString(parameters, self.SRF, context) or "estimate"
+        srf_file = self.parameterAsFile(parameters, self.SRF_FILE, context)
+        hs_table = self._band_table(parameters, self.HS_BANDS_CSV, context, pair.low.band_count, "HS")
+        hs_wavelengths = list(hs_table.centres_nm) if hs_table else pair.low.wavelengths
+        hs_fwhm = list(hs_table.fwhm_nm) if hs_table else pair.low.fwhms
+        psf_sigma, psf_text = self.psf_choice(parameters, context, pair)
+        kwargs = {"ratio": pair.ratio, "psf_sigma": psf_sigma}
+        provenance = {"FUSION": "hyperspectral + multispectral (HS bands on the MS grid)", "PSF_SOURCE": psf_text}
+        if srf_file and srf_mode != "csv":
+            raise QgsProcessingException(f"SRF_FILE is given but SRF is {srf_mode!r}: set SRF=csv to use the matrix, "
+                                         f"or clear SRF_FILE")
+        if srf_mode == "csv":
+            if not srf_file:
+                raise QgsProcessingException("SRF=csv needs SRF_FILE: a CSV with one row per MS band "
+                                             f"({pair.high.band_count}) and one column per HS band "
+                                             f"({pair.low.band_count})")
+            kwargs["srf"] = core_module("spectral_response").parse_response_matrix(
+                srf_file, pair.high.band_count, pair.low.band_count)
+            provenance["SPECTRAL_RESPONSE_SOURCE"] = f"matrix from {srf_file} (offset fitted)"
+        elif srf_mode == "gaussian":
+            kwargs.update(self._gaussian_srf(parameters, context, pair, hs_wavelengths, hs_fwhm))
+            provenance["SPECTRAL_RESPONSE_SOURCE"] = (
+                f"Gaussian band responses (HS bands from {'HS_BANDS_CSV' if hs_table else 'the HS layer metadata'}, "
+                f"MS bands from {kwargs.pop('_ms_source')}), gain and offset fitted")
+        else:
+            kwargs["srf"] = "estimate"
+            provenance["SPECTRAL_RESPONSE_SOURCE"] = "estimated from the two images (non-negative least squares)"
+        hsms = core_module("hsms")
+
+        def fuse(lr, guide, sigma_lr, sigma_guide, callback):
+            return hsms.fuse_hs_ms(lr, guide, sigma_hs=sigma_lr, sigma_ms=sigma_guide, options=options,
+                                   geometry="area", callback=callback, **kwargs)
+
+        bands = OutputBands.of(pair.low, hs_wavelengths if hs_table else None, hs_fwhm if hs_table else None)
+        known = sum(w is not None for w in bands.wavelengths)
+        log = [f"spectral response: {provenance['SPECTRAL_RESPONSE_SOURCE']}; PSF: {provenance['PSF_SOURCE']}",
+               f"HS band wavelengths known for {known} of {len(bands.names)} bands (carried to the output)"]
+        return FusionPlan(fuse, bands, provenance, log)
+
+    def _band_table(self, parameters, name, context, band_count, role):
+        path = self.parameterAsFile(parameters, name, context)
+        if not path:
+            return None
+        table = core_module("spectral_response").parse_band_table(path)
+        if len(table) != band_count:
+            raise QgsProcessingException(f"{name} {path!r} lists {len(table)} bands but the {role} layer has "
+                                         f"{band_count}: give one row (wavelength, fwhm) per {role} band, in order")
+        return table
+
+    def _gaussian_srf(self, parameters, context, pair, hs_wavelengths, hs_fwhm) -> dict:
+        missing = [k + 1 for k, w in enumerate(hs_wavelengths) if w is None]
+        if missing:
+            raise QgsProcessingException(
+                f"SRF=gaussian needs the centre wavelength of every HS band, but {pair.low.label}'s metadata gives "
+                f"none for {len(missing)} of {pair.low.band_count} bands (e.g. band {missing[0]}): give HS_BANDS_CSV "
+                f"(wavelength, fwhm per band), set the wavelengths in the layer's metadata, or use SRF=estimate")
+        out = {"srf": "gaussian", "hs_wavelengths": hs_wavelengths,
+               "hs_fwhm": hs_fwhm if all(f is not None for f in hs_fwhm) else None}
+        sensor = self.parameterAsEnumString(parameters, self.MS_SENSOR, context) or "layer_metadata"
+        ms_table = self._band_table(parameters, self.MS_BANDS_CSV, context, pair.high.band_count, "MS")
+        if sensor != "layer_metadata":
+            names = _preset_band_names(sensor, pair.high.descriptions)
+            preset = core_module("spectral_response").preset_bands(sensor)
+            if names is None and len(preset) != pair.high.band_count:
+                raise QgsProcessingException(
+                    f"the {sensor} preset has {len(preset)} bands ({', '.join(preset.names)}) but {pair.high.label} "
+                    f"has {pair.high.band_count}: name the MS bands in their band descriptions (e.g. "
+                    f"{', '.join(preset.names[:3])}, …) or give MS_BANDS_CSV")
+            out["ms_sensor"] = f"{sensor}:{','.join(names)}" if names else sensor
+            out["_ms_source"] = f"the {sensor} preset" + (f" ({', '.join(names)})" if names else "")
+        elif ms_table is not None:
+            out.update(ms_wavelengths=list(ms_table.centres_nm), ms_fwhm=list(ms_table.fwhm_nm),
+                       _ms_source="MS_BANDS_CSV")
+        elif pair.high.has_wavelengths() and pair.high.has_fwhms():
+            out.update(ms_wavelengths=pair.high.wavelengths, ms_fwhm=pair.high.fwhms, _ms_source="the MS layer metadata")
+        else:
+            raise QgsProcessingException(
+                f"SRF=gaussian needs the centre wavelength and FWHM of every MS band, but {pair.high.label}'s "
+                f"metadata lacks them: choose MS_SENSOR (sentinel2, landsat_oli), give MS_BANDS_CSV, or use "
+                f"SRF=estimate")
+        return out
+
+
+def _preset_band_names(sensor: str, descriptions: list[str]) -> list[str] | None:
+    """The preset's band names of the MS layer's bands, read from its band descriptions ('B4', 'B04 (665 nm)',
+    'Band 3'); None when a band is not named."""
+    names = []
+    for text in descriptions:
+        if sensor == "sentinel2":
+            name = raster_io.s2_band_name(text)
+        else:
+            match = _LANDSAT_BAND.match(text or "")
+            name = f"B{int(match.group(1))}" if match else None
+        if name is None:
+            return None
+        names.append(name)
+    return names

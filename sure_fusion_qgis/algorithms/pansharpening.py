@@ -1,0 +1,131 @@
+"""sure_fusion:pansharpening — multispectral bands brought to the grid of a panchromatic layer by Deep SURE."""
+from __future__ import annotations
+
+import math
+
+from qgis.core import QgsProcessingException, QgsProcessingParameterEnum, QgsProcessingParameterString
+
+from ..core_loader import core_module
+from ..guided_run import OutputBands
+from .base import tr
+from .guided_base import FusionPlan, GuidedFusionAlgorithm
+
+HELP = """Pansharpens a multispectral (MS) layer with a panchromatic (PAN) layer: the result has the MS bands on \
+the PAN grid, like gdal:pansharp, but a small neural network is trained on this scene alone, without any \
+training data, by minimising Stein's unbiased risk estimate (SURE) of the error. Works for Pléiades, \
+WorldView-2/3, GeoEye-1, QuickBird, IKONOS, SPOT 6/7, Landsat 8/9 (band 8) and any other pair, with any number \
+of MS bands and any integer ratio (2, 3, 4, …).
+
+<b>Inputs</b>: a one-band PAN layer and an MS layer in one CRS, the PAN pixel size an integer fraction of the \
+MS pixel size, on a common pixel lattice (every MS pixel covers a whole block of PAN pixels). Otherwise the \
+error says how to fix it with gdal:warpreproject or gdal:translate. 8-bit, 16-bit and float inputs all work; \
+band scale/offset are applied; band nodata values, masks and NaN count as nodata.
+
+<b>Sensor</b> sets the MS point-spread function from the sensor's published MTF gains (PSF=sensor, the \
+default); <i>generic</i> uses a gain of 0.3 for every band. PSF can also be estimated from the data or given \
+as a Gaussian σ (in MS pixels) or an MTF gain (PSF_VALUE).
+
+<b>PAN weights</b>: the PAN is modelled as a weighted sum of the MS bands plus an offset. Leave PAN_WEIGHTS \
+empty to estimate the weights from the data (non-negative least squares at the MS resolution), or give one \
+weight per MS band.
+
+<b>Output</b>: a Float32 GeoTIFF on the PAN grid with the MS bands, their descriptions (and wavelengths, when \
+known) carried over, nodata −9999 wherever an input was nodata, and the method, sensor, PAN weights, PSF, \
+noise σ, SURE risk and timings in its metadata."""
+
+#: sure_core.pan_sensors.sensor_keys() — kept here so the provider loads without torch (a test checks they agree)
+SENSORS = ("generic", "pleiades", "worldview2", "worldview3", "geoeye1", "quickbird", "ikonos", "spot67",
+           "landsat_oli")
+PSF_MODES = ("sensor", "estimate", "sigma", "mtf")
+
+
+class PansharpeningAlgorithm(GuidedFusionAlgorithm):
+    LOW = "MS"
+    HIGH = "PAN"
+    LOW_ROLE = "MS"
+    HIGH_ROLE = "PAN"
+    SINGLE_BAND_HIGH = True
+    SENSOR = "SENSOR"
+    PAN_WEIGHTS = "PAN_WEIGHTS"
+    RESULT_NAME = "pansharpened"
+
+    def name(self):
+        return "pansharpening"
+
+    def displayName(self):
+        return tr("Pansharpening (Deep SURE)")
+
+    def tags(self):
+        return ["pansharpening", "pansharpen", "pan", "panchromatic", "multispectral", "fusion", "Pléiades",
+                "WorldView", "GeoEye", "QuickBird", "IKONOS", "SPOT", "Landsat", "SURE", "deep learning"]
+
+    def shortHelpString(self):
+        return tr(HELP)
+
+    def initAlgorithm(self, config=None):
+        self.add_layer_parameters("Multispectral layer (low resolution)",
+                                  "Panchromatic layer (high resolution, one band, same CRS, aligned)",
+                                  high_first=True)
+        sensor = QgsProcessingParameterEnum(self.SENSOR, tr("Sensor (MTF preset of the MS bands)"),
+                                            options=list(SENSORS), defaultValue="generic", usesStaticStrings=True)
+        sensor.setHelp(tr("Sets the MS point-spread function from the sensor's MTF gains at Nyquist; generic: "
+                          "0.3 for every band"))
+        self.addParameter(sensor)
+        weights = QgsProcessingParameterString(
+            self.PAN_WEIGHTS, tr("PAN weights, one per MS band (empty = estimate from the data)"), defaultValue="",
+            optional=True)
+        weights.setHelp(tr("Comma-separated, in MS band order: PAN ≈ Σ weight × MS band + offset (the offset is "
+                           "always estimated)"))
+        self.addParameter(weights)
+        self.add_psf_parameters(PSF_MODES, "sensor: the SENSOR preset's MTF gains; estimate: from the two images; "
+                                           "sigma: a Gaussian of PSF_VALUE MS pixels; mtf: a Gaussian whose MTF at "
+                                           "the MS Nyquist frequency is PSF_VALUE (0–1)")
+        self.add_common_parameters("Pansharpened MS bands on the PAN grid")
+
+    # ------------------------------------------------------------------ parameters → core call
+    def prepare_fusion(self, parameters, context, pair, core, options, feedback) -> FusionPlan:
+        sensor_key = self.parameterAsEnumString(parameters, self.SENSOR, context) or "generic"
+        sensor = core_module("pan_sensors").get_sensor(sensor_key)
+        bands = pair.low.band_count
+        psf_sigma, psf_text = self.psf_choice(parameters, context, pair)
+        try:   # which preset bands the MS layer holds (for names and wavelengths); an error if the counts differ
+            known_bands = sensor.band_indices(bands) if sensor.ms_bands else None
+        except core.SureFusionError:
+            if psf_sigma is None:      # the preset's MTF gains are needed: say so
+                raise
+            known_bands = None
+        weights = self._weights(parameters, context, pair)
+        provenance = {"FUSION": "pansharpening (MS bands on the PAN grid)", "SENSOR": f"{sensor_key} ({sensor.name})",
+                      "PSF_SOURCE": psf_text,
+                      "PAN_WEIGHTS_SOURCE": "given" if weights is not None else "estimated from the data (NNLS)"}
+        if psf_sigma is None:
+            provenance["MTF_GAINS"] = ", ".join(f"{g:g}" for g in sensor.ms_mtf_for(bands))
+            provenance["MTF_SOURCE"] = sensor.source
+        pansharpen = core_module("pansharpening").pansharpen
+
+        def fuse(lr, guide, sigma_lr, sigma_guide, callback):
+            return pansharpen(lr, guide, ratio=pair.ratio, sensor=sensor_key, weights=weights, psf_sigma=psf_sigma,
+                              sigma_ms=sigma_lr, sigma_pan=sigma_guide, options=options, geometry="area",
+                              callback=callback)
+
+        preset_centres = [sensor.ms_centre_nm[i] for i in known_bands] if known_bands else None
+        use_preset = preset_centres is not None and not any(w is not None for w in pair.low.wavelengths)
+        output = OutputBands.of(pair.low, preset_centres if use_preset else None, None,
+                                fallback_descriptions=sensor.ms_band_names(bands) if known_bands else None)
+        log = [f"sensor {sensor.name}; MS PSF: {psf_text}; PAN weights {provenance['PAN_WEIGHTS_SOURCE']}"]
+        return FusionPlan(fuse, output, provenance, log)
+
+    def _weights(self, parameters, context, pair):
+        text = (self.parameterAsString(parameters, self.PAN_WEIGHTS, context) or "").strip()
+        if not text:
+            return None
+        try:
+            values = [float(v) for v in text.replace(";", ",").split(",") if v.strip()]
+        except ValueError:
+            values = []
+        bands = pair.low.band_count
+        if len(values) != bands or any(not math.isfinite(v) or v < 0 for v in values) or not any(values):
+            raise QgsProcessingException(
+                f"PAN_WEIGHTS {text!r}: give {bands} comma-separated weights ≥ 0 (one per MS band, not all zero), "
+                f"or leave it empty to estimate them from the data")
+        return values

@@ -1,0 +1,163 @@
+"""Guided fusion of a raster pair, tile by tile: read windows → a core fusion function → write GeoTIFF.
+
+Serves HS+MS fusion and pansharpening alike: the low-resolution bands (HS, or MS for pansharpening) are
+brought to the grid of the high-resolution guide (MS, or PAN). No QGIS here: the algorithm hands in the
+opened pair, the area, settings, a `fuse` function wrapping the core call, and the `progress`/`log` callables.
+
+`fuse(lr, guide, sigma_lr, sigma_guide, callback)` returns the core's (fused (L, H, W), RunRecord,
+GuidedSensorModel); `record.sigma` is [σ of the guide bands, σ of the low-resolution bands] in data units.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .fusion_run import FusionResult, RunSettings, fill_invalid, run_provenance, upsample_mask, write_tiles
+from .pair_io import InputRaster, RasterPair, output_grid, read_pair
+from .raster_io import OUTPUT_NODATA, Window
+from .tiling import plan_tiles
+
+
+@dataclass
+class OutputBands:
+    """How the output bands are named and described: the low-resolution layer's bands, carried over."""
+    names: list[str]                   # short unique names (BAND_ORDER, σ keys)
+    descriptions: list[str]            # GDAL band descriptions
+    wavelengths: list[float | None]    # nm
+    fwhms: list[float | None]          # nm
+
+    @classmethod
+    def of(cls, raster: InputRaster, wavelengths=None, fwhms=None, fallback_descriptions=None) -> "OutputBands":
+        """From `raster`'s descriptions and spectral metadata; `wavelengths`/`fwhms` (nm) override them and
+        `fallback_descriptions` (e.g. a sensor preset's band names) stand in for missing descriptions."""
+        wavelengths = list(wavelengths) if wavelengths is not None else list(raster.wavelengths)
+        fwhms = list(fwhms) if fwhms is not None else list(raster.fwhms)
+        given = [d.strip() for d in raster.descriptions]
+        if fallback_descriptions is not None and not any(given):
+            given = [str(d) for d in fallback_descriptions]
+        unique = all(given) and len(set(given)) == len(given)
+        names = given if unique else [f"band {i}" for i in range(1, raster.band_count + 1)]
+        descriptions = []
+        for i, (text, wavelength) in enumerate(zip(given, wavelengths), start=1):
+            if text:
+                descriptions.append(text)
+            else:
+                descriptions.append(f"band {i} ({wavelength:.1f} nm)" if wavelength is not None else f"band {i}")
+        return cls(names, descriptions, wavelengths, fwhms)
+
+    def metadata(self) -> dict[str, tuple[dict, list[dict]]]:
+        """Spectral metadata in the three places readers look: band items `wavelength`/`fwhm`/`wavelength_units`
+        (EnMAP-Box, QGIS), the IMAGERY domain (GDAL ≥ 3.10) and the dataset's ENVI domain lists."""
+        bands, imagery = [], []
+        for wavelength, fwhm in zip(self.wavelengths, self.fwhms):
+            items, imagery_items = {}, {}
+            if wavelength is not None:
+                items.update(wavelength=f"{wavelength:g}", wavelength_units="Nanometers")
+                imagery_items["CENTRAL_WAVELENGTH_UM"] = f"{wavelength / 1e3:g}"
+                if fwhm is not None:
+                    items["fwhm"] = f"{fwhm:g}"
+                    imagery_items["FWHM_UM"] = f"{fwhm / 1e3:g}"
+            bands.append(items)
+            imagery.append(imagery_items)
+        domains = {"": ({}, bands), "IMAGERY": ({}, imagery)}
+        if all(w is not None for w in self.wavelengths):
+            envi = {"wavelength": "{" + ", ".join(f"{w:g}" for w in self.wavelengths) + "}",
+                    "wavelength_units": "Nanometers"}
+            if all(f is not None for f in self.fwhms):
+                envi["fwhm"] = "{" + ", ".join(f"{f:g}" for f in self.fwhms) + "}"
+            domains["ENVI"] = (envi, [])
+        return domains
+
+
+@dataclass
+class GuidedResult(FusionResult):
+    models: list = field(default_factory=list)              # GuidedSensorModel per fused tile
+    guide_sigma: list[float] = field(default_factory=list)  # σ of the guide bands, mean over tiles
+
+
+def fuse_window(pair: RasterPair, window: Window, settings: RunSettings, fuse: Callable, callback
+                ) -> tuple[np.ndarray | None, object | None, object | None]:
+    """(fused (L, rows, cols) with OUTPUT_NODATA where any input is nodata, record, model), or Nones when the
+    window holds nodata only."""
+    lr, lr_invalid, hr, hr_invalid = read_pair(pair, window)
+    invalid = upsample_mask(lr_invalid, pair.ratio) | hr_invalid
+    if invalid.all() or lr_invalid.all():
+        return None, None, None
+    sigma = settings.sigma or {}
+    fused, record, model = fuse(fill_invalid(lr, lr_invalid), fill_invalid(hr, hr_invalid), sigma.get("low"),
+                                sigma.get("high"), callback)
+    fused = np.asarray(fused, dtype=np.float64)
+    fused[:, invalid] = OUTPUT_NODATA
+    return fused, record, model
+
+
+def run_guided_fusion(pair: RasterPair, window: Window, target: str, settings: RunSettings, fuse: Callable,
+                      bands: OutputBands, *, provenance: dict[str, str] | None = None, progress=None,
+                      log=None) -> GuidedResult:
+    """Fuse `window` (high-resolution pixels) of `pair` into the GeoTIFF `target`, on the guide's grid.
+
+    `progress(tile, core_progress)` is called per iteration and returns True to stop (the core then raises
+    FusionCancelled); `log(text)` receives one line per tile; `provenance` adds dataset metadata items (the
+    algorithm's own settings: SRF and PSF sources, sensor). Any exception leaves no file at `target`.
+    """
+    tiles = plan_tiles(window, settings.tile_size, settings.tile_overlap, pair.ratio)
+    result = GuidedResult(target, bands.names, tiles=tiles, window=window)
+
+    def fuse_tile(tile):
+        callback = (lambda p: progress(tile, p)) if progress else None
+        fused, record, model = fuse_window(pair, tile.read, settings, fuse, callback)
+        if model is not None:
+            result.models.append(model)
+        return fused, record
+
+    def metadata(done: GuidedResult):
+        _collect_sigma(done)
+        dataset = {**run_provenance(settings, done, pair), **(provenance or {}), **sensor_model_summary(done.models)}
+        dataset["GUIDE_NOISE_SIGMA"] = ", ".join(f"{s:.6g}" for s in done.guide_sigma)
+        domains = bands.metadata()
+        psf = _mean_over_tiles([np.broadcast_to(np.asarray(m.psf_sigma, float), (len(bands.names),))
+                                for m in done.models])
+        for k, items in enumerate(domains[""][1]):
+            items["NOISE_SIGMA"] = f"{done.sigma_by_band.get(bands.names[k], float('nan')):.6g}"
+            if psf is not None:
+                items["PSF_SIGMA_HR_PX"] = f"{psf[k]:.4g}"
+        domains[""] = (dataset, domains[""][1])
+        return domains
+
+    return write_tiles(target, output_grid(pair, window), bands.descriptions, result, fuse_tile, metadata=metadata,
+                       log=log, nothing_valid=f"the processed area holds nodata only (in {pair.low.label} or "
+                                              f"{pair.high.label} at every pixel): choose an area over valid data")
+
+
+def _mean_over_tiles(arrays: list) -> np.ndarray | None:
+    return np.mean(np.stack([np.asarray(a, dtype=np.float64) for a in arrays]), axis=0) if arrays else None
+
+
+def _collect_sigma(result: GuidedResult) -> None:
+    """σ per output band and per guide band (data units), averaged over tiles."""
+    guide = _mean_over_tiles([r.sigma[0] for r in result.records])
+    low = _mean_over_tiles([r.sigma[1] for r in result.records])
+    result.guide_sigma = [] if guide is None else [float(s) for s in np.atleast_1d(guide)]
+    if low is not None:
+        low = np.broadcast_to(low, (len(result.band_names),))
+        result.sigma_by_band = {n: float(s) for n, s in zip(result.band_names, low)}
+
+
+def sensor_model_summary(models: list) -> dict[str, str]:
+    """The sensor model the fusion used (mean over tiles): ratio, PSF σ, spectral response and offset, as text."""
+    if not models:
+        return {}
+    response = _mean_over_tiles([m.response for m in models])
+    offset = _mean_over_tiles([m.offset for m in models])
+    psf = _mean_over_tiles([np.atleast_1d(m.psf_sigma) for m in models])
+    psf_text = f"{psf[0]:.4g}" if np.allclose(psf, psf[0]) else ", ".join(f"{v:.4g}" for v in psf)
+    return {
+        "PSF_SIGMA_HR_PX": psf_text,
+        "SPECTRAL_RESPONSE": json.dumps([[float(f"{v:.5g}") for v in row] for row in np.atleast_2d(response)]),
+        "SPECTRAL_RESPONSE_SHAPE": "guide bands × output bands = " + " × ".join(map(str, np.atleast_2d(response).shape)),
+        "RESPONSE_OFFSET": ", ".join(f"{v:.6g}" for v in np.atleast_1d(offset)),
+        "SENSOR_MODEL_TILES": str(len(models)),
+    }
