@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .errors import FusionCancelled, SureFusionError
-from .injection import DetailInjectionBase
+from .injection import DetailInjectionBase, InjectionFit, fit_injection
 from .losses import BackProjectionLoss, SureLoss
 from .networks import GuidedAttentionNet
 from .problem import FusionProblem
@@ -177,6 +177,158 @@ def default_network(problem: FusionProblem, options: SolverOptions) -> nn.Module
                               skip_width=options.skip_width, output="linear" if options.residual else "sigmoid")
 
 
+@dataclass
+class TrainedModel:
+    """A network trained on one scene, with what it needs to be applied to any window of that scene."""
+
+    net: nn.Module
+    in_mean: torch.Tensor
+    in_std: torch.Tensor
+    out_scale: torch.Tensor | None
+    guide_channels: list[int]
+    injection: InjectionFit | None      # scene-wide first estimate (residual recipe with detail injection)
+    options: SolverOptions
+
+    def estimator(self, problem: FusionProblem) -> ResidualEstimator:
+        options = self.options
+        base = None
+        if options.residual:
+            if options.base == "injection":
+                base = DetailInjectionBase(problem, tune=options.loss == "sure", fit=self.injection)
+            else:
+                base = BackProjectionBase(_base_channels(problem))
+        return ResidualEstimator(self.net, base, self.in_mean, self.in_std, self.out_scale, self.guide_channels)
+
+    @torch.no_grad()
+    def apply(self, problem: FusionProblem) -> torch.Tensor:
+        """x̂ (1, bands, rows, cols) of `problem` in its normalised scale; BatchNorm uses the scene statistics."""
+        self.net.eval()
+        return self.estimator(problem)(problem.network_input())
+
+
+def _recalibrate_batch_norm(net: nn.Module, estimators: list, inputs: list) -> None:
+    """Replace BatchNorm running statistics by their average over the training problems (for tiled inference)."""
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    net.train()
+    with torch.no_grad():
+        for estimator, z in zip(estimators, inputs):
+            estimator(z)
+    net.eval()
+
+
+def train(problems: list[FusionProblem], options: SolverOptions | None = None,
+          callback: ProgressCallback | None = None,
+          network_factory: Callable[[FusionProblem, SolverOptions], nn.Module] = default_network,
+          ) -> tuple[TrainedModel, RunRecord, torch.Tensor | None]:
+    """Train one network on one or several problems of the same layout (crops of one scene), one problem per
+    iteration in turn. Returns the model, the run record and, for a single problem, x̂ as `solve` defines it
+    (the train-mode estimate averaged over the last iterations); with several problems the model's weights are
+    averaged over the last iterations instead and BatchNorm statistics are fixed to the crops' average.
+    """
+    options = (options or SolverOptions()).validated()
+    problem = problems[0]
+    device = problem.observations[0].data.device
+    record = RunRecord(options=asdict(options), device=str(device), device_reason="")
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    torch.manual_seed(options.seed)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(options.seed + 1)
+
+    zs = [p.network_input() for p in problems]
+    injection = None
+    if options.residual:
+        if _base_channels(problem) is None:
+            raise SureFusionError("the residual recipe needs every output band among the network inputs; use residual=False")
+        if options.base == "injection":
+            # the BP-only recipe uses no risk estimate anywhere, so its first estimate is not SURE-tuned either
+            injection = fit_injection(problems, tune=options.loss == "sure")
+    guides = _spectral_guide_channels(problem) if options.residual else []
+    if not options.residual:  # the paper feeds the [0, 1]-scaled data as it is
+        mean, std = torch.zeros(1, zs[0].shape[1], 1, 1, device=device), torch.ones(1, zs[0].shape[1], 1, 1, device=device)
+        out_scale = None
+    else:  # the network sees the first estimate (and spectral guides), normalised band by band over all problems
+        model = TrainedModel(nn.Identity(), None, None, None, guides, injection, options)
+        with torch.no_grad():
+            features = torch.cat([torch.cat([z[:, guides], model.estimator(p).base(z)], dim=1).flatten(2)
+                                  for p, z in zip(problems, zs)], dim=2)
+        mean = features.mean(dim=(0, 2))[None, :, None, None]
+        std = features.std(dim=(0, 2))[None, :, None, None].clamp_min(1e-6)
+        out_scale = std[:, len(guides):]
+    net = network_factory(problem, options).to(device)
+    model = TrainedModel(net, mean, std, out_scale, guides, injection, options)
+    estimators = [model.estimator(p).to(device) for p in problems]
+    net.train()  # BatchNorm uses the statistics of this scene, as in the paper
+    record.parameters = sum(p.numel() for p in net.parameters())
+
+    band_weights = None
+    if options.band_weighting == "relative":
+        energy = [torch.stack([p.observations[g].network_input().pow(2).mean(dim=(-2, -1)) for p in problems]).mean(dim=0)
+                  for g in range(len(problem.observations))]
+        band_weights = [1.0 / e.clamp_min(1e-12) for e in energy]
+        norm = torch.cat(band_weights).mean()
+        band_weights = [w / norm for w in band_weights]
+    loss_fn = SureLoss(band_weights, options.epsilon) if options.loss == "sure" else BackProjectionLoss(band_weights)
+
+    optimiser = torch.optim.Adam(net.parameters(), lr=options.learning_rate, eps=options.adam_eps, amsgrad=True)
+    scheduler = _schedule(optimiser, options)
+    use_amp = device.type == "cuda" and options.mixed_precision and options.loss == "bp"
+    if device.type == "cuda" and options.loss == "sure":
+        torch.backends.cudnn.allow_tf32 = False  # the finite-difference divergence needs full float32
+        torch.backends.cuda.matmul.allow_tf32 = False
+    every = options.progress_every or (10 if device.type == "cuda" else 1)
+    n_average = int(round(options.average_last * options.iterations))
+    average = None
+    averaged_weights = None
+    losses = torch.zeros(options.iterations, device=device)
+    risks = torch.zeros(options.iterations, device=device)
+
+    start = time.perf_counter()
+    for it in range(options.iterations):
+        k = it % len(problems)
+        optimiser.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            value = loss_fn(problems[k], estimators[k], zs[k], generator)
+        value.loss.backward()
+        optimiser.step()
+        if scheduler is not None:
+            scheduler.step()
+        losses[it] = value.loss.detach()
+        risks[it] = value.risk
+        if it >= options.iterations - n_average:
+            if len(problems) == 1:
+                est = value.estimate.detach()
+                average = est.clone() if average is None else average + est
+            else:
+                params = [p.detach().clone() for p in net.parameters()]
+                averaged_weights = params if averaged_weights is None else [a + p for a, p in zip(averaged_weights, params)]
+        if callback is not None and ((it + 1) % every == 0 or it + 1 == options.iterations):
+            elapsed = time.perf_counter() - start
+            progress = Progress(it + 1, options.iterations, float(losses[it]), float(risks[it]), elapsed,
+                                elapsed / (it + 1) * (options.iterations - it - 1))
+            if callback(progress):
+                raise FusionCancelled(f"stopped at iteration {it + 1} of {options.iterations} on request")
+    result = None
+    if len(problems) == 1:
+        result = (average / n_average) if n_average else value.estimate.detach()
+    else:
+        if averaged_weights is not None:
+            with torch.no_grad():
+                for p, a in zip(net.parameters(), averaged_weights):
+                    p.copy_(a / n_average)
+        _recalibrate_batch_norm(net, estimators, zs)
+    record.seconds = time.perf_counter() - start
+    record.seconds_per_iteration = record.seconds / options.iterations
+    record.loss_history = losses.cpu().tolist()
+    record.risk_history = risks.cpu().tolist()
+    tail = [r for r in record.risk_history[-max(n_average, 10):] if math.isfinite(r)]
+    record.final_risk = float(np.mean(tail)) if tail else float("nan")
+    return model, record, result
+
+
 def solve(problem: FusionProblem, options: SolverOptions | None = None,
           callback: ProgressCallback | None = None,
           network_factory: Callable[[FusionProblem, SolverOptions], nn.Module] = default_network,
@@ -186,84 +338,5 @@ def solve(problem: FusionProblem, options: SolverOptions | None = None,
     The problem's tensors must already be on the device given by `options.device` (see `prepare_device`).
     Raises FusionCancelled when the callback returns True.
     """
-    options = (options or SolverOptions()).validated()
-    device = problem.observations[0].data.device
-    record = RunRecord(options=asdict(options), device=str(device), device_reason="")
-    if options.threads:
-        torch.set_num_threads(options.threads)
-    torch.manual_seed(options.seed)
-    generator = torch.Generator(device=device)
-    generator.manual_seed(options.seed + 1)
-
-    z = problem.network_input()
-    base = None
-    if options.residual:
-        channels = _base_channels(problem)
-        if channels is None:
-            raise SureFusionError("the residual recipe needs every output band among the network inputs; use residual=False")
-        # the BP-only recipe uses no risk estimate anywhere, so its first estimate is not SURE-tuned either
-        base = (DetailInjectionBase(problem, tune=options.loss == "sure") if options.base == "injection"
-                else BackProjectionBase(channels))
-    guides = _spectral_guide_channels(problem) if base is not None else []
-    if base is None:  # the paper feeds the [0, 1]-scaled data as it is
-        mean, std = torch.zeros(1, z.shape[1], 1, 1, device=z.device), torch.ones(1, z.shape[1], 1, 1, device=z.device)
-        out_scale = None
-    else:  # the network sees the first estimate (and spectral guides), normalised band by band
-        with torch.no_grad():
-            first = base(z)
-            features = torch.cat([z[:, guides], first], dim=1)
-        mean = features.mean(dim=(0, 2, 3), keepdim=True)
-        std = features.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
-        out_scale = std[:, len(guides):]
-    net = network_factory(problem, options).to(device)
-    estimator = ResidualEstimator(net, base, mean, std, out_scale, guides).to(device)
-    estimator.train()  # BatchNorm uses the statistics of this scene, as in the paper
-    record.parameters = sum(p.numel() for p in net.parameters())
-
-    band_weights = None
-    if options.band_weighting == "relative":
-        band_weights = [1.0 / obs.network_input().pow(2).mean(dim=(-2, -1)).clamp_min(1e-12) for obs in problem.observations]
-        norm = torch.cat(band_weights).mean()
-        band_weights = [w / norm for w in band_weights]
-    loss_fn = SureLoss(band_weights, options.epsilon) if options.loss == "sure" else BackProjectionLoss(band_weights)
-
-    optimiser = torch.optim.Adam(estimator.parameters(), lr=options.learning_rate, eps=options.adam_eps, amsgrad=True)
-    scheduler = _schedule(optimiser, options)
-    use_amp = device.type == "cuda" and options.mixed_precision and options.loss == "bp"
-    if device.type == "cuda" and options.loss == "sure":
-        torch.backends.cudnn.allow_tf32 = False  # the finite-difference divergence needs full float32
-        torch.backends.cuda.matmul.allow_tf32 = False
-    every = options.progress_every or (10 if device.type == "cuda" else 1)
-    n_average = int(round(options.average_last * options.iterations))
-    average = None
-    losses = torch.zeros(options.iterations, device=device)
-    risks = torch.zeros(options.iterations, device=device)
-
-    start = time.perf_counter()
-    for it in range(options.iterations):
-        optimiser.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            value = loss_fn(problem, estimator, z, generator)
-        value.loss.backward()
-        optimiser.step()
-        if scheduler is not None:
-            scheduler.step()
-        losses[it] = value.loss.detach()
-        risks[it] = value.risk
-        if it >= options.iterations - n_average:
-            est = value.estimate.detach()
-            average = est.clone() if average is None else average + est
-        if callback is not None and ((it + 1) % every == 0 or it + 1 == options.iterations):
-            elapsed = time.perf_counter() - start
-            progress = Progress(it + 1, options.iterations, float(losses[it]), float(risks[it]), elapsed,
-                                elapsed / (it + 1) * (options.iterations - it - 1))
-            if callback(progress):
-                raise FusionCancelled(f"stopped at iteration {it + 1} of {options.iterations} on request")
-    result = (average / n_average) if n_average else value.estimate.detach()
-    record.seconds = time.perf_counter() - start
-    record.seconds_per_iteration = record.seconds / options.iterations
-    record.loss_history = losses.cpu().tolist()
-    record.risk_history = risks.cpu().tolist()
-    tail = [r for r in record.risk_history[-max(n_average, 10):] if math.isfinite(r)]
-    record.final_risk = float(np.mean(tail)) if tail else float("nan")
+    _, record, result = train([problem], options, callback, network_factory)
     return result[0].float().cpu(), record
