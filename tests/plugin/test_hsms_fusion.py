@@ -142,6 +142,16 @@ def test_nodata_is_honoured(provider, scene, tmp_path):
     assert np.isfinite(data).all() and np.abs(data[:, ~expected]).max() < 10
 
 
+def test_tiles_cover_the_area_and_agree_with_one_piece(provider, rasters, fused, tmp_path):
+    out = tmp_path / "tiled.tif"
+    pf.run_pair_alg("hsms_fusion", {**pf.layers(rasters), "TILE_SIZE": 24, "TILE_OVERLAP": 12, "OUTPUT": str(out)})
+    data, _, _, md = raster_io.read_raster(str(out))
+    whole, _, _, _ = raster_io.read_raster(str(fused[1]))
+    assert data.shape == whole.shape and np.isfinite(data).all()
+    assert md["TILES"].startswith("4 ") and md["SENSOR_MODEL_TILES"] == "4"
+    assert np.abs(data - whole).mean() < 0.05 * np.abs(whole).mean()   # each tile has its own network and model
+
+
 def test_real_eo1_crop(provider, tmp_path):
     """Hyperion (128 bands, 3×3 block means as a 90 m HS) with ALI (9 bands, 30 m) on a 36×36 px crop of the
     Paris scene; the original 30 m Hyperion bands are the reference."""
@@ -302,3 +312,7 @@ def test_unwritable_output(provider, rasters, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     _fails(pf.layers(rasters), ["cannot write"], tmp_path, out=blocker / "out.tif")
+
+
+def test_missing_layer_file(provider, rasters, tmp_path):
+    _fails({**pf.layers(rasters), "HS": str(tmp_path / "no_such_hs.tif")}, ["HS", "cannot be loaded"], tmp_path)
