@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = {o.name: o for o in skipped}
     if to_run:
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+        signal.signal(signal.SIGTERM, _interrupt)   # batch systems stop jobs by SIGTERM: shut the cluster down
         try:
             with dask_client(cluster, args.threads) as client:
                 workers = client.nthreads()
@@ -103,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.summary, "w", encoding="utf-8") as handle:
             json.dump([asdict(o) for o in ordered], handle, indent=1)
     return 1 if any(o.status == "failed" for o in ordered) else 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

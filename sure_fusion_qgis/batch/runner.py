@@ -12,6 +12,7 @@ The LocalCluster uses worker processes behind nannies (a dead worker is restarte
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -65,7 +66,8 @@ def dask_client(cluster: ClusterSettings, torch_threads: int = 1) -> Iterator[ob
     with dask.config.set(config):
         local = LocalCluster(n_workers=cluster.workers or default_workers(torch_threads),
                              threads_per_worker=cluster.threads_per_worker, processes=True,
-                             memory_limit=cluster.memory_limit, dashboard_address=None)
+                             memory_limit=cluster.memory_limit,
+                             dashboard_address="127.0.0.1:0")  # any free port: 8787 may be another cluster's
     try:
         client = Client(local)
         try:
@@ -73,6 +75,9 @@ def dask_client(cluster: ClusterSettings, torch_threads: int = 1) -> Iterator[ob
         finally:
             client.close()
     finally:
+        # a worker that has run torch often needs more than the nanny's 4 s to exit and is then killed, with a
+        # warning that would only alarm here: the work is over
+        logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
         local.close()
 
 

@@ -1,7 +1,7 @@
 """Batch runs on Dask (`python -m sure_fusion_qgis.batch`): two scenes on a LocalCluster with two worker processes,
 a worker killed mid-run, resuming, the command line end to end — and no QGIS anywhere in it.
 
-Scenes are small synthetic band rasters and one fake SAFE product (48–60 px, 3 iterations; 30 where a worker
+Scenes are small synthetic band rasters and one fake SAFE product (48–60 px, 3 iterations; 10 where a worker
 must be caught mid-run). The cluster fixture checks that no worker process outlives it.
 """
 from __future__ import annotations
@@ -175,7 +175,7 @@ def test_a_lost_worker_costs_only_its_own_task(dask_cluster, band_scenes, tmp_pa
     from sure_fusion_qgis.batch.runner import run_scenes
 
     client, seen_pids = dask_cluster
-    slow = BatchSettings(iterations=15, device="cpu", threads=1, progress_seconds=0.2)
+    slow = BatchSettings(iterations=10, device="cpu", threads=1, progress_seconds=0.2)
     scenes = [raster_scene(band_scenes[k], str(tmp_path), name=k) for k in ("a", "b")]
     results: list = []
     runner = threading.Thread(target=lambda: results.extend(run_scenes(client, scenes, slow, retries=2)))
