@@ -6,6 +6,7 @@ import pytest
 from scipy import ndimage
 
 from sure_core import SolverOptions
+from sure_core.cross_band_noise import cross_band_noise_sigma
 from sure_core.errors import InputShapeError, InvalidInputValueError
 from sure_core.guided_fusion import degrade
 from sure_core.metrics import ergas, q2n, q_index
@@ -126,6 +127,20 @@ def test_prepare_sharpens_the_pan_by_the_preset_gains():
     assert guide.shape == (1, 64, 64) and not np.allclose(guide[0], pan)
     _, unchanged, _, none = prepare(ms, pan, sensor="quickbird", match_pan_mtf=False)
     assert none == 0.0 and np.array_equal(unchanged[0], pan)
+
+
+def test_cross_band_noise_sees_through_shared_texture():
+    from sure_core.noise import estimate_noise_sigma
+
+    rng = np.random.default_rng(11)
+    texture = ndimage.gaussian_filter(rng.standard_normal((128, 128)), 0.7) * 400   # fine detail shared by bands
+    clean = np.stack([g * texture + 300 for g in (0.6, 0.8, 1.0, 1.3, 0.9)])
+    true_sigma = np.array([1.0, 2.0, 4.0, 2.0, 1.0])
+    noisy = clean + true_sigma[:, None, None] * rng.standard_normal(clean.shape)
+    estimate = cross_band_noise_sigma(noisy, guides=texture[None])
+    np.testing.assert_allclose(estimate, true_sigma, rtol=0.3)
+    assert (estimate_noise_sigma(noisy) > 3 * true_sigma).all()  # the single-band estimate takes texture for noise
+    assert (cross_band_noise_sigma(clean, guides=texture[None]) < 0.05).all()
 
 
 # ------------------------------------------------------------------------------------------ runs
