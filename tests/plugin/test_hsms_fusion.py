@@ -315,4 +315,4 @@ def test_unwritable_output(provider, rasters, tmp_path):
 
 
 def test_missing_layer_file(provider, rasters, tmp_path):
-    _fails({**pf.layers(rasters), "HS": str(tmp_path / "no_such_hs.tif")}, ["HS", "cannot be loaded"], tmp_path)
+    _fails({**pf.layers(rasters), "HS": str(tmp_path / "no_such_hs.tif")}, ["HS", "no_such_hs.tif"], tmp_path)
