@@ -192,9 +192,10 @@ def _noise(name: str, given, data: np.ndarray) -> np.ndarray:
 
 def build_problem(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_guide=None,
                   geometry: Geometry | str = Geometry.AREA, cond: float = DEFAULT_COND, lr_weight: float = 1.0,
-                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
-                  ) -> tuple[FusionProblem, dict]:
-    """The fusion problem in a normalised scale (lr ÷ its max, guide − offset ÷ its max), and σ used (data units).
+                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                  scales: tuple[float, float] | None = None) -> tuple[FusionProblem, dict]:
+    """The fusion problem in a normalised scale (lr ÷ its max, guide − offset ÷ its max, unless `scales` gives
+    (lr scale, guide scale), e.g. one pair for every window of a scene), and σ used (data units).
 
     The observations are [guide, lr], so the guide's channels come first in the network input (the guide stream).
     """
@@ -203,7 +204,7 @@ def build_problem(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_g
     model = model.validated(lr.shape[0], guide.shape[0])
     _check_sizes(lr, guide, model.ratio)
     guide = guide - model.offset[:, None, None]
-    lr_scale, guide_scale = float(np.abs(lr).max()), float(np.abs(guide).max())
+    lr_scale, guide_scale = (float(np.abs(lr).max()), float(np.abs(guide).max())) if scales is None else (float(scales[0]), float(scales[1]))
     if lr_scale <= 0 or guide_scale <= 0:
         raise InvalidInputValueError("an input is zero everywhere (after the guide's offset): is this area nodata?")
     sig_lr = _noise("the low-resolution image", sigma_lr, lr)
@@ -250,3 +251,36 @@ def fuse(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_guide=None
     record.device_reason = reason
     record.sigma = [sigma_used["guide"], sigma_used["lr"]]
     return x_hat.double().numpy() * float(problem.scale), record
+
+
+@dataclass
+class GuidedSceneCase:
+    """How `sure_core.scene` turns a window of a guided pair into a problem and back.
+
+    Window data: (lr (L, rows/ratio, cols/ratio), guide (G, rows, cols)).
+    """
+
+    model: GuidedSensorModel
+    geometry: Geometry | str = Geometry.AREA
+    cond: float = DEFAULT_COND
+    lr_weight: float = 1.0
+
+    @property
+    def step(self) -> int:
+        return int(self.model.ratio)
+
+    def noise(self, data) -> dict:
+        return build_problem(*data, self.model, geometry=self.geometry, cond=self.cond)[1]
+
+    def scale(self, data) -> tuple[float, float]:
+        lr, guide = data
+        guide = np.asarray(guide, dtype=np.float64).reshape(-1, *np.shape(guide)[-2:])
+        offset = np.zeros(1) if self.model.offset is None else np.asarray(self.model.offset, dtype=np.float64)
+        return float(np.abs(lr).max()), float(np.abs(guide - offset.reshape(-1, 1, 1)).max())
+
+    def problem(self, data, noise: dict, scale, device) -> FusionProblem:
+        return build_problem(*data, self.model, sigma_lr=noise["lr"], sigma_guide=noise["guide"], geometry=self.geometry,
+                             cond=self.cond, lr_weight=self.lr_weight, device=device, scales=scale)[0]
+
+    def output(self, x_hat: torch.Tensor, problem: FusionProblem) -> np.ndarray:
+        return x_hat.double().cpu().numpy() * float(problem.scale)

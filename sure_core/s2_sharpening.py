@@ -1,6 +1,8 @@
 """Sentinel-2 sharpening: the 20 m (and 60 m) bands brought to 10 m, guided by the 10 m bands."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -37,11 +39,12 @@ def _check_ratio(name: str, a: np.ndarray, hr_shape: tuple[int, int], ratio: int
 
 def build_problem(y10, y20, y60=None, sigma: dict | None = None, geometry: Geometry | str = Geometry.AREA,
                   cond: float = DEFAULT_COND, device: str | torch.device = "cpu",
-                  dtype: torch.dtype = torch.float32) -> tuple[FusionProblem, dict]:
+                  dtype: torch.dtype = torch.float32, scale: float | None = None) -> tuple[FusionProblem, dict]:
     """The S2 problem in grouped band order [10 m, 20 m, 60 m]; inputs are (bands, rows, cols) arrays.
 
     `sigma` maps '10m'/'20m'/'60m' to per-band noise std in data units; missing groups are estimated.
-    Returns the problem (data divided by one global scale, as in the paper) and the σ used (data units).
+    Returns the problem (data divided by one global scale, as in the paper: the maximum of the inputs unless
+    `scale` is given, e.g. one scale for every window of a scene) and the σ used (data units).
     """
     y10 = _as_array("the 10 m bands (B2, B3, B4, B8)", y10, 4)
     y20 = _as_array("the 20 m bands (B5, B6, B7, B8A, B11, B12)", y20, 6)
@@ -52,7 +55,7 @@ def build_problem(y10, y20, y60=None, sigma: dict | None = None, geometry: Geome
         y60 = _as_array("the 60 m bands (B1, B9)", y60, 2)
         _check_ratio("the 60 m image", y60, hr, 6)
         groups.append(("60m", y60, s2.GROUP_60M, 6))
-    scale = max(float(g[1].max()) for g in groups)
+    scale = max(float(g[1].max()) for g in groups) if scale is None else float(scale)
     if scale <= 0:
         raise InvalidInputValueError("all input bands are zero or negative: is this area nodata?")
     sigma = dict(sigma or {})
@@ -117,3 +120,33 @@ def sharpen(y10, y20, y60=None, *, sigma: dict | None = None, options: SolverOpt
     order = s2.grouped_to_spectral(grouped)
     # no clipping at 0: it would bias band means where the estimate rings near hard edges (see README, Known limits)
     return (x_hat[order] * float(problem.scale)).numpy(), record
+
+
+@dataclass
+class S2SceneCase:
+    """How `sure_core.scene` turns a window of a Sentinel-2 scene into a problem and back.
+
+    Window data: {'10m': (4, rows, cols), '20m': (6, rows/2, cols/2)[, '60m': (2, rows/6, cols/6)]}.
+    """
+
+    with_60m: bool = True
+    geometry: Geometry | str = Geometry.AREA
+    cond: float = DEFAULT_COND
+
+    @property
+    def step(self) -> int:
+        return 6 if self.with_60m else 2
+
+    def noise(self, data: dict) -> dict:
+        return build_problem(data["10m"], data["20m"], data.get("60m"), None, self.geometry, self.cond)[1]
+
+    def scale(self, data: dict) -> float:
+        return max(float(np.max(a)) for a in data.values())
+
+    def problem(self, data: dict, noise: dict, scale: float, device) -> FusionProblem:
+        return build_problem(data["10m"], data["20m"], data.get("60m"), noise, self.geometry, self.cond, device,
+                             scale=scale)[0]
+
+    def output(self, x_hat: torch.Tensor, problem: FusionProblem) -> np.ndarray:
+        grouped = s2.GROUP_10M + s2.GROUP_20M + (s2.GROUP_60M if self.with_60m else ())
+        return x_hat[s2.grouped_to_spectral(grouped)].float().cpu().numpy() * float(problem.scale)

@@ -200,10 +200,14 @@ class TrainedModel:
         return ResidualEstimator(self.net, base, self.in_mean, self.in_std, self.out_scale, self.guide_channels)
 
     @torch.no_grad()
-    def apply(self, problem: FusionProblem) -> torch.Tensor:
-        """x̂ (1, bands, rows, cols) of `problem` in its normalised scale; BatchNorm uses the scene statistics."""
-        self.net.eval()
-        return self.estimator(problem)(problem.network_input())
+    def apply(self, problem: FusionProblem, window_statistics: bool = False) -> torch.Tensor:
+        """x̂ (1, bands, rows, cols) of `problem` in its normalised scale. BatchNorm uses the statistics of the
+        training crops, or with `window_statistics` those of this window (as during training)."""
+        self.net.train(window_statistics)
+        try:
+            return self.estimator(problem)(problem.network_input())
+        finally:
+            self.net.eval()
 
 
 def _recalibrate_batch_norm(net: nn.Module, estimators: list, inputs: list) -> None:

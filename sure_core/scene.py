@@ -1,0 +1,163 @@
+"""Whole scenes in bounded memory: one network trained on crops spread over the scene, applied tile by tile.
+
+The paper trains on the whole image, so memory and time grow with the area. Here:
+
+1. a few training crops are read across the scene; noise σ (median of the crops' estimates, unless given)
+   and the normalising scale are fixed once for the scene;
+2. one network and one first estimate (detail-injection weights and τ, see `injection.fit_injection`) are
+   fitted on all crops together (`solver.train`), so every tile is processed by the same function;
+3. the scene is processed tile by tile: each tile is read with a halo, fused, and only its core is written.
+   With one fixed network (BatchNorm in inference mode) and one first estimate, tiles differ only near their
+   own borders, which the halo cuts away: no seams.
+
+Memory is bounded by the crop and tile sizes, not by the scene. The core does no I/O: the caller passes
+`read(window) -> data` and `write(window, block)` (GDAL windows in the plugin and the batch runner).
+A case object (`s2_sharpening.S2SceneCase`, `guided_fusion.GuidedSceneCase`) says how window data become
+a problem and how the estimate becomes output bands.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+import torch
+
+from .device import resolve_device
+from .errors import FusionCancelled, ImageTooSmallError
+from .problem import FusionProblem
+from .solver import ProgressCallback, RunRecord, SolverOptions, TrainedModel, train
+from .tiling import Tile, Window, plan_crops, plan_tiles
+
+
+class SceneCase(Protocol):
+    step: int
+
+    def noise(self, data) -> dict: ...
+    def scale(self, data): ...
+    def problem(self, data, noise: dict, scale, device) -> FusionProblem: ...
+    def output(self, x_hat: torch.Tensor, problem: FusionProblem) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class SceneOptions:
+    crops: int = 4              # training crops spread over the scene
+    crop_size: int = 192        # target-grid pixels per crop side
+    tile_size: int = 1024       # target-grid pixels per tile side (core, without halo)
+    halo: int = 48              # context read around each tile and cut away
+    window_statistics: bool = False  # BatchNorm statistics of each tile instead of the training crops'
+
+
+@dataclass
+class SceneRecord:
+    training: RunRecord
+    crops: list[Window]
+    tiles: list[Tile]
+    noise: dict
+    scale: object
+    seconds_training: float = 0.0
+    seconds_inference: float = 0.0
+    tile_seconds: list[float] = field(default_factory=list)
+
+
+TileCallback = Callable[[Tile], "bool | None"]
+
+
+def _median_noise(estimates: list[dict]) -> dict:
+    return {key: np.median(np.stack([np.asarray(e[key], dtype=np.float64) for e in estimates]), axis=0).tolist()
+            for key in estimates[0]}
+
+
+def _max_scale(scales: list):
+    return tuple(np.max(np.asarray(scales, dtype=np.float64), axis=0)) if np.ndim(scales[0]) else max(scales)
+
+
+@dataclass
+class SceneModel:
+    """A network and first estimate fitted on one scene, with the scene's noise σ and scale: fuses any window."""
+
+    case: SceneCase
+    model: TrainedModel
+    noise: dict
+    scale: object
+    crops: list[Window]
+    record: RunRecord
+    device: torch.device
+    window_statistics: bool = False
+
+    def fuse(self, data) -> np.ndarray:
+        """The fused bands of one window's data (as `read` returns it), in output units."""
+        problem = self.case.problem(data, self.noise, self.scale, self.device)
+        return self.case.output(self.model.apply(problem, self.window_statistics)[0], problem)
+
+
+def train_scene(case: SceneCase, read: Callable[[Window], object], shape: tuple[int, int], *,
+                options: SolverOptions | None = None, scene: SceneOptions = SceneOptions(), noise: dict | None = None,
+                callback: ProgressCallback | None = None, log: Callable[[str], None] | None = None) -> SceneModel:
+    """Read `scene.crops` crops spread over a scene of `shape` (rows, cols) target pixels and train on them.
+
+    `noise` (data units, the case's keys) skips the σ estimation (otherwise: per band, the median of the crops').
+    """
+    options = (options or SolverOptions()).validated()
+    log = log or (lambda text: None)
+    rows, cols = shape
+    if rows % case.step or cols % case.step:
+        raise ImageTooSmallError(f"the scene ({rows}×{cols} px) must be a multiple of {case.step} px on each side: "
+                                 "crop it to whole coarse pixels")
+    device, reason = resolve_device(options.device)
+    crops = plan_crops(Window(0, 0, cols, rows), scene.crops, scene.crop_size, case.step)
+    crop_data = [read(w) for w in crops]
+    noise = noise or _median_noise([case.noise(d) for d in crop_data])
+    scale = _max_scale([case.scale(d) for d in crop_data])
+    problems = [case.problem(d, noise, scale, device) for d in crop_data]
+    del crop_data
+    log(f"training one network on {len(crops)} crops of {crops[0].width}×{crops[0].height} px spread over the scene")
+    model, record, _ = train(problems, options, callback)
+    record.device_reason = reason
+    record.sigma = [noise[k] for k in noise]
+    return SceneModel(case, model, noise, scale, crops, record, device, scene.window_statistics)
+
+
+def fuse_scene(case: SceneCase, read: Callable[[Window], object], shape: tuple[int, int],
+               write: Callable[[Window, np.ndarray], None], *, options: SolverOptions | None = None,
+               scene: SceneOptions = SceneOptions(), noise: dict | None = None,
+               callback: ProgressCallback | None = None, tile_callback: TileCallback | None = None,
+               log: Callable[[str], None] | None = None) -> SceneRecord:
+    """Fuse a scene of `shape` (rows, cols) target-grid pixels, reading and writing window by window.
+
+    `callback` receives the training progress (per iteration) and `tile_callback` each tile before it is
+    processed; either may return True to stop (FusionCancelled).
+    """
+    log = log or (lambda text: None)
+    start = time.perf_counter()
+    fitted = train_scene(case, read, shape, options=options, scene=scene, noise=noise, callback=callback, log=log)
+    tiles = plan_tiles(Window(0, 0, shape[1], shape[0]), scene.tile_size, scene.halo, case.step)
+    result = SceneRecord(fitted.record, fitted.crops, tiles, fitted.noise, fitted.scale,
+                         seconds_training=time.perf_counter() - start)
+    start = time.perf_counter()
+    for tile in tiles:
+        if tile_callback is not None and tile_callback(tile):
+            raise FusionCancelled(f"stopped before tile {tile.index + 1} of {tile.count} on request")
+        tile_start = time.perf_counter()
+        fused = fitted.fuse(read(tile.read))
+        r, c = tile.core_in_read()
+        write(tile.core, fused[:, r, c])
+        result.tile_seconds.append(time.perf_counter() - tile_start)
+        if tile.count > 1:
+            log(f"tile {tile.index + 1}/{tile.count} fused in {result.tile_seconds[-1]:.1f} s")
+    result.seconds_inference = time.perf_counter() - start
+    return result
+
+
+def fuse_array(case: SceneCase, data_reader: Callable[[Window], object], shape: tuple[int, int], bands: int,
+               **kwargs) -> tuple[np.ndarray, SceneRecord]:
+    """`fuse_scene` into an in-memory array (bands, rows, cols): for tests, benchmarks and small scenes."""
+    out = np.zeros((bands, *shape), dtype=np.float32)
+
+    def write(window: Window, block: np.ndarray) -> None:
+        rs, cs = window.slices()
+        out[:, rs, cs] = block
+
+    record = fuse_scene(case, data_reader, shape, write, **kwargs)
+    return out, record
