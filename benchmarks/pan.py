@@ -19,7 +19,8 @@ with a border of `--border` px cut (the toolbox's flag_cut_bounds).
 
 Methods, all in the same run and on the same inputs: bicubic (GDAL cubic warp of the MS GeoTIFF onto the PAN
 grid), `gdal:pansharp` (what QGIS Processing runs: gdal_pansharpen.py pan ms out -r cubic, weighted Brovey
-with equal weights), the core's linear first estimate (guided_fusion.first_estimate with the model that
+with equal weights; called through osgeo_utils here, and through `qgis_process run gdal:pansharp` with
+`--via-qgis-process`: the two outputs were checked identical, max |difference| 0), the core's linear first estimate (guided_fusion.first_estimate with the model that
 pansharpen builds) and SURE Fusion (sure_core.pansharpening.pansharpen, sensor 'worldview2').
 
 Recipe: 60 iterations of a width-8 network by default (`--iterations`, `--width`), so that the SURE run fits the
@@ -157,6 +158,21 @@ def run_gdal_pansharp(paths: dict[str, str], folder: Path) -> np.ndarray:
     return gdal.Open(str(target)).ReadAsArray().astype(np.float64)
 
 
+def run_gdal_pansharp_processing(paths: dict[str, str], folder: Path) -> np.ndarray:
+    """The same through QGIS Processing: qgis_process run gdal:pansharp with its defaults."""
+    import os
+    import subprocess
+
+    target = folder / "gdal_pansharp_processing.tif"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    result = subprocess.run(["/usr/bin/qgis_process.bin", "run", "gdal:pansharp", "--", f"SPECTRAL={paths['ms']}",
+                             f"PANCHROMATIC={paths['pan']}", f"OUTPUT={target}"], capture_output=True, text=True,
+                            env=env, timeout=300)
+    if result.returncode != 0 or not target.exists():
+        raise RuntimeError(f"qgis_process gdal:pansharp failed: {result.stderr[-500:]}")
+    return gdal.Open(str(target)).ReadAsArray().astype(np.float64)
+
+
 def run_first_estimate(ms: np.ndarray, pan: np.ndarray, **kwargs) -> np.ndarray:
     """The core's linear first estimate alone (no network), with the sensor model pansharpen would build."""
     from sure_core import guided_fusion
@@ -190,7 +206,8 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
-def reduced_resolution(ms, pan, options: SolverOptions, seeds: list[int], border: int, extra: dict) -> list[dict]:
+def reduced_resolution(ms, pan, options: SolverOptions, seeds: list[int], border: int, extra: dict,
+                       via_processing: bool = False) -> list[dict]:
     ms_lr, pan_lr = wald_inputs(ms, pan)
     print(f"== reduced resolution: MS {ms_lr.shape[2]}×{ms_lr.shape[1]}×{ms_lr.shape[0]} + PAN "
           f"{pan_lr.shape[1]}×{pan_lr.shape[0]} → {ms.shape[2]}×{ms.shape[1]}", flush=True)
@@ -198,8 +215,9 @@ def reduced_resolution(ms, pan, options: SolverOptions, seeds: list[int], border
     with tempfile.TemporaryDirectory(prefix="bench_pan_") as tmp:
         folder = Path(tmp)
         paths = write_inputs(folder, ms_lr, pan_lr, pan_pixel=2.0)
+        pansharp = run_gdal_pansharp_processing if via_processing else run_gdal_pansharp
         methods = [("bicubic (GDAL cubic)", lambda: run_bicubic(paths)),
-                   ("gdal:pansharp (weighted Brovey)", lambda: run_gdal_pansharp(paths, folder)),
+                   ("gdal:pansharp (weighted Brovey)", lambda: pansharp(paths, folder)),
                    ("first estimate (core, no network)", lambda: run_first_estimate(ms_lr, pan_lr, **extra))]
         for name, fn in methods:
             est, seconds = timed(fn)
@@ -244,18 +262,18 @@ def print_tables(reduced: list[dict], full: list[dict], options: SolverOptions, 
     if reduced:
         print(f"\nWorldView-2 (imgWV2.mat), Wald protocol ×4 — MS 80×80×8 + PAN 320×320 → 320×320; SURE Fusion: "
               f"{options.iterations} iterations, width {options.width}, 1 thread")
-        print(f"{'method':<36} | {'full image':^24} | {f'border {border} px cut':^24} | {'seconds':>7}")
-        print(f"{'':<36} | {'Q8':>6} {'ERGAS':>7} {'SAM °':>8} | {'Q8':>6} {'ERGAS':>7} {'SAM °':>8} |")
+        print(f"{'method':<46} | {'full image':^24} | {f'border {border} px cut':^24} | {'seconds':>7}")
+        print(f"{'':<46} | {'Q8':>6} {'ERGAS':>7} {'SAM °':>8} | {'Q8':>6} {'ERGAS':>7} {'SAM °':>8} |")
         for r in reduced:
             name = r["method"] + (f" (seed {r['seed']})" if r["seed"] is not None else "")
             cells = " | ".join(f"{r[k]['q2n']:>6.4f} {r[k]['ergas']:>7.3f} {r[k]['sam']:>8.3f}" for k in ("full", "cut"))
-            print(f"{name:<36} | {cells} | {r['seconds']:>7.1f}")
+            print(f"{name:<46} | {cells} | {r['seconds']:>7.1f}")
         sure = [r for r in reduced if r["method"] == "SURE Fusion"]
         if len(sure) > 1:
             mean = {k: float(np.mean([r["full"][k] for r in sure])) for k in ("q2n", "ergas", "sam")}
-            print(f"{'SURE Fusion, mean over seeds':<36} | {mean['q2n']:>6.4f} {mean['ergas']:>7.3f} {mean['sam']:>8.3f} |")
+            print(f"{'SURE Fusion, mean over seeds':<46} | {mean['q2n']:>6.4f} {mean['ergas']:>7.3f} {mean['sam']:>8.3f} |")
         for name, (q, e) in PEERS.items():
-            print(f"{name + ' (other tools, other run)':<36} | {q:>6.3f} {e:>7.2f} {'':>8} |")
+            print(f"{name + ' (other tools, other run)':<46} | {q:>6.3f} {e:>7.2f} {'':>8} |")
         if sure:
             q = float(np.mean([r["full"]["q2n"] for r in sure]))
             e = float(np.mean([r["full"]["ergas"] for r in sure]))
@@ -265,9 +283,9 @@ def print_tables(reduced: list[dict], full: list[dict], options: SolverOptions, 
                   f"ERGAS {e:.3f}, {minutes:.1f} min: {'met' if ok else 'NOT met'}")
     if full:
         print(f"\nWorldView-2 full resolution — {full_shape}; QNR (D_λ, D_s), 32-px blocks")
-        print(f"{'method':<36} | {'QNR':>6} {'D_λ':>7} {'D_s':>7} | {'seconds':>7}")
+        print(f"{'method':<46} | {'QNR':>6} {'D_λ':>7} {'D_s':>7} | {'seconds':>7}")
         for r in full:
-            print(f"{r['method']:<36} | {r['qnr']:>6.4f} {r['d_lambda']:>7.4f} {r['d_s']:>7.4f} | {r['seconds']:>7.1f}")
+            print(f"{r['method']:<46} | {r['qnr']:>6.4f} {r['d_lambda']:>7.4f} {r['d_s']:>7.4f} | {r['seconds']:>7.1f}")
 
 
 def main(argv=None) -> int:
@@ -278,6 +296,8 @@ def main(argv=None) -> int:
     parser.add_argument("--border", type=int, default=21, help="px cut at the PAN grid for the second score set")
     parser.add_argument("--psf", choices=["preset", "estimate"], default="preset",
                         help="MS PSF σ: the WV2 MTF preset, or estimated from the data")
+    parser.add_argument("--via-qgis-process", action="store_true",
+                        help="run gdal:pansharp through qgis_process (QGIS Processing) instead of osgeo_utils")
     parser.add_argument("--skip-reduced", action="store_true")
     parser.add_argument("--skip-full", action="store_true")
     parser.add_argument("--full-crop", type=int, default=512,
@@ -293,7 +313,8 @@ def main(argv=None) -> int:
     extra = {"psf_sigma": "estimate"} if args.psf == "estimate" else {}
     start = time.perf_counter()
     ms, pan = load_wv2()
-    reduced = [] if args.skip_reduced else reduced_resolution(ms, pan, options, args.seeds, args.border, extra)
+    reduced = [] if args.skip_reduced else reduced_resolution(ms, pan, options, args.seeds, args.border, extra,
+                                                              args.via_qgis_process)
     full = [] if args.skip_full else full_resolution(ms, pan, options, args.full_crop, extra)
     side = args.full_crop or pan.shape[0]
     full_shape = f"MS {side // RATIO}² ×8 + PAN {side}² → {side}²" + (" (top-left crop)" if args.full_crop else "")
