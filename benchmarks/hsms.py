@@ -174,7 +174,7 @@ def real_protocol(seed: int, options: SolverOptions, given_psf: bool, losses: li
             add(f"SURE Fusion, {loss} loss (SRF est., PSF {label})", fused, time.perf_counter() - start,
                 psf_sigma=float(model.psf_sigma[0]), sigma_hs_estimated=float(np.mean(record.sigma[1])),
                 sigma_hs_true=sigma_noise, sigma_ms_estimated=float(np.mean(record.sigma[0])),
-                iterations=options.iterations, width=options.width)
+                options={"iterations": options.iterations, "width": options.width, "threads": options.threads})
     print(f"real seed {seed}: true PSF σ {sigma_psf:.3f} px, true HS noise σ {sigma_noise:.4f}")
     return rows
 
@@ -196,7 +196,8 @@ def simulated_protocol(seed: int, options: SolverOptions, snr_hs: float, losses:
 
     def add(method, estimate, seconds):
         row = {"protocol": "simulated", "snr_hs": snr_hs, "seed": seed, "method": method,
-               **scores(truth, estimate, SIM_RATIO, 1.0), "seconds": seconds}
+               **scores(truth, estimate, SIM_RATIO, 1.0), "seconds": seconds,
+               "options": {"iterations": options.iterations, "width": options.width, "threads": options.threads}}
         rows.append(row)
         print(f"sim HS {snr_hs:g} dB seed {seed} {method:<34} ERGAS {row['ergas']:6.3f}  SAM {row['sam']:6.3f}°  "
               f"PSNR {row['psnr']:6.2f} dB  {seconds:7.1f} s", flush=True)
@@ -263,7 +264,14 @@ def main(argv=None) -> int:
     parser.add_argument("--width", type=int, default=None, help="override the network width")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, help="write all rows to this file")
+    parser.add_argument("--report", type=Path, nargs="+", default=None,
+                        help="only print the tables of rows saved by earlier --json runs (e.g. one run per seed)")
     args = parser.parse_args(argv)
+    if args.report:
+        runs = [row for path in args.report for row in json.loads(path.read_text())]
+        options = SolverOptions(**next((r["options"] for r in runs if "options" in r), {}))
+        print_tables(runs, options)
+        return 0
     for name in ("paris_data_hs_ms.mat", "ikonos_spec_resp.mat"):
         if not (DATA / name).exists():
             print(f"{DATA / name} not found: the benchmark needs the shared data folder beside the repository")
