@@ -27,6 +27,28 @@ class RunSettings:
     sigma: dict | None = None            # noise σ per band group in data units; None: estimate
     tile_size: int = 0                   # output (high-resolution) pixels; 0: the whole area in one piece
     tile_overlap: int = 36               # halo on each side of a tile, output pixels
+    training: str = "auto"               # see TRAINING_MODES
+    scene_crops: int = 4                 # 'scene' training: crops spread over the area, and their side (output px)
+    scene_crop_size: int = 192
+
+    def effective_training(self, window: Window) -> str:
+        """'whole', 'tiles' or 'scene' for an area: 'auto' trains on the whole area when it is small enough
+        and no tile size is set, on each tile when a tile size is set, and on crops of the scene otherwise."""
+        if self.training != "auto":
+            return self.training
+        if self.tile_size > 0:
+            return "tiles"
+        return "whole" if window.width * window.height <= AUTO_WHOLE_PIXELS else "scene"
+
+    def scene_tile_size(self) -> int:
+        return self.tile_size if self.tile_size > 0 else DEFAULT_SCENE_TILE
+
+
+#: how the network is trained: on the whole area at once (the paper), on each tile independently, or once on
+#: crops spread over the scene and then applied tile by tile (bounded memory, time linear in the area)
+TRAINING_MODES = ("auto", "whole", "tiles", "scene")
+AUTO_WHOLE_PIXELS = 512 * 512
+DEFAULT_SCENE_TILE = 1024
 
 
 @dataclass
@@ -39,6 +61,7 @@ class FusionResult:
     seconds: float = 0.0
     window: Window | None = None
     sigma_by_band: dict[str, float] = field(default_factory=dict)
+    training: str = "whole"                            # effective RunSettings.training mode
 
     @property
     def final_risk(self) -> float:
@@ -63,6 +86,11 @@ def fill_invalid(values: np.ndarray, invalid: np.ndarray) -> np.ndarray:
     for band in filled:
         band[invalid] = band[~invalid].mean()
     return filled
+
+
+def tile_done_progress():
+    """A core Progress saying "this step is complete", for stages without iterations (a tile of a scene model)."""
+    return core_module("solver").Progress(1, 1, float("nan"), float("nan"), 0.0, 0.0)
 
 
 def upsample_mask(mask: np.ndarray, ratio: int) -> np.ndarray:
@@ -126,7 +154,11 @@ def run_provenance(settings: RunSettings, result: FusionResult, inputs) -> dict[
         "DEVICE_REASON": result.device_reason,
         "SECONDS": f"{result.seconds:.1f}",
         "FINAL_SURE_RISK": f"{result.final_risk:.6g}",
-        "FINAL_SURE_RISK_PER_TILE": ", ".join(f"{r.final_risk:.6g}" for r in result.records),
+        "FINAL_SURE_RISK_PER_TILE": ("one network for the scene" if result.training == "scene" else
+                                     ", ".join(f"{r.final_risk:.6g}" for r in result.records)),
+        "TRAINING": {"whole": "on the whole area at once", "tiles": "one network per tile",
+                     "scene": f"one network on {settings.scene_crops} crops of {settings.scene_crop_size} px spread "
+                              "over the area, applied tile by tile"}[result.training],
         "NOISE_SIGMA": ", ".join(f"{n}={result.sigma_by_band[n]:.6g}" for n in result.band_names
                                  if n in result.sigma_by_band),
         "NOISE_SIGMA_SOURCE": "given" if settings.sigma else "estimated (wavelet MAD)",

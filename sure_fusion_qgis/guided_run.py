@@ -104,7 +104,7 @@ def run_guided_fusion(pair: RasterPair, window: Window, target: str, settings: R
     algorithm's own settings: SRF and PSF sources, sensor). Any exception leaves no file at `target`.
     """
     tiles = plan_tiles(window, settings.tile_size, settings.tile_overlap, pair.ratio)
-    result = GuidedResult(target, bands.names, tiles=tiles, window=window)
+    result = GuidedResult(target, bands.names, tiles=tiles, window=window, training="tiles" if len(tiles) > 1 else "whole")
 
     def fuse_tile(tile):
         callback = (lambda p: progress(tile, p)) if progress else None

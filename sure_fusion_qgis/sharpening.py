@@ -10,9 +10,9 @@ import numpy as np
 from . import raster_io
 from .core_loader import core_module
 from .fusion_run import (METHOD, PLUGIN_VERSION, FusionResult, RunSettings, fill_invalid, run_provenance,  # noqa: F401
-                         upsample_mask, write_tiles)
+                         tile_done_progress, upsample_mask, write_tiles)
 from .raster_io import OUTPUT_NODATA, SentinelInputs, Window
-from .tiling import plan_tiles
+from .tiling import Tile, plan_tiles
 
 #: settings of a Sentinel-2 run: `sigma` is {'10m': [...], '20m': [...], '60m': [...]} in output units;
 #: tile size and overlap in 10 m pixels
@@ -26,24 +26,45 @@ def band_descriptions(names: list[str]) -> list[str]:
     return [f"{n} ({centres[n]:.0f} nm)" for n in names]
 
 
+def read_window(inputs: SentinelInputs, window: Window) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """({'10m','20m'[,'60m']}: bands with nodata filled, invalid mask at 10 m) of a window (10 m pixels)."""
+    data, invalid_10m = {}, np.zeros((window.height, window.width), dtype=bool)
+    for key, group in inputs.groups.items():
+        values, invalid = raster_io.read_group(group, window)
+        data[key] = fill_invalid(values, invalid) if invalid.any() and not invalid.all() else values
+        invalid_10m |= upsample_mask(invalid, group.ratio)
+    return data, invalid_10m
+
+
 def sharpen_tile(inputs: SentinelInputs, window: Window, settings: SharpeningSettings, callback
                  ) -> tuple[np.ndarray | None, np.ndarray, object | None]:
     """(sharpened (bands, rows, cols) or None if all nodata, invalid mask at 10 m, run record or None)."""
-    sharpen = core_module("s2_sharpening").sharpen
-    data, invalid_10m = {}, np.zeros((window.height, window.width), dtype=bool)
-    invalid_by_group = {}
-    for key, group in inputs.groups.items():
-        values, invalid = raster_io.read_group(group, window)
-        data[key], invalid_by_group[key] = values, invalid
-        invalid_10m |= upsample_mask(invalid, group.ratio)
+    data, invalid_10m = read_window(inputs, window)
     if invalid_10m.all():
         return None, invalid_10m, None
-    for key in data:
-        data[key] = fill_invalid(data[key], invalid_by_group[key])
-    fused, record = sharpen(data["10m"], data["20m"], data.get("60m"), sigma=settings.sigma,
-                            options=settings.options, geometry="area", callback=callback)
+    fused, record = core_module("s2_sharpening").sharpen(
+        data["10m"], data["20m"], data.get("60m"), sigma=settings.sigma, options=settings.options, geometry="area",
+        callback=callback)
     fused[:, invalid_10m] = OUTPUT_NODATA
     return fused, invalid_10m, record
+
+
+#: the pseudo-tile under which 'scene' training reports its iterations
+TRAINING_STAGE = Tile(Window(0, 0, 0, 0), Window(0, 0, 0, 0), 0, 1)
+
+
+def train_on_scene(inputs: SentinelInputs, window: Window, settings: SharpeningSettings, progress=None, log=None):
+    """One network for the whole area, trained on crops spread over it (sure_core.scene): returns the SceneModel."""
+    scene = core_module("scene")
+    case = core_module("s2_sharpening").S2SceneCase(with_60m="60m" in inputs.groups)
+
+    def read(w):  # w: sure_core window relative to the area
+        return read_window(inputs, Window(window.col + w.col, window.row + w.row, w.width, w.height))[0]
+
+    callback = (lambda p: progress(TRAINING_STAGE, p)) if progress else None
+    options = scene.SceneOptions(crops=settings.scene_crops, crop_size=settings.scene_crop_size)
+    return scene.train_scene(case, read, (window.height, window.width), options=settings.options, scene=options,
+                             noise=settings.sigma, callback=callback, log=log)
 
 
 def run_sharpening(inputs: SentinelInputs, window: Window, target: str, settings: SharpeningSettings,
@@ -52,15 +73,31 @@ def run_sharpening(inputs: SentinelInputs, window: Window, target: str, settings
 
     `progress(tile, core_progress)` is called per iteration and returns True to stop (the core then raises
     FusionCancelled); `log(text)` receives one line per tile. Any exception leaves no file at `target`.
+    With 'scene' training, the training iterations come under `TRAINING_STAGE` and each tile then reports once.
     """
     names = core_module("s2_sharpening").output_band_names("60m" in inputs.groups)
-    tiles = plan_tiles(window, settings.tile_size, settings.tile_overlap, inputs.coarsest.ratio)
-    result = SharpeningResult(target, names, tiles=tiles, window=window)
+    mode = settings.effective_training(window)
+    tile_size = {"whole": 0, "tiles": settings.tile_size, "scene": settings.scene_tile_size()}[mode]
+    tiles = plan_tiles(window, tile_size, settings.tile_overlap, inputs.coarsest.ratio)
+    result = SharpeningResult(target, names, tiles=tiles, window=window, training=mode)
+    trained = []  # 'scene': trained when the first tile is due, inside the writer's timing and clean-up
 
     def fuse_tile(tile):
-        callback = (lambda p: progress(tile, p)) if progress else None
-        fused, _, record = sharpen_tile(inputs, tile.read, settings, callback)
-        return fused, record
+        if mode != "scene":
+            callback = (lambda p: progress(tile, p)) if progress else None
+            fused, _, record = sharpen_tile(inputs, tile.read, settings, callback)
+            return fused, record
+        if not trained:
+            trained.append(train_on_scene(inputs, window, settings, progress, log))
+        model = trained[0]
+        data, invalid = read_window(inputs, tile.read)
+        if invalid.all():
+            return None, None
+        fused = model.fuse(data)
+        fused[:, invalid] = OUTPUT_NODATA
+        if progress and progress(tile, tile_done_progress()):
+            raise core_module().FusionCancelled(f"stopped after tile {tile.index + 1} of {tile.count} on request")
+        return fused, model.record
 
     def metadata(done):
         done.sigma_by_band = _sigma_by_band(inputs, done.records)

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qgis.core import (QgsCoordinateReferenceSystem, QgsProcessing, QgsProcessingException,
-                       QgsProcessingOutputNumber, QgsProcessingOutputString, QgsProcessingParameterExtent,
-                       QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
+from qgis.core import (QgsProcessingException, QgsProcessingParameterEnum, QgsProcessingParameterExtent,
+                       QgsProcessingParameterFile, QgsProcessingParameterRasterLayer)
 
 from .. import quicklook, raster_io
-from ..compat import FILE_BEHAVIOR_FILE
+from ..compat import FILE_BEHAVIOR_FILE, advanced
 from ..core_loader import core_module
+from ..fusion_run import TRAINING_MODES
 from ..raster_io import RasterIOError
 from ..report import build_report
 from ..sharpening import SharpeningSettings, run_sharpening
@@ -44,6 +43,7 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
     EXTENT = "EXTENT"
     OUTPUT = "OUTPUT"
     REPORT = "REPORT"
+    TRAINING = "TRAINING"
 
     def name(self):
         return "s2_sharpening"
@@ -78,12 +78,15 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
             self.INPUT_60M, tr("60 m bands (B1, B9) [optional]"), optional=True))
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, tr("Processed extent"), optional=True))
         self.add_solver_parameters()
-        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, tr("Sharpened 10 m bands")))
-        self.addParameter(QgsProcessingParameterFileDestination(
-            self.REPORT, tr("Run report"), fileFilter="HTML files (*.html)", optional=True, createByDefault=False))
-        self.addOutput(QgsProcessingOutputNumber("FINAL_RISK", tr("Final SURE risk (normalised MSE)")))
-        self.addOutput(QgsProcessingOutputString("DEVICE_USED", tr("Device that ran")))
-        self.addOutput(QgsProcessingOutputNumber("SECONDS", tr("Wall time in seconds")))
+        training = QgsProcessingParameterEnum(
+            self.TRAINING, tr("Training"), options=list(TRAINING_MODES), defaultValue="auto", usesStaticStrings=True)
+        training.setHelp(tr("whole: one network trained on the whole area at once (the paper; memory and time grow "
+                            "with the area). tiles: one network per tile. scene: one network trained on crops spread "
+                            "over the area, then applied tile by tile (bounded memory, time linear in the area; for "
+                            "large areas and whole tiles). auto: whole up to 512×512 px, tiles when a tile size is "
+                            "set, scene otherwise."))
+        self.addParameter(advanced(training))
+        self.add_output_parameters("Sharpened 10 m bands")
 
     def checkParameterValues(self, parameters, context):
         ok, message = super().checkParameterValues(parameters, context)
@@ -119,9 +122,10 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
         settings = SharpeningSettings(
             options=options, sigma=self.parse_sigma(parameters, context, band_names, groups),
             tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
-            tile_overlap=self.parameterAsInt(parameters, self.TILE_OVERLAP, context))
+            tile_overlap=self.parameterAsInt(parameters, self.TILE_OVERLAP, context),
+            training=self.parameterAsEnumString(parameters, self.TRAINING, context) or "auto")
         try:
-            window = raster_io.plan_area(inputs, self._extent(parameters, context, inputs))
+            window = raster_io.plan_area(inputs, self.extent_in_crs(parameters, self.EXTENT, context, inputs.grid_10m.crs_wkt))
         except RasterIOError as e:
             raise QgsProcessingException(str(e)) from None
         target = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
@@ -131,23 +135,10 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
                           f"values in {inputs.units}")
 
         bridge = FeedbackBridge(feedback, options.iterations)
-        try:
-            result = run_sharpening(inputs, window, target, settings, progress=bridge, log=feedback.pushInfo)
-        except core.FusionCancelled as e:
-            raise QgsProcessingException(f"Cancelled ({e}); no output was written") from None
-        except (core.SureFusionError, RasterIOError) as e:
-            raise QgsProcessingException(str(e)) from None
-        feedback.pushInfo(f"Done in {result.seconds:.1f} s on {result.device} ({result.device_reason}); "
-                          f"final SURE risk {result.final_risk:.4g}; wrote {result.path}")
-
-        outputs = {self.OUTPUT: result.path, "FINAL_RISK": result.final_risk, "DEVICE_USED": result.device,
-                   "SECONDS": result.seconds}
-        report_path = self.parameterAsFileOutput(parameters, self.REPORT, context)
-        if report_path:
-            outputs[self.REPORT] = self._write_report(report_path, result, inputs, settings)
-        if context.willLoadLayerOnCompletion(result.path):
-            context.layerToLoadOnCompletionDetails(result.path).name = f"{inputs.scene_name} sharpened 10 m"
-        return outputs
+        return self.run_driver(
+            lambda: run_sharpening(inputs, window, target, settings, progress=bridge, log=feedback.pushInfo), core,
+            parameters, context, feedback, lambda path, result: self._write_report(path, result, inputs, settings),
+            f"{inputs.scene_name} sharpened 10 m")
 
     def _open_inputs(self, parameters, context, core_groups):
         try:
@@ -167,15 +158,6 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
             return raster_io.open_band_rasters(paths, core_groups, labels, scene_name=name)
         except RasterIOError as e:
             raise QgsProcessingException(str(e)) from None
-
-    def _extent(self, parameters, context, inputs):
-        if parameters.get(self.EXTENT) in (None, ""):
-            return None
-        crs = QgsCoordinateReferenceSystem.fromWkt(inputs.grid_10m.crs_wkt)
-        rect = self.parameterAsExtent(parameters, self.EXTENT, context, crs)
-        if rect.isNull() or rect.isEmpty():
-            return None
-        return rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()
 
     def _write_report(self, path, result, inputs, settings) -> str:
         window = result.window

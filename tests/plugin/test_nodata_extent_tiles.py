@@ -96,3 +96,38 @@ def test_cancel_stops_and_leaves_no_output(provider, synthetic_rasters, tmp_path
 def test_temporary_output(provider, synthetic_rasters):
     result = run_alg({**_inputs(synthetic_rasters), "ITERATIONS": 1, "OUTPUT": "TEMPORARY_OUTPUT"})
     assert gdal.Open(result["OUTPUT"]).RasterCount == 12
+
+
+def test_scene_training_one_network_applied_tile_by_tile(provider, tmp_path):
+    """TRAINING=scene: one network trained on crops, every tile fused by it; equal to the core's in-memory run."""
+    from sure_core import s2_sharpening, scene
+    from sure_core.solver import SolverOptions
+
+    bands = s2_fixtures.synthetic_scene(108, seed=5)
+    paths = s2_fixtures.write_band_rasters(tmp_path, bands)
+    out = tmp_path / "out.tif"
+    feedback = QgsProcessingFeedback()
+    run_alg({**_inputs(paths), "TRAINING": "scene", "TILE_SIZE": 54, "TILE_OVERLAP": 24, "ITERATIONS": 4,
+             "OUTPUT": str(out)}, feedback=feedback)
+    data, _, _, md = raster_io.read_raster(str(out))
+    assert data.shape == (12, 108, 108) and np.isfinite(data).all()
+    assert md["TILES"].startswith("4 ") and md["TRAINING"].startswith("one network on 4 crops")
+    assert md["FINAL_SURE_RISK_PER_TILE"] == "one network for the scene"
+
+    def read(w):
+        rs, cs = w.slices()
+        return {k: bands[k][:, rs.start // r:rs.stop // r, cs.start // r:cs.stop // r].astype(np.float64)
+                for k, r in (("10m", 1), ("20m", 2), ("60m", 6))}
+
+    expected, _ = scene.fuse_array(s2_sharpening.S2SceneCase(), read, (108, 108), 12,
+                                   options=SolverOptions(iterations=4, threads=1, device="cpu", seed=0),
+                                   scene=scene.SceneOptions(tile_size=54, halo=24))
+    np.testing.assert_allclose(data, expected, rtol=1e-4, atol=1e-3 * np.abs(expected).max())
+
+
+def test_cancel_during_scene_training_leaves_no_output(provider, synthetic_rasters, tmp_path):
+    out = tmp_path / "out.tif"
+    with pytest.raises(QgsProcessingException, match="(?i)cancelled"):
+        run_alg({**_inputs(synthetic_rasters), "TRAINING": "scene", "ITERATIONS": 50, "OUTPUT": str(out)},
+                feedback=CancelAfter())
+    assert list(tmp_path.iterdir()) == []
