@@ -225,15 +225,15 @@ def print_tables(runs: list[dict], options: SolverOptions) -> None:
     real = [r for r in runs if r["protocol"] == "real"]
     if real:
         seeds = sorted({r["seed"] for r in real})
-        print(f"\nReal EO-1 Paris pair, HS degraded ×3 (MTF 0.3, 'area') at 30 dB, mean over seeds {seeds}; "
+        print(f"\nReal EO-1 Paris pair, HS degraded ×3 (MTF 0.3, 'area') at 30 dB, mean over the seeds run ({seeds}); "
               f"{options.iterations} iterations, width {options.width}, {options.threads} thread(s)")
-        print(f"{'method':<50} {'ERGAS':>7} {'SAM °':>7} {'PSNR dB':>8} {'seconds':>8}")
+        print(f"{'method':<50} {'ERGAS':>7} {'SAM °':>7} {'PSNR dB':>8} {'seconds':>8} {'seeds':>5}")
         for name, value in PEERS.items():
             print(f"{'peer: ' + name:<50} {value:>7.2f} {'':>7} {'':>8} {'':>8}")
         for method in dict.fromkeys(r["method"] for r in real):
             rows = [r for r in real if r["method"] == method]
             print(f"{method:<50} {_mean(rows, 'ergas'):>7.3f} {_mean(rows, 'sam'):>7.3f} {_mean(rows, 'psnr'):>8.2f} "
-                  f"{_mean(rows, 'seconds'):>8.1f}")
+                  f"{_mean(rows, 'seconds'):>8.1f} {len(rows):>5}")
         print(f"{'target':<50} {'≤ ' + str(TARGET['ergas']):>7} {'≤ ' + str(TARGET['sam']):>7} {'':>8} "
               f"{'≤ ' + str(int(TARGET['seconds'])):>8}")
     sim = [r for r in runs if r["protocol"] == "simulated"]

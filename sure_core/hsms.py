@@ -61,7 +61,11 @@ def _geometry(geometry) -> Geometry:
 def _ratio(hs: np.ndarray, ms: np.ndarray, ratio) -> int:
     inferred = gf.infer_ratio(hs, ms, HS_NAME, MS_NAME)
     if ratio is not None:
-        if not float(ratio).is_integer():
+        try:
+            integer = float(ratio).is_integer()
+        except (TypeError, ValueError):
+            integer = False
+        if not integer:
             raise InputShapeError(f"the resolution ratio must be an integer (HS pixel size / MS pixel size), got {ratio}")
         if int(ratio) != inferred:
             raise InputShapeError(f"ratio {ratio} was given but the image sizes ({hs.shape[1]}×{hs.shape[2]} HS px, "
