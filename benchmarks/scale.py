@@ -1,0 +1,254 @@
+"""Scale benchmark: S2 sharpening of growing areas through GDAL windows, one network trained on crops.
+
+For each size N (10 m pixels per side) a scene is assembled from the real DSen2 crop (600×600 px at 10 m,
+mirrored to reach N) and written as three GeoTIFFs (10/20/60 m). A child process then runs the plugin's
+QGIS-free driver (`sure_fusion_qgis.sharpening.run_sharpening`, TRAINING=scene: crops read through GDAL
+windows, one network, tiles fused and written window by window) and reports its wall time split into
+training and inference, and its own peak RSS. The table shows time against area and the extrapolation to a
+whole Sentinel-2 tile (10980² px), plus a GPU estimate from the network's measured FLOPs per pixel.
+
+Usage: python -m benchmarks.scale [--sizes 240 480 960 1920] [--iterations N] [--tile 1024] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+FULL_TILE = 10980
+RATIOS = {"10m": 1, "20m": 2, "60m": 6}
+EPSG, ORIGIN = 32633, (300000.0, 5700000.0)
+
+
+def load_dsen2() -> dict[str, np.ndarray]:
+    from osgeo import gdal
+
+    path = DATA / "S2A_MSIL1C_20170527_T33UUB.mat"
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: the shared data folder must sit beside the repository")
+    out = {}
+    for key, var in (("10m", "im10"), ("20m", "im20"), ("60m", "im60")):
+        ds = gdal.Open(f'HDF5:"{path}"://{var}')
+        out[key] = ds.ReadAsArray().transpose(0, 2, 1).astype(np.float32)  # stored column-major
+    return out
+
+
+def assemble(bands: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+    """The real crop cut or mirrored (whole 60 m pixels) to size×size 10 m pixels, consistently in all groups."""
+    out = {}
+    for key, data in bands.items():
+        n = size // RATIOS[key]
+        have = data.shape[-1]
+        padded = data if n <= have else np.pad(data, ((0, 0), (0, n - have), (0, n - have)), mode="symmetric")
+        out[key] = np.ascontiguousarray(padded[:, :n, :n])
+    return out
+
+
+def write_scene(folder: Path, bands: dict[str, np.ndarray]) -> dict[str, str]:
+    sys.path.insert(0, str(ROOT))
+    from osgeo import gdal
+
+    from sure_core import sentinel2 as s2
+    from sure_fusion_qgis import raster_io
+
+    groups = {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M, "60m": s2.GROUP_60M}
+    paths = {}
+    for key, data in bands.items():
+        pixel = 10.0 * RATIOS[key]
+        gt = (ORIGIN[0], pixel, 0.0, ORIGIN[1], 0.0, -pixel)
+        paths[key] = raster_io.write_simple_geotiff(folder / f"{key}.tif", data, gt, raster_io.epsg_wkt(EPSG),
+                                                    descriptions=list(groups[key]), gdal_type=gdal.GDT_Float32)
+    return paths
+
+
+def network_flops_per_pixel(width: int, skip_width: int) -> float:
+    """Multiply-adds ×2 of one forward pass of the default S2 network, per 10 m output pixel (counted by hooks)."""
+    import torch
+
+    from sure_core.networks import GuidedAttentionNet
+
+    net = GuidedAttentionNet(4, 8, 12, width=width, skip_width=skip_width, output="linear")
+    flops = [0]
+
+    def count(module, inputs, output):
+        k = module.kernel_size[0] * module.kernel_size[1]
+        flops[0] += 2 * module.in_channels * module.out_channels * k * output.shape[-1] * output.shape[-2]
+
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(count)
+    with torch.no_grad():
+        net(torch.zeros(1, 12, 32, 32))
+    return flops[0] / (32 * 32)
+
+
+def quality(iterations: int, size: int = 288, offset: int = 6, crops: int = 2, crop_size: int = 192,
+            tile: int = 144, halo: int = 48, threads: int = 1) -> dict:
+    """Tiled (one network on crops, tiles with halo) against whole-window training, Wald protocol on real data.
+
+    The whole DSen2 scene (600² px at 10 m) is degraded by 2 (S2 MTFs, 'area'), and a `size`² window of the
+    degraded scene (not periodic at its borders, like any real area) is sharpened both ways; the 20 m bands
+    are scored against the original ones (ERGAS, MSRE, 11 px border cut), and the error near tile borders is
+    compared with the error inside tiles (seams).
+    """
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    from benchmarks.s2_real import degrade
+    from sure_core import metrics, s2_sharpening, scene
+    from sure_core.solver import SolverOptions
+    from sure_core.tiling import Window, plan_tiles
+
+    torch.set_num_threads(threads)
+    bands = {k: v.astype(np.float64) for k, v in load_dsen2().items()}
+    low = degrade(bands)
+    o, n = offset, size
+    win = {k: low[k][:, o // RATIOS[k]:(o + n) // RATIOS[k], o // RATIOS[k]:(o + n) // RATIOS[k]] for k in low}
+    truth = bands["20m"][:, o:o + n, o:o + n]
+    idx = [s2_sharpening.output_band_names(True).index(b) for b in ("B5", "B6", "B7", "B8A", "B11", "B12")]
+
+    def score(est, b=11):
+        e, t = est[idx][:, b:-b, b:-b], truth[:, b:-b, b:-b]
+        return {"ergas": metrics.ergas(t, e, 2), "msre": metrics.msre(t, e)}
+
+    def read(w):
+        rs, cs = w.slices()
+        return {k: win[k][:, rs.start // RATIOS[k]:rs.stop // RATIOS[k], cs.start // RATIOS[k]:cs.stop // RATIOS[k]]
+                for k in win}
+
+    options = SolverOptions(iterations=iterations, threads=threads, device="cpu")
+    out = {"first_estimate": score(s2_sharpening.first_estimate(win["10m"], win["20m"], win["60m"]))}
+    start = time.perf_counter()
+    whole, _ = s2_sharpening.sharpen(win["10m"], win["20m"], win["60m"], options=options)
+    out["whole"] = {**score(whole), "seconds": time.perf_counter() - start}
+    start = time.perf_counter()
+    tiled, record = scene.fuse_array(s2_sharpening.S2SceneCase(), read, (n, n), 12, options=options,
+                                     scene=scene.SceneOptions(crops=crops, crop_size=crop_size, tile_size=tile,
+                                                              halo=halo))
+    out["tiled"] = {**score(tiled), "seconds": time.perf_counter() - start, "tiles": len(record.tiles),
+                    "crops": [(w.col, w.row, w.width) for w in record.crops]}
+    # seams: error within 3 px of inner tile borders against the error elsewhere (20 m bands, border cut)
+    err = ((tiled[idx] - truth) ** 2).mean(axis=0)
+    near = np.zeros((n, n), dtype=bool)
+    for t in plan_tiles(Window(0, 0, n, n), tile, halo, 6):
+        for edge in (t.core.row, t.core.row + t.core.height):
+            if 0 < edge < n:
+                near[max(0, edge - 3):edge + 3, :] = True
+        for edge in (t.core.col, t.core.col + t.core.width):
+            if 0 < edge < n:
+                near[:, max(0, edge - 3):edge + 3] = True
+    inner = np.zeros((n, n), dtype=bool)
+    inner[11:-11, 11:-11] = True
+    out["seams"] = {"mse_near_tile_borders": float(err[near & inner].mean()),
+                    "mse_elsewhere": float(err[~near & inner].mean())}
+    return out
+
+
+def run_one(folder: str, iterations: int, tile: int, threads: int) -> dict:
+    """Child process: sharpen the scene in `folder` and print a JSON line with timings and peak RSS."""
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    from sure_core import s2_sharpening, sentinel2 as s2
+    from sure_core.solver import SolverOptions
+    from sure_fusion_qgis import raster_io, sharpening
+
+    torch.set_num_threads(threads)
+    folder = Path(folder)
+    groups = {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M, "60m": s2.GROUP_60M}
+    inputs = raster_io.open_band_rasters({k: str(folder / f"{k}.tif") for k in groups}, groups)
+    window = raster_io.plan_area(inputs)
+    settings = sharpening.SharpeningSettings(options=SolverOptions(iterations=iterations, threads=threads, device="cpu"),
+                                             tile_size=tile, tile_overlap=48, training="scene")
+    marks = {}
+
+    def progress(t, p):
+        if t is sharpening.TRAINING_STAGE and p.iteration == p.iterations:
+            marks["trained"] = time.perf_counter()
+        return False
+
+    start = time.perf_counter()
+    result = sharpening.run_sharpening(inputs, window, str(folder / "out.tif"), settings, progress=progress)
+    total = time.perf_counter() - start
+    del s2_sharpening
+    return {"size": window.width, "seconds": total, "training_seconds": marks["trained"] - start,
+            "inference_seconds": total - (marks["trained"] - start), "tiles": len(result.tiles),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[240, 480, 960, 1920])
+    parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--tile", type=int, default=1024, help="tile side in 10 m pixels (inference)")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--quality", action="store_true",
+                        help="instead of the size sweep: tiled (crops + tiles) against whole-window training")
+    parser.add_argument("--run-one", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quality:
+        result = quality(args.iterations, threads=args.threads)
+        print(json.dumps(result, indent=2))
+        w, t = result["whole"], result["tiled"]
+        print(f"whole-window training: ERGAS {w['ergas']:.3f}, MSRE {w['msre']:.2f} dB, {w['seconds']:.0f} s; "
+              f"tiled: ERGAS {t['ergas']:.3f}, MSRE {t['msre']:.2f} dB ({t['msre'] - w['msre']:+.2f} dB), "
+              f"{t['seconds']:.0f} s; first estimate ERGAS {result['first_estimate']['ergas']:.3f}")
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result, indent=2))
+        return 0
+    if args.run_one:
+        print(json.dumps(run_one(args.run_one, args.iterations, args.tile, args.threads)))
+        return 0
+
+    bands = load_dsen2()
+    rows = []
+    for size in args.sizes:
+        if size % 6:
+            raise SystemExit(f"sizes must be multiples of 6 (whole 60 m pixels), got {size}")
+        with tempfile.TemporaryDirectory(prefix=f"sure_scale_{size}_") as tmp:
+            write_scene(Path(tmp), assemble(bands, size))
+            child = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--run-one", tmp, "--iterations",
+                                    str(args.iterations), "--tile", str(args.tile), "--threads", str(args.threads)],
+                                   cwd=ROOT, capture_output=True, text=True, check=True)
+            row = json.loads(child.stdout.strip().splitlines()[-1])
+        row["mpx"] = size * size / 1e6
+        rows.append(row)
+        print(f"{size:>5}² px  {row['mpx']:6.2f} Mpx  training {row['training_seconds']:7.1f} s  inference "
+              f"{row['inference_seconds']:7.1f} s ({row['tiles']} tiles)  total {row['seconds']:7.1f} s  "
+              f"peak RSS {row['peak_rss_mb']:6.0f} MB", flush=True)
+
+    big = max(rows, key=lambda r: r["mpx"])
+    rate = big["mpx"] / big["inference_seconds"] * 60           # Mpx per minute, inference
+    training = float(np.median([r["training_seconds"] for r in rows]))
+    tile_mpx = FULL_TILE ** 2 / 1e6
+    estimate = training + tile_mpx / rate * 60
+    flops = network_flops_per_pixel(16, 8)
+    print(f"\ninference rate {rate:.2f} Mpx/min (at {big['size']}²); training {training:.0f} s (fixed: "
+          f"{args.iterations} iterations on crops)")
+    print(f"full tile {FULL_TILE}² = {tile_mpx:.1f} Mpx: estimated {estimate / 60:.1f} min on this CPU "
+          f"({args.threads} threads), peak RSS as measured above (bounded by the tile, not the scene)")
+    print(f"network forward: {flops / 1e3:.1f} kFLOP per 10 m pixel → {flops * tile_mpx * 1e6 / 1e12:.2f} TFLOP "
+          f"for a tile's inference; training {args.iterations} × 3 passes × 4 crops × 192² px ≈ "
+          f"{flops * 3 * args.iterations * 4 * 192 ** 2 / 1e12:.2f} TFLOP")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"rows": rows, "inference_mpx_per_min": rate, "training_seconds": training,
+                                         "full_tile_estimate_seconds": estimate, "flops_per_pixel": flops,
+                                         "iterations": args.iterations, "threads": args.threads}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Whole scenes: windows, crops, one network trained on crops and applied tile by tile without seams."""
+import numpy as np
+import pytest
+import torch
+
+from sure_core import guided_fusion as gf
+from sure_core import s2_sharpening, scene, simulation
+from sure_core.errors import FusionCancelled
+from sure_core.solver import SolverOptions
+from sure_core.tiling import Window, plan_crops, plan_tiles
+from tests.conftest import shared_file
+
+FAST = SolverOptions(iterations=6, threads=1, device="cpu")
+
+
+def test_tiles_cover_the_area_once_and_crops_stay_inside_on_the_grid():
+    area = Window(12, 6, 300, 186)
+    tiles = plan_tiles(area, 96, 30, 6)
+    covered = np.zeros((area.height, area.width), dtype=int)
+    for t in tiles:
+        covered[t.core.row - area.row:t.core.row - area.row + t.core.height,
+                t.core.col - area.col:t.core.col - area.col + t.core.width] += 1
+        assert t.read.col <= t.core.col and t.read.row <= t.core.row
+        assert all(v % 6 == 0 for v in (t.core.col - area.col, t.core.row - area.row, t.read.width, t.read.height))
+    assert (covered == 1).all()
+    crops = plan_crops(area, 4, 96, 6)
+    assert len(crops) == 4 and len(set(crops)) == 4
+    for c in crops:
+        assert area.col <= c.col and c.col + c.width <= area.col + area.width
+        assert area.row <= c.row and c.row + c.height <= area.row + area.height
+        assert c.width == 96 and (c.col - area.col) % 6 == 0
+    # spread: the crops do not all sit in one half of the scene
+    assert len({c.col < area.col + area.width / 2 for c in crops}) == 2
+
+
+def test_mirrored_crops_match_the_model_in_the_area_geometry():
+    """The observation of a half-sample mirrored image is the mirrored observation (symmetric PSF, 'area'
+    geometry), so a mirrored crop is a consistent periodic problem; not so in the paper's zero-phase geometry."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(2, 36, 48))
+    observed = gf.degrade(scene.mirror(x), 3, 1.3, "area")
+    np.testing.assert_allclose(observed, scene.mirror(observed[:, :12, :16]), atol=1e-12)
+    shifted = gf.degrade(scene.mirror(x), 3, 1.3, "zero_phase")
+    assert np.abs(shifted - scene.mirror(shifted[:, :12, :16])).max() > 1e-3
+    assert scene.mirror({"a": x})["a"].shape == (2, 72, 96)
+
+
+@pytest.fixture(scope="module")
+def apex_scene():
+    truth = simulation.load_apex(str(shared_file("apex_gt.mat")))[:, :144, :144]
+    sim = simulation.simulate_s2(truth, 40, 0, geometry="area")
+    data = {"10m": sim.y10, "20m": sim.y20, "60m": sim.y60}
+
+    def read(w):
+        rs, cs = w.slices()
+        return {k: data[k][:, rs.start // r:rs.stop // r, cs.start // r:cs.stop // r]
+                for k, r in (("10m", 1), ("20m", 2), ("60m", 6))}
+
+    return sim, read
+
+
+def test_a_scene_model_fuses_tiles_without_seams(apex_scene):
+    """One trained model, applied to the whole area and tile by tile: the tiles agree with the whole-area result
+    (the halo hides the tile borders), and the error to the truth is no higher along tile borders."""
+    torch.set_num_threads(1)
+    sim, read = apex_scene
+    case = s2_sharpening.S2SceneCase(geometry="area")
+    fitted = scene.train_scene(case, read, (144, 144), options=FAST,
+                               scene=scene.SceneOptions(crops=2, crop_size=96), noise=sim.sigma)
+    whole = fitted.fuse(read(Window(0, 0, 144, 144)))
+    tiled = np.zeros_like(whole)
+    tiles = plan_tiles(Window(0, 0, 144, 144), 48, 36, 6)
+    for t in tiles:
+        rs, cs = t.core.slices()
+        tiled[:, rs, cs] = fitted.fuse(read(t.read))[(slice(None), *t.core_in_read())]
+    assert len(tiles) == 9
+    err_whole = np.sqrt(((whole - sim.truth) ** 2).mean())
+    interior = (slice(None), slice(12, -12), slice(12, -12))
+    assert np.sqrt(((tiled - whole)[interior] ** 2).mean()) < 0.1 * err_whole
+    near = np.zeros((144, 144), dtype=bool)
+    for edge in (48, 96):
+        near[edge - 2:edge + 2, :] = True
+        near[:, edge - 2:edge + 2] = True
+    err = ((tiled - sim.truth) ** 2).mean(axis=0)[12:-12, 12:-12]
+    near = near[12:-12, 12:-12]
+    assert err[near].mean() < 1.2 * err[~near].mean()
+
+
+def test_fuse_scene_writes_every_tile_and_stops_on_request(apex_scene):
+    sim, read = apex_scene
+    case = s2_sharpening.S2SceneCase(geometry="area")
+    options = scene.SceneOptions(crops=2, crop_size=96, tile_size=72, halo=24)
+    out, record = scene.fuse_array(case, read, (144, 144), 12, options=FAST, scene=options, noise=sim.sigma)
+    assert len(record.tiles) == 4 and len(record.tile_seconds) == 4 and np.isfinite(out).all()
+    names = s2_sharpening.output_band_names(True)
+    b20 = [names.index(b) for b in ("B5", "B6", "B7", "B8A", "B11", "B12")]
+    nearest = np.repeat(np.repeat(sim.y20, 2, axis=1), 2, axis=2)
+    assert np.sqrt(((out[b20] - sim.truth[b20]) ** 2).mean()) < 0.5 * np.sqrt(((nearest - sim.truth[b20]) ** 2).mean())
+    with pytest.raises(FusionCancelled, match="tile 2 of 4"):
+        scene.fuse_array(case, read, (144, 144), 12, options=FAST, scene=options, noise=sim.sigma,
+                         tile_callback=lambda tile: tile.index == 1)
+    with pytest.raises(FusionCancelled, match="iteration 3"):
+        scene.fuse_array(case, read, (144, 144), 12, options=FAST, scene=options, noise=sim.sigma,
+                         callback=lambda p: p.iteration == 3)
+
+
+def test_guided_scene_case_fuses_a_pair_tile_by_tile():
+    from tests.core.test_guided_fusion import smooth_scene
+
+    torch.set_num_threads(1)
+    x = smooth_scene(8, 96, seed=4)
+    rng = np.random.default_rng(4)
+    model = gf.GuidedSensorModel(3, np.array([1.4]), rng.uniform(0, 1, (2, 8)), np.zeros(2))
+    lr, guide = gf.degrade(x, 3, 1.4), np.einsum("gl,lhw->ghw", model.response, x)
+
+    def read(w):
+        rs, cs = w.slices()
+        return lr[:, rs.start // 3:rs.stop // 3, cs.start // 3:cs.stop // 3], guide[:, rs, cs]
+
+    out, record = scene.fuse_array(gf.GuidedSceneCase(model), read, (96, 96), 8, options=FAST,
+                                   scene=scene.SceneOptions(crops=2, crop_size=48, tile_size=48, halo=18))
+    nearest = np.repeat(np.repeat(lr, 3, axis=1), 3, axis=2)
+    assert len(record.tiles) == 4
+    assert np.sqrt(((out - x) ** 2).mean()) < 0.7 * np.sqrt(((nearest - x) ** 2).mean())
