@@ -8,7 +8,7 @@ export QT_QPA_PLATFORM := offscreen
 # keep torch from fighting over the two cores with itself
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup test test-core test-plugin demo bench-apex bench-apex-paper bench-s2-real bench-hsms bench-pan batch package clean
+.PHONY: setup test test-core test-plugin demo bench-apex bench-apex-paper bench-s2-real bench-hsms bench-pan bench-scale batch package clean
 
 setup: $(STAMP)
 
@@ -60,6 +60,11 @@ bench-hsms: setup
 # WorldView-2 pansharpening: Wald protocol (Q8, ERGAS, SAM) beside bicubic and gdal:pansharp, + full-resolution QNR
 bench-pan: setup
 	OMP_NUM_THREADS=1 $(PY) -m benchmarks.pan $(ARGS)
+
+# S2 sharpening of growing areas through GDAL windows (one network on crops, tiles): time, peak RSS, full-tile
+# estimate; ARGS="--quality" compares tiled with whole-window training on real data
+bench-scale: setup
+	$(PY) -m benchmarks.scale $(ARGS)
 
 # Many Sentinel-2 scenes on Dask, without QGIS (a LocalCluster here, or --scheduler ADDRESS); no ARGS: the help.
 # e.g. make batch ARGS="scenes.csv S2B_MSIL2A_....SAFE -o out/batch --iterations 300"
