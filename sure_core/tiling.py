@@ -11,12 +11,19 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Window:
-    """col, row, width, height in target-grid pixels."""
+    """A pixel window: column/row offset and size, in pixels of some grid (the target grid in the core)."""
 
     col: int
     row: int
     width: int
     height: int
+
+    @property
+    def empty(self) -> bool:
+        return self.width <= 0 or self.height <= 0
+
+    def shifted(self, dcol: int, drow: int) -> "Window":
+        return Window(self.col + dcol, self.row + drow, self.width, self.height)
 
     def slices(self) -> tuple[slice, slice]:
         return slice(self.row, self.row + self.height), slice(self.col, self.col + self.width)

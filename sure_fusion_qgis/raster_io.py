@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal, osr
 
+from .core_loader import core_module
+
 OUTPUT_NODATA = -9999.0
 #: Band numbering of Sentinel-2 product metadata (band_id attributes): 0 = B1 … 12 = B12.
 PRODUCT_BAND_IDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
@@ -77,20 +79,8 @@ class Grid:
         return (self.x0, self.y0 - self.height * self.pixel_y, self.x0 + self.width * self.pixel, self.y0)
 
 
-@dataclass(frozen=True)
-class Window:
-    """A pixel window: column/row offset and size, in pixels of some grid."""
-    col: int
-    row: int
-    width: int
-    height: int
-
-    @property
-    def empty(self) -> bool:
-        return self.width <= 0 or self.height <= 0
-
-    def shifted(self, dcol: int, drow: int) -> "Window":
-        return Window(self.col + dcol, self.row + drow, self.width, self.height)
+#: a pixel window (col, row, width, height); one definition for the core and the plugin (no torch needed)
+Window = core_module("tiling").Window
 
 
 @dataclass
