@@ -79,8 +79,24 @@ def _as_image(name: str, a, *, allow_2d: bool = False) -> np.ndarray:
     return a
 
 
-def infer_ratio(lr, guide, lr_name: str = "the low-resolution image", guide_name: str = "the guide") -> int:
-    """The integer size ratio guide/lr, the same along both axes; a clear error otherwise."""
+def infer_ratio(lr, guide, lr_name: str = "the low-resolution image", guide_name: str = "the guide",
+                given=None) -> int:
+    """The integer size ratio guide/lr, the same along both axes; a clear error otherwise, or when a `given`
+    ratio is not an integer ≥ 2 or disagrees with the sizes."""
+    if given is not None:
+        inferred = infer_ratio(lr, guide, lr_name, guide_name)
+        try:
+            integer = not isinstance(given, bool) and float(given).is_integer() and given >= 2
+        except (TypeError, ValueError):
+            integer = False
+        if not integer:
+            raise InputShapeError(f"the resolution ratio must be an integer ≥ 2 ({lr_name}'s pixel size / "
+                                  f"{guide_name}'s), got {given}")
+        if int(given) != inferred:
+            raise InputShapeError(f"a ratio of {given} was given but the sizes ({np.shape(lr)[-2]}×{np.shape(lr)[-1]} "
+                                  f"px for {lr_name}, {np.shape(guide)[-2]}×{np.shape(guide)[-1]} px for {guide_name}) "
+                                  f"give {inferred}: crop both to the same footprint, or leave the ratio out")
+        return inferred
     (h, w), (rows, cols) = np.shape(lr)[-2:], np.shape(guide)[-2:]
     if rows <= h or cols <= w:
         raise InputShapeError(f"{guide_name} ({rows}×{cols} px) must be finer than {lr_name} ({h}×{w} px): "

@@ -59,19 +59,7 @@ def _geometry(geometry) -> Geometry:
 
 
 def _ratio(hs: np.ndarray, ms: np.ndarray, ratio) -> int:
-    inferred = gf.infer_ratio(hs, ms, HS_NAME, MS_NAME)
-    if ratio is not None:
-        try:
-            integer = float(ratio).is_integer()
-        except (TypeError, ValueError):
-            integer = False
-        if not integer:
-            raise InputShapeError(f"the resolution ratio must be an integer (HS pixel size / MS pixel size), got {ratio}")
-        if int(ratio) != inferred:
-            raise InputShapeError(f"ratio {ratio} was given but the image sizes ({hs.shape[1]}×{hs.shape[2]} HS px, "
-                                  f"{ms.shape[1]}×{ms.shape[2]} MS px) give {inferred}: crop both images to the same "
-                                  "footprint")
-    return inferred
+    return gf.infer_ratio(hs, ms, HS_NAME, MS_NAME, given=ratio)
 
 
 def _wavelengths_nm(name: str, values) -> np.ndarray:

@@ -66,16 +66,7 @@ def _pan_array(pan) -> np.ndarray:
 
 
 def _ratio(ms: np.ndarray, pan: np.ndarray, ratio) -> int:
-    inferred = guided_fusion.infer_ratio(ms, pan, "the MS image", "the PAN")
-    if ratio is None:
-        return inferred
-    if isinstance(ratio, bool) or not float(ratio).is_integer() or ratio < 2:
-        raise InputShapeError(f"the MS/PAN ratio must be an integer ≥ 2, got {ratio}")
-    if int(ratio) != inferred:
-        raise InputShapeError(f"a ratio of {int(ratio)} was given but the PAN ({pan.shape[0]}×{pan.shape[1]} px) is "
-                              f"{inferred}× the MS ({ms.shape[1]}×{ms.shape[2]} px): crop both to a common extent or "
-                              "drop the ratio")
-    return inferred
+    return guided_fusion.infer_ratio(ms, pan, "the MS image", "the PAN", given=ratio)
 
 
 #: Wiener regularisation of the PAN sharpening: the inverse filter's gain is capped near 1/(2·sqrt(reg)) = 5.
