@@ -28,7 +28,7 @@ from .device import resolve_device
 from .errors import FusionCancelled, ImageTooSmallError
 from .problem import FusionProblem, interior_mask
 from .solver import ProgressCallback, RunRecord, SolverOptions, TrainedModel, train
-from .tiling import Tile, Window, plan_crops, plan_tiles
+from .tiling import Tile, Window, plan_crops, plan_tiles, round_up
 
 
 class SceneCase(Protocol):
@@ -92,6 +92,29 @@ def _crop_mask(problem: FusionProblem, crop: Window, scene: "SceneOptions") -> t
     return mask
 
 
+def _arrays(data) -> list:
+    if isinstance(data, dict):
+        return [a for v in data.values() for a in _arrays(v)]
+    if isinstance(data, (tuple, list)):
+        return [a for v in data for a in _arrays(v)]
+    return [data]
+
+
+def _target_shape(data) -> tuple[int, int]:
+    """(rows, cols) of the finest array of a window's data: the target grid."""
+    return max((tuple(np.shape(a)[-2:]) for a in _arrays(data)), key=lambda s: s[0] * s[1])
+
+
+def _sub_window(data, window: Window, shape: tuple[int, int]):
+    """The part of a window's data under `window` (target pixels); each array is cut at its own resolution."""
+    if isinstance(data, dict):
+        return {k: _sub_window(v, window, shape) for k, v in data.items()}
+    if isinstance(data, (tuple, list)):
+        return type(data)(_sub_window(v, window, shape) for v in data)
+    r = shape[0] // np.shape(data)[-2]
+    return data[..., window.row // r:(window.row + window.height) // r, window.col // r:(window.col + window.width) // r]
+
+
 def _median_noise(estimates: list[dict]) -> dict:
     return {key: np.median(np.stack([np.asarray(e[key], dtype=np.float64) for e in estimates]), axis=0).tolist()
             for key in estimates[0]}
@@ -114,10 +137,30 @@ class SceneModel:
     device: torch.device
     window_statistics: bool = False
 
+    halo: int = 48
+
     def fuse(self, data) -> np.ndarray:
-        """The fused bands of one window's data (as `read` returns it), in output units."""
-        problem = self.case.problem(data, self.noise, self.scale, self.device)
-        return self.case.output(self.model.apply(problem, self.window_statistics)[0], problem)
+        """The fused bands of one window's data (as `read` returns it), in output units.
+
+        On a CUDA out-of-memory error the window is split into four overlapping parts (with `halo`) that are
+        fused one by one, recursively, down to the size of the PSF support."""
+        try:
+            problem = self.case.problem(data, self.noise, self.scale, self.device)
+            return self.case.output(self.model.apply(problem, self.window_statistics)[0], problem)
+        except torch.cuda.OutOfMemoryError:
+            rows, cols = _target_shape(data)
+            if min(rows, cols) < 4 * self.case.step + 2 * self.halo:
+                raise
+            torch.cuda.empty_cache()
+            half = round_up(max(rows, cols) // 2, self.case.step)
+            parts = plan_tiles(Window(0, 0, cols, rows), half, self.halo, self.case.step)
+            out = None
+            for part in parts:
+                fused = self.fuse(_sub_window(data, part.read, (rows, cols)))
+                if out is None:
+                    out = np.zeros((fused.shape[0], rows, cols), dtype=fused.dtype)
+                out[(slice(None), *part.core.slices())] = fused[(slice(None), *part.core_in_read())]
+            return out
 
 
 def train_scene(case: SceneCase, read: Callable[[Window], object], shape: tuple[int, int], *,
@@ -146,7 +189,7 @@ def train_scene(case: SceneCase, read: Callable[[Window], object], shape: tuple[
     model, record, _ = train(problems, options, callback)
     record.device_reason = reason
     record.sigma = [noise[k] for k in noise]
-    return SceneModel(case, model, noise, scale, crops, record, device, scene.window_statistics)
+    return SceneModel(case, model, noise, scale, crops, record, device, scene.window_statistics, scene.halo)
 
 
 def fuse_scene(case: SceneCase, read: Callable[[Window], object], shape: tuple[int, int],

@@ -122,3 +122,26 @@ def test_guided_scene_case_fuses_a_pair_tile_by_tile():
     nearest = np.repeat(np.repeat(lr, 3, axis=1), 3, axis=2)
     assert len(record.tiles) == 4
     assert np.sqrt(((out - x) ** 2).mean()) < 0.7 * np.sqrt(((nearest - x) ** 2).mean())
+
+
+def test_a_cuda_out_of_memory_splits_the_window_and_retries(apex_scene, monkeypatch):
+    """No GPU here: a fake out-of-memory for windows above 72 px checks the split-and-retry path."""
+    sim, read = apex_scene
+    case = s2_sharpening.S2SceneCase(geometry="area")
+    fitted = scene.train_scene(case, read, (144, 144), options=FAST,
+                               scene=scene.SceneOptions(crops=2, crop_size=96, halo=24), noise=sim.sigma)
+    expected = fitted.fuse(read(Window(0, 0, 144, 144)))
+    apply = fitted.model.apply
+    sizes = []
+
+    def limited(problem, *args):
+        sizes.append(problem.hr_shape)
+        if max(problem.hr_shape) > 100:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return apply(problem, *args)
+
+    monkeypatch.setattr(fitted.model, "apply", limited)
+    split = fitted.fuse(read(Window(0, 0, 144, 144)))
+    assert sizes[0] == (144, 144) and all(max(s) <= 100 for s in sizes[1:]) and len(sizes) == 5
+    interior = (slice(None), slice(12, -12), slice(12, -12))
+    assert np.sqrt(((split - expected)[interior] ** 2).mean()) < 0.05 * np.abs(expected).mean()
