@@ -146,9 +146,12 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(f"{e}. {INSTALL_HINT}") from None
         return core_module()
 
+    #: this algorithm's changes to the core's fast recipe (SolverOptions field → value), used where a parameter is 0
+    RECIPE: dict = {}
+
     def solver_options(self, parameters, context, core):
-        """SolverOptions from the parameters; 0 means "keep the recipe's default"."""
-        options = core.SolverOptions()
+        """SolverOptions from the parameters; 0 means "keep the recipe's default" (core defaults + RECIPE)."""
+        options = replace(core.SolverOptions(), **self.RECIPE)
         changes = {
             "loss": self.parameterAsEnumString(parameters, self.LOSS, context) or "sure",
             "device": self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto",

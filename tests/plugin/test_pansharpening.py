@@ -51,10 +51,12 @@ def test_output_is_the_cores_result_on_the_same_arrays(sharpened, scene):
     """The plugin hands the core exactly the rasters' pixels, ratio and settings, and writes what it returns."""
     from sure_core.pansharpening import pansharpen
     from sure_core.solver import SolverOptions
+    from sure_fusion_qgis.algorithms.pansharpening import PansharpeningAlgorithm
 
     _, out, _ = sharpened
     data, _, _, _ = raster_io.read_raster(str(out))
-    options = SolverOptions(iterations=3, device="cpu", seed=0, threads=1)
+    # the test's ITERATIONS; the width is the algorithm's recipe default
+    options = SolverOptions(iterations=3, device="cpu", seed=0, threads=1, width=PansharpeningAlgorithm.RECIPE["width"])
     expected, _, _ = pansharpen(scene["ms"], scene["pan"], ratio=4, sensor="generic", options=options)
     assert np.abs(data - expected).max() < 1e-4 * np.abs(expected).max()
 
