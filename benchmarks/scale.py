@@ -242,8 +242,9 @@ def main(argv=None) -> int:
     print(f"full tile {FULL_TILE}² = {tile_mpx:.1f} Mpx: estimated {estimate / 60:.1f} min on this CPU "
           f"({args.threads} threads), peak RSS as measured above (bounded by the tile, not the scene)")
     print(f"network forward: {flops / 1e3:.1f} kFLOP per 10 m pixel → {flops * tile_mpx * 1e6 / 1e12:.2f} TFLOP "
-          f"for a tile's inference; training {args.iterations} × 3 passes × 4 crops × 192² px ≈ "
-          f"{flops * 3 * args.iterations * 4 * 192 ** 2 / 1e12:.2f} TFLOP")
+          f"for a tile's inference; training {args.tile_iterations} iterations × one 192² px crop × ~4 forward "
+          f"equivalents (two forward passes for SURE, a backward pass ≈ two) ≈ "
+          f"{flops * 4 * args.tile_iterations * 192 ** 2 / 1e12:.2f} TFLOP")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"rows": rows, "inference_mpx_per_min": rate, "training_seconds": training,
