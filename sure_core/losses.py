@@ -6,10 +6,6 @@ For an observation group with operator A, input u = A†y and noise σ per band 
 where b ~ N(0, I) is one probe over the whole network input and Ĵ ≈ (f(z + εb) − f(z))/ε.
 SURE = data + 2·divergence − tr(Σ_u) is an unbiased estimate of the projected squared error; BP-only
 drops the divergence (the paper's BP-DIP baseline). Both losses are per-band sums, weighted per band.
-
-A problem may carry a `loss_mask` on the HR grid (training crops: zero near the crop's borders, where the
-circulant operators do not describe the data); both terms are then summed over the mask only, which keeps
-SURE an (approximately, up to the mask's edges) unbiased estimate of the masked projected error.
 """
 from __future__ import annotations
 
@@ -30,19 +26,13 @@ class LossValue:
     estimate: torch.Tensor  # x̂ of this step, (1, bands, rows, cols)
 
 
-def _masked(problem: FusionProblem, t: torch.Tensor) -> torch.Tensor:
-    """t restricted to the problem's loss mask (HR pixels), when it has one and t is on the HR grid."""
-    mask = problem.loss_mask
-    return t if mask is None or t.shape[-2:] != mask.shape else t * mask
-
-
 def _per_band_data(problem: FusionProblem, x_hat: torch.Tensor) -> list[torch.Tensor]:
     terms = []
     for obs in problem.observations:
         residual = obs.operator.A(x_hat[0, obs.output_channels]) - obs.data
         if obs.back_project:
             residual = obs.operator.A_dagger(residual)
-        terms.append(_masked(problem, residual.pow(2)).sum(dim=(-2, -1)))
+        terms.append(residual.pow(2).sum(dim=(-2, -1)))
     return terms
 
 
@@ -52,7 +42,7 @@ def _per_band_divergence(problem: FusionProblem, jac_probe: torch.Tensor, probe:
         seen = obs.operator.A(jac_probe[0, obs.output_channels])
         if obs.back_project:
             seen = obs.operator.A_dagger(obs.operator.inv_gram(seen))
-        terms.append(obs.sigma.pow(2) * _masked(problem, probe[0, sl] * seen).sum(dim=(-2, -1)))
+        terms.append(obs.sigma.pow(2) * (probe[0, sl] * seen).sum(dim=(-2, -1)))
     return terms
 
 
@@ -102,7 +92,6 @@ class SureLoss(BackProjectionLoss):
         combined = [d + 2.0 * v for d, v in zip(data, div)]
         loss = self._weighted(problem, combined)
         with torch.no_grad():
-            fraction = 1.0 if problem.loss_mask is None else float(problem.loss_mask.mean())
-            const = sum((c - fraction * obs.noise_constant()).sum() for c, obs in zip(combined, problem.observations))
-            risk = const / (fraction * _elements(problem))
+            const = sum((c - obs.noise_constant()).sum() for c, obs in zip(combined, problem.observations))
+            risk = const / _elements(problem)
         return LossValue(loss, risk, x_hat)

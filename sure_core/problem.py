@@ -60,7 +60,6 @@ class FusionProblem:
     hr_shape: tuple[int, int]
     guide_channels: int = 0            # the first input channels that steer the network (the guide stream)
     scale: torch.Tensor | None = None  # multiply the normalised output by this to get data units
-    loss_mask: torch.Tensor | None = None  # (rows, cols) HR weights of the loss (None: every pixel counts)
     input_slices: list[slice] = field(init=False)
 
     def __post_init__(self):
@@ -79,12 +78,3 @@ class FusionProblem:
     def network_input(self) -> torch.Tensor:
         """z = concatenation of every group's network input, batch of 1."""
         return torch.cat([obs.network_input() for obs in self.observations], dim=0)[None]
-
-
-def interior_mask(problem: FusionProblem, margin: int) -> torch.Tensor:
-    """1 inside the problem's HR grid, 0 within `margin` pixels of its borders."""
-    rows, cols = problem.hr_shape
-    data = problem.observations[0].data
-    mask = torch.zeros((rows, cols), dtype=data.dtype, device=data.device)
-    mask[margin:rows - margin, margin:cols - margin] = 1.0
-    return mask

@@ -33,18 +33,6 @@ def test_tiles_cover_the_area_once_and_crops_stay_inside_on_the_grid():
     assert len({c.col < area.col + area.width / 2 for c in crops}) == 2
 
 
-def test_mirrored_crops_match_the_model_in_the_area_geometry():
-    """The observation of a half-sample mirrored image is the mirrored observation (symmetric PSF, 'area'
-    geometry), so a mirrored crop is a consistent periodic problem; not so in the paper's zero-phase geometry."""
-    rng = np.random.default_rng(0)
-    x = rng.uniform(size=(2, 36, 48))
-    observed = gf.degrade(scene.mirror(x), 3, 1.3, "area")
-    np.testing.assert_allclose(observed, scene.mirror(observed[:, :12, :16]), atol=1e-12)
-    shifted = gf.degrade(scene.mirror(x), 3, 1.3, "zero_phase")
-    assert np.abs(shifted - scene.mirror(shifted[:, :12, :16])).max() > 1e-3
-    assert scene.mirror({"a": x})["a"].shape == (2, 72, 96)
-
-
 @pytest.fixture(scope="module")
 def apex_scene():
     truth = simulation.load_apex(str(shared_file("apex_gt.mat")))[:, :144, :144]
