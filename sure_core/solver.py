@@ -190,14 +190,8 @@ class TrainedModel:
     options: SolverOptions
 
     def estimator(self, problem: FusionProblem) -> ResidualEstimator:
-        options = self.options
-        base = None
-        if options.residual:
-            if options.base == "injection":
-                base = DetailInjectionBase(problem, tune=options.loss == "sure", fit=self.injection)
-            else:
-                base = BackProjectionBase(_base_channels(problem))
-        return ResidualEstimator(self.net, base, self.in_mean, self.in_std, self.out_scale, self.guide_channels)
+        return ResidualEstimator(self.net, _first_estimate_base(problem, self.options, self.injection), self.in_mean,
+                                 self.in_std, self.out_scale, self.guide_channels)
 
     @torch.no_grad()
     def apply(self, problem: FusionProblem, window_statistics: bool = False) -> torch.Tensor:
@@ -208,6 +202,16 @@ class TrainedModel:
             return self.estimator(problem)(problem.network_input())
         finally:
             self.net.eval()
+
+
+def _first_estimate_base(problem: FusionProblem, options: SolverOptions, injection: InjectionFit | None
+                         ) -> nn.Module | None:
+    """The linear first estimate the network corrects (None for the paper's recipe, which has none)."""
+    if not options.residual:
+        return None
+    if options.base == "injection":
+        return DetailInjectionBase(problem, tune=options.loss == "sure", fit=injection)
+    return BackProjectionBase(_base_channels(problem))
 
 
 def _recalibrate_batch_norm(net: nn.Module, estimators: list, inputs: list) -> None:
@@ -255,9 +259,8 @@ def train(problems: list[FusionProblem], options: SolverOptions | None = None,
         mean, std = torch.zeros(1, zs[0].shape[1], 1, 1, device=device), torch.ones(1, zs[0].shape[1], 1, 1, device=device)
         out_scale = None
     else:  # the network sees the first estimate (and spectral guides), normalised band by band over all problems
-        model = TrainedModel(nn.Identity(), None, None, None, guides, injection, options)
         with torch.no_grad():
-            features = torch.cat([torch.cat([z[:, guides], model.estimator(p).base(z)], dim=1).flatten(2)
+            features = torch.cat([torch.cat([z[:, guides], _first_estimate_base(p, options, injection)(z)], dim=1).flatten(2)
                                   for p, z in zip(problems, zs)], dim=2)
         mean = features.mean(dim=(0, 2))[None, :, None, None]
         std = features.std(dim=(0, 2))[None, :, None, None].clamp_min(1e-6)
