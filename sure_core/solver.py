@@ -26,7 +26,7 @@ from torch import nn
 from .errors import FusionCancelled, SureFusionError
 from .injection import DetailInjectionBase, InjectionFit, fit_injection
 from .losses import BackProjectionLoss, SureLoss
-from .networks import GuidedAttentionNet
+from .networks import GuidedAttentionNet, inference_copy
 from .problem import FusionProblem
 
 
@@ -122,11 +122,13 @@ class ResidualEstimator(nn.Module):
         return torch.cat([z[:, self.guide_channels], first], dim=1) if self.guide_channels else first
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        # channels-last activations: oneDNN (CPU) and cuDNN convolutions run faster on them (measured on this
+        # CPU: a training iteration 1.15–1.2× faster on a 192² px S2 crop, inference 1.3× on a 1116² px tile)
         if self.base is None:
-            return self.net((z - self.in_mean) / self.in_std)
+            return self.net(((z - self.in_mean) / self.in_std).contiguous(memory_format=torch.channels_last))
         first = self.base(z)
         features = (self.network_input(z, first) - self.in_mean) / self.in_std
-        return first + self.out_scale * self.net(features)
+        return first + self.out_scale * self.net(features.contiguous(memory_format=torch.channels_last))
 
 
 class BackProjectionBase(nn.Module):
@@ -189,15 +191,22 @@ class TrainedModel:
     injection: InjectionFit | None      # scene-wide first estimate (residual recipe with detail injection)
     options: SolverOptions
 
-    def estimator(self, problem: FusionProblem) -> ResidualEstimator:
-        return ResidualEstimator(self.net, _first_estimate_base(problem, self.options, self.injection), self.in_mean,
-                                 self.in_std, self.out_scale, self.guide_channels)
+    _inference_net: nn.Module | None = field(default=None, init=False, repr=False)
+
+    def estimator(self, problem: FusionProblem, net: nn.Module | None = None) -> ResidualEstimator:
+        return ResidualEstimator(net or self.net, _first_estimate_base(problem, self.options, self.injection),
+                                 self.in_mean, self.in_std, self.out_scale, self.guide_channels)
 
     @torch.no_grad()
     def apply(self, problem: FusionProblem, window_statistics: bool = False) -> torch.Tensor:
         """x̂ (1, bands, rows, cols) of `problem` in its normalised scale. BatchNorm uses the statistics of the
-        training crops, or with `window_statistics` those of this window (as during training)."""
-        self.net.train(window_statistics)
+        training crops (through a copy of the network folded for inference, built at the first call: apply a
+        model once it is trained), or with `window_statistics` those of this window (as during training)."""
+        if not window_statistics:
+            if self._inference_net is None:
+                self._inference_net = inference_copy(self.net)
+            return self.estimator(problem, self._inference_net)(problem.network_input())
+        self.net.train(True)
         try:
             return self.estimator(problem)(problem.network_input())
         finally:
@@ -265,7 +274,7 @@ def train(problems: list[FusionProblem], options: SolverOptions | None = None,
         mean = features.mean(dim=(0, 2))[None, :, None, None]
         std = features.std(dim=(0, 2))[None, :, None, None].clamp_min(1e-6)
         out_scale = std[:, len(guides):]
-    net = network_factory(problem, options).to(device)
+    net = network_factory(problem, options).to(device=device, memory_format=torch.channels_last)
     model = TrainedModel(net, mean, std, out_scale, guides, injection, options)
     estimators = [model.estimator(p).to(device) for p in problems]
     net.train()  # BatchNorm uses the statistics of this scene, as in the paper
