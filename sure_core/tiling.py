@@ -56,11 +56,15 @@ def _edges(length: int, tile: int, step: int) -> list[int]:
     return [min(length, int(round(i * cells / n)) * step) for i in range(n)] + [length]
 
 
-def plan_tiles(area: Window, tile_size: int = 0, overlap: int = 0, step: int = 6) -> list[Tile]:
-    """Tiles covering `area` (whose edges lie on the `step` grid). tile_size 0: one tile, the whole area."""
-    tile = round_up(tile_size, step) if tile_size > 0 else 0
+def plan_tiles(area: Window, tile_size: int = 0, overlap: int = 0, step: int = 6, align: int = 0) -> list[Tile]:
+    """Tiles covering `area` (whose edges lie on the `step` grid). tile_size 0: one tile, the whole area.
+
+    `align` > 0 puts the inner tile edges on multiples of lcm(step, align) from the area's origin, e.g. the
+    output file's block size, so that every tile writes whole blocks (which can then leave the cache)."""
+    edge_step = math.lcm(step, align) if align > 0 else step
+    tile = round_up(tile_size, edge_step) if tile_size > 0 else 0
     halo = round_up(overlap, step) if overlap > 0 else 0
-    cols, rows = _edges(area.width, tile, step), _edges(area.height, tile, step)
+    cols, rows = _edges(area.width, tile, edge_step), _edges(area.height, tile, edge_step)
     spans = [(r0, r1, c0, c1) for r0, r1 in zip(rows, rows[1:]) for c0, c1 in zip(cols, cols[1:])]
     tiles = []
     for i, (r0, r1, c0, c1) in enumerate(spans):

@@ -489,13 +489,23 @@ def output_grid(inputs: SentinelInputs, window: Window) -> Grid:
     return Grid(g.crs_wkt, gt, window.width, window.height)
 
 
+def output_block_size(step: int, target: int = 256) -> int:
+    """The GeoTIFF block side for outputs whose tiles have edges on multiples of `step` pixels: a multiple of
+    16 (TIFF) and of `step`, near `target` (256 for 4, 240 for Sentinel-2's 6 or a ratio of 3)."""
+    unit = math.lcm(16, max(1, int(step)))
+    return unit * max(1, round(target / unit))
+
+
 class GeoTiffWriter:
     """A Float32, tiled, DEFLATE-compressed GeoTIFF written beside `target` and renamed into place by `commit`.
 
     Use as a context manager: leaving the block by an exception (error or cancel) deletes the partial file.
+    `flush()` after each written tile hands its blocks to the file and frees them from GDAL's cache, so memory
+    does not grow with the output (tiles planned with `align=block` write whole blocks).
     """
 
-    def __init__(self, target: str, grid: Grid, band_descriptions: list[str], nodata: float = OUTPUT_NODATA):
+    def __init__(self, target: str, grid: Grid, band_descriptions: list[str], nodata: float = OUTPUT_NODATA,
+                 block: int = 256):
         self.target = Path(target)
         folder = self.target.parent
         if not folder.is_dir():
@@ -505,7 +515,6 @@ class GeoTiffWriter:
             raise RasterOutputError(f"cannot write {target!r}: it is a folder; give a file name ending in .tif")
         self.partial = folder / f".{self.target.name}.partial-{uuid.uuid4().hex[:8]}.tif"
         self.nodata = nodata
-        block = 256
         options = ["TILED=YES", f"BLOCKXSIZE={block}", f"BLOCKYSIZE={block}", "COMPRESS=DEFLATE", "PREDICTOR=3",
                    "BIGTIFF=IF_SAFER", "INTERLEAVE=BAND"]
         ds, message = _gdal_call(lambda: gdal.GetDriverByName("GTiff").Create(
@@ -526,9 +535,8 @@ class GeoTiffWriter:
         for i in range(array.shape[0]):
             self._ds.GetRasterBand(i + 1).WriteArray(np.asarray(array[i], dtype=np.float32), col, row)
 
-    def fill_nodata(self) -> None:
-        for i in range(1, self._ds.RasterCount + 1):
-            self._ds.GetRasterBand(i).Fill(self.nodata)
+    def flush(self) -> None:
+        self._ds.FlushCache()
 
     def set_metadata(self, dataset: dict[str, str], bands: list[dict[str, str]] | None = None,
                      domain: str = "") -> None:
