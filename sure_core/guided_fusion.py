@@ -26,7 +26,7 @@ from .errors import InputShapeError, InvalidInputValueError
 from .noise import estimate_noise_sigma
 from .operators import BlurDecimate, SpectralResponse
 from .problem import FusionProblem, Observation
-from .psf import Geometry
+from .psf import Geometry, sigma_from_mtf
 from .solver import ProgressCallback, RunRecord, SolverOptions, solve
 
 DEFAULT_COND = 1e-3
@@ -123,9 +123,36 @@ def degrade(image: np.ndarray, ratio: int, psf_sigma, geometry: Geometry | str =
     return op.A(torch.as_tensor(image)).numpy()
 
 
-def _regression_pixels(n: int, max_pixels: int) -> np.ndarray:
-    step = max(1, int(np.ceil(n / max_pixels)))
-    return np.arange(0, n, step)
+def _regression_pixels(n: int, max_pixels: int, valid: np.ndarray | None = None, lr_bands: int = 1) -> np.ndarray:
+    """Low-resolution pixel indices (flat) for the sensor-model regressions: the valid ones (all when `valid` is
+    None), subsampled regularly to at most `max_pixels`."""
+    pixels = np.arange(n) if valid is None else np.flatnonzero(np.asarray(valid, dtype=bool).reshape(-1))
+    if valid is not None and np.size(valid) != n:
+        raise InputShapeError(f"the valid-pixel mask has {np.size(valid)} pixels, the low-resolution image {n}")
+    if len(pixels) < max(32, 2 * lr_bands) and valid is not None:
+        raise InvalidInputValueError(
+            f"only {len(pixels)} low-resolution pixels are valid in both images, too few to estimate the sensor "
+            "model (spectral response, PSF): process a larger area with valid data, or give the response and PSF")
+    step = max(1, int(np.ceil(len(pixels) / max_pixels)))
+    return pixels[::step]
+
+
+def regression_mask(lr_invalid: np.ndarray, guide_invalid: np.ndarray, ratio: int, margin: int = 1) -> np.ndarray | None:
+    """Low-resolution pixels usable by the sensor-model regressions, (h, w) bool, or None when all are: valid in
+    the lr image, over a ratio×ratio guide block without invalid pixels, and `margin` lr pixels away from any
+    invalid one (the guide is blurred by the PSF before the regression; filled nodata must not leak in)."""
+    from scipy import ndimage
+
+    lr_invalid = np.asarray(lr_invalid, dtype=bool)
+    guide_invalid = np.asarray(guide_invalid, dtype=bool)
+    if not lr_invalid.any() and not guide_invalid.any():
+        return None
+    h, w = lr_invalid.shape
+    blocks = guide_invalid[:h * ratio, :w * ratio].reshape(h, ratio, w, ratio).any(axis=(1, 3))
+    invalid = lr_invalid | blocks
+    if margin > 0:
+        invalid = ndimage.binary_dilation(invalid, iterations=margin)
+    return ~invalid
 
 
 def _fit_response(lr_flat: np.ndarray, guide_flat: np.ndarray, nonnegative: bool) -> tuple[np.ndarray, np.ndarray, float]:
@@ -149,19 +176,41 @@ def _fit_response(lr_flat: np.ndarray, guide_flat: np.ndarray, nonnegative: bool
     return response, guide_mean - response @ lr_mean, float((residual ** 2).mean())
 
 
+def fill_from_guide(lr, guide, lr_invalid: np.ndarray, ratio: int, psf_sigma: float | None = None) -> np.ndarray:
+    """The lr image with its invalid pixels (h, w) predicted from the guide: each lr band regressed (with an
+    intercept) on the guide degraded to the lr grid, over the valid pixels. A fill that agrees with the guide
+    keeps nodata areas from biasing what is fitted over the whole window (the detail injection, SURE's τ), as a
+    flat fill would: there the guide has detail the lr image lacks. `psf_sigma` defaults to an MTF of 0.3."""
+    lr = np.array(_as_image("the low-resolution image", lr), dtype=np.float64)
+    guide = _as_image("the guide", guide, allow_2d=True)
+    invalid = np.asarray(lr_invalid, dtype=bool)
+    if not invalid.any() or invalid.all():
+        return lr
+    sigma = sigma_from_mtf(0.3, ratio) if psf_sigma is None else float(np.mean(psf_sigma))
+    degraded = degrade(guide, ratio, sigma).reshape(guide.shape[0], -1)
+    valid = ~invalid.reshape(-1)
+    pixels = _regression_pixels(valid.size, MAX_REGRESSION_PIXELS, valid)
+    weights, offset, _ = _fit_response(degraded[:, pixels], lr.reshape(lr.shape[0], -1)[:, pixels], nonnegative=False)
+    predicted = weights @ degraded[:, ~valid] + offset[:, None]
+    lr.reshape(lr.shape[0], -1)[:, ~valid] = predicted
+    return lr
+
+
 def estimate_response(lr, guide, ratio: int, psf_sigma, *, geometry: Geometry | str = Geometry.AREA,
-                      nonnegative: bool = True, max_pixels: int = MAX_REGRESSION_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+                      nonnegative: bool = True, max_pixels: int = MAX_REGRESSION_PIXELS,
+                      valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(R (G, L), offset (G,)) such that guide ≈ R x + offset, estimated at low resolution from the pair.
 
     The guide is degraded by the lr bands' PSF (their mean σ) and regressed on the lr bands, with
-    non-negative weights by default (a spectral response cannot be negative), as HySure does.
+    non-negative weights by default (a spectral response cannot be negative), as HySure does. `valid`
+    ((h, w) bool, see `regression_mask`) restricts the regression to pixels with real data in both images.
     """
     lr = _as_image("the low-resolution image", lr)
     guide = _as_image("the guide", guide, allow_2d=True)
     _check_sizes(lr, guide, ratio)
     sigma = float(np.mean(psf_sigma))
     degraded = degrade(guide, ratio, sigma, geometry).reshape(guide.shape[0], -1)
-    pixels = _regression_pixels(degraded.shape[1], max_pixels)
+    pixels = _regression_pixels(degraded.shape[1], max_pixels, valid, lr.shape[0])
     response, offset, _ = _fit_response(lr.reshape(lr.shape[0], -1)[:, pixels], degraded[:, pixels], nonnegative)
     return response, offset
 
@@ -173,17 +222,19 @@ def _principal_components(lr_flat: np.ndarray, k: int) -> np.ndarray:
 
 
 def estimate_psf_sigma(lr, guide, ratio: int, *, geometry: Geometry | str = Geometry.AREA,
-                       grid: np.ndarray | None = None, max_pixels: int = MAX_REGRESSION_PIXELS) -> float:
+                       grid: np.ndarray | None = None, max_pixels: int = MAX_REGRESSION_PIXELS,
+                       valid: np.ndarray | None = None) -> float:
     """One Gaussian PSF σ (HR pixels) for the lr bands: the σ whose degraded guide a linear mix of the lr bands
     explains best. The lr bands enter through their leading principal components, so that a hyperspectral
-    image with more bands than its degraded size can hold does not fit any σ equally well."""
+    image with more bands than its degraded size can hold does not fit any σ equally well. `valid` as for
+    `estimate_response`."""
     lr = _as_image("the low-resolution image", lr)
     guide = _as_image("the guide", guide, allow_2d=True)
     _check_sizes(lr, guide, ratio)
     if grid is None:  # MTF at Nyquist from ~0.05 to ~0.85
         grid = ratio * np.linspace(0.18, 0.78, 31)
     lr_flat = lr.reshape(lr.shape[0], -1)
-    pixels = _regression_pixels(lr_flat.shape[1], max_pixels)
+    pixels = _regression_pixels(lr_flat.shape[1], max_pixels, valid)
     components = _principal_components(lr_flat[:, pixels], min(lr.shape[0], 2 * guide.shape[0] + 4, len(pixels) // 8 or 1))
     errors = []
     for sigma in grid:
@@ -269,34 +320,66 @@ def fuse(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_guide=None
     return x_hat.double().numpy() * float(problem.scale), record
 
 
+def mean_model(models: list[GuidedSensorModel]) -> GuidedSensorModel:
+    """One sensor model for a scene from models fitted on several of its windows: the mean PSF σ, response and
+    offset (all models must have the same ratio and band counts)."""
+    if not models:
+        raise InvalidInputValueError("no sensor model to average: the scene gave no window with valid data")
+    ratios = {int(m.ratio) for m in models}
+    if len(ratios) != 1:
+        raise InputShapeError(f"sensor models of one scene must share the resolution ratio, got {sorted(ratios)}")
+    offsets = [np.zeros(np.shape(m.response)[0]) if m.offset is None else np.asarray(m.offset, dtype=np.float64)
+               for m in models]
+    return GuidedSensorModel(ratios.pop(), np.mean([np.asarray(m.psf_sigma, dtype=np.float64) for m in models], axis=0),
+                             np.mean([np.asarray(m.response, dtype=np.float64) for m in models], axis=0),
+                             np.mean(offsets, axis=0))
+
+
 @dataclass
 class GuidedSceneCase:
     """How `sure_core.scene` turns a window of a guided pair into a problem and back.
 
-    Window data: (lr (L, rows/ratio, cols/ratio), guide (G, rows, cols)).
+    Window data: (lr (L, rows/ratio, cols/ratio), guide (G, rows, cols)). `sigma_lr`/`sigma_guide` (data units,
+    one or one per band) are used instead of the estimates when given. Subclasses may transform the window's
+    data first (`prepare`, e.g. the PAN brought to the MS sharpness) and estimate the lr noise their own way.
     """
 
     model: GuidedSensorModel
     geometry: Geometry | str = Geometry.AREA
     cond: float = DEFAULT_COND
     lr_weight: float = 1.0
+    sigma_lr: object = None
+    sigma_guide: object = None
 
     @property
     def step(self) -> int:
         return int(self.model.ratio)
 
+    def prepare(self, data) -> tuple[np.ndarray, np.ndarray]:
+        lr, guide = data
+        return _as_image("the low-resolution image", lr), _as_image("the guide", guide, allow_2d=True)
+
+    def lr_noise(self, lr: np.ndarray, guide: np.ndarray):
+        return self.sigma_lr
+
+    def guide_noise(self, guide: np.ndarray):
+        return self.sigma_guide
+
     def noise(self, data) -> dict:
-        return build_problem(*data, self.model, geometry=self.geometry, cond=self.cond)[1]
+        lr, guide = self.prepare(data)
+        return build_problem(lr, guide, self.model, sigma_lr=self.lr_noise(lr, guide),
+                             sigma_guide=self.guide_noise(guide), geometry=self.geometry, cond=self.cond)[1]
 
     def scale(self, data) -> tuple[float, float]:
-        lr, guide = data
-        guide = np.asarray(guide, dtype=np.float64).reshape(-1, *np.shape(guide)[-2:])
+        lr, guide = self.prepare(data)
         offset = np.zeros(1) if self.model.offset is None else np.asarray(self.model.offset, dtype=np.float64)
         return float(np.abs(lr).max()), float(np.abs(guide - offset.reshape(-1, 1, 1)).max())
 
     def problem(self, data, noise: dict, scale, device) -> FusionProblem:
-        return build_problem(*data, self.model, sigma_lr=noise["lr"], sigma_guide=noise["guide"], geometry=self.geometry,
-                             cond=self.cond, lr_weight=self.lr_weight, device=device, scales=scale)[0]
+        lr, guide = self.prepare(data)
+        return build_problem(lr, guide, self.model, sigma_lr=noise["lr"], sigma_guide=noise["guide"],
+                             geometry=self.geometry, cond=self.cond, lr_weight=self.lr_weight, device=device,
+                             scales=scale)[0]
 
     def output(self, x_hat: torch.Tensor, problem: FusionProblem) -> np.ndarray:
         return x_hat.double().cpu().numpy() * float(problem.scale)

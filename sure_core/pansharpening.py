@@ -29,6 +29,8 @@ generic engine `guided_fusion.fuse`:
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import guided_fusion
@@ -117,14 +119,14 @@ def pan_sharpening_sigma(preset: PanSensor, psf_sigma: np.ndarray, ratio: int, p
     return pan_to_ms_sharpness_sigma(min(max(ms_mtf, 1e-6), 1 - 1e-9), pan_gain)
 
 
-def _psf_sigma(ms, pan, ratio: int, preset: PanSensor, psf_sigma, geometry) -> np.ndarray:
+def _psf_sigma(ms, pan, ratio: int, preset: PanSensor, psf_sigma, geometry, valid=None) -> np.ndarray:
     bands = ms.shape[0]
     if psf_sigma is None:
         return preset.ms_psf_sigma(bands, ratio)
     if isinstance(psf_sigma, str):
         if psf_sigma != "estimate":
             raise InvalidInputValueError(f"psf_sigma must be a number, one number per band or 'estimate', got {psf_sigma!r}")
-        return np.full(bands, guided_fusion.estimate_psf_sigma(ms, pan[None], ratio, geometry=geometry))
+        return np.full(bands, guided_fusion.estimate_psf_sigma(ms, pan[None], ratio, geometry=geometry, valid=valid))
     sigma = np.asarray(psf_sigma, dtype=np.float64).reshape(-1)
     if sigma.size not in (1, bands):
         raise InputShapeError(f"give one PSF σ or one per MS band ({bands}), got {sigma.size} values")
@@ -133,38 +135,40 @@ def _psf_sigma(ms, pan, ratio: int, preset: PanSensor, psf_sigma, geometry) -> n
     return np.broadcast_to(sigma, (bands,)).copy()
 
 
-def _response(ms, pan, ratio: int, sigma: np.ndarray, weights, geometry) -> tuple[np.ndarray, np.ndarray]:
+def _response(ms, pan, ratio: int, sigma: np.ndarray, weights, geometry, valid=None) -> tuple[np.ndarray, np.ndarray]:
     bands = ms.shape[0]
     if weights is None:
-        return guided_fusion.estimate_response(ms, pan[None], ratio, sigma, geometry=geometry)
+        return guided_fusion.estimate_response(ms, pan[None], ratio, sigma, geometry=geometry, valid=valid)
     w = np.asarray(weights, dtype=np.float64).reshape(-1)
     if w.size != bands:
         raise InputShapeError(f"give one PAN weight per MS band ({bands}), got {w.size}")
     if not np.isfinite(w).all() or (w < 0).any() or not (w > 0).any():
         raise InvalidInputValueError(f"PAN weights must be finite, ≥ 0 and not all zero, got {w.tolist()}")
     # the means are taken on the MS grid (the PAN degraded like the MS), where both are sampled alike
-    pan_lr = guided_fusion.degrade(pan[None], ratio, float(np.mean(sigma)), geometry)
-    offset = float(pan_lr.mean()) - float(w @ ms.reshape(bands, -1).mean(axis=1))
+    pan_lr = guided_fusion.degrade(pan[None], ratio, float(np.mean(sigma)), geometry)[0]
+    keep = np.ones(pan_lr.shape, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+    offset = float(pan_lr[keep].mean()) - float(w @ ms[:, keep].mean(axis=1))
     return w[None], np.asarray([offset])
 
 
 def prepare(ms, pan, *, ratio=None, sensor: str | PanSensor = "generic", weights=None, psf_sigma=None,
             pan_mtf: float | None = None, match_pan_mtf: bool = True, geometry: Geometry | str = Geometry.AREA,
-            ) -> tuple[np.ndarray, np.ndarray, GuidedSensorModel, float]:
+            valid=None) -> tuple[np.ndarray, np.ndarray, GuidedSensorModel, float]:
     """Validated inputs and the sensor model pansharpen uses: (ms (B, h, w), guide (1, H, W), model, σ_rel).
 
     The guide is the PAN brought to the MS sharpness (unless `match_pan_mtf` is False); the model holds the
     ratio, the MS PSF σ per band, the PAN weights (1, B) and offset (1,) relating the guide to the MS bands;
-    σ_rel is the blur (PAN pixels) the PAN was sharpened by (0: not sharpened).
+    σ_rel is the blur (PAN pixels) the PAN was sharpened by (0: not sharpened). `valid` ((h, w) bool on the MS
+    grid, `guided_fusion.regression_mask`) keeps nodata out of the estimated PSF, weights and offset.
     """
     ms, pan = _ms_array(ms), _pan_array(pan)
     geometry = Geometry.parse(geometry)
     r = _ratio(ms, pan, ratio)
     preset = get_sensor(sensor)
-    sigma = _psf_sigma(ms, pan, r, preset, psf_sigma, geometry)
+    sigma = _psf_sigma(ms, pan, r, preset, psf_sigma, geometry, valid)
     relative = pan_sharpening_sigma(preset, sigma, r, pan_mtf) if match_pan_mtf else 0.0
     pan = sharpen_pan(pan, relative)
-    response, offset = _response(ms, pan, r, sigma, weights, geometry)
+    response, offset = _response(ms, pan, r, sigma, weights, geometry, valid)
     return ms, pan[None], GuidedSensorModel(r, sigma, response, offset).validated(ms.shape[0], 1), relative
 
 
@@ -183,7 +187,7 @@ def build_model(ms, pan, **kwargs) -> GuidedSensorModel:
 def pansharpen(ms, pan, *, ratio=None, sensor: str | PanSensor = "generic", weights=None, psf_sigma=None,
                sigma_ms=None, sigma_pan=None, options: SolverOptions | None = None,
                geometry: Geometry | str = Geometry.AREA, callback: ProgressCallback | None = None,
-               pan_mtf: float | None = None, match_pan_mtf: bool = True,
+               pan_mtf: float | None = None, match_pan_mtf: bool = True, valid=None,
                ) -> tuple[np.ndarray, RunRecord, GuidedSensorModel]:
     """Pansharpen `ms` (bands, h, w) with `pan` (H, W) or (1, H, W), H = ratio·h, W = ratio·w.
 
@@ -196,7 +200,8 @@ def pansharpen(ms, pan, *, ratio=None, sensor: str | PanSensor = "generic", weig
     MS unit, run record, the sensor model used). Inputs are not modified; the output is not clipped.
     """
     ms, guide, model, relative = prepare(ms, pan, ratio=ratio, sensor=sensor, weights=weights, psf_sigma=psf_sigma,
-                                         pan_mtf=pan_mtf, match_pan_mtf=match_pan_mtf, geometry=geometry)
+                                         pan_mtf=pan_mtf, match_pan_mtf=match_pan_mtf, geometry=geometry,
+                                         valid=valid)
     if sigma_ms is None:
         sigma_ms = ms_noise_sigma(ms, guide, model, geometry)
     if sigma_pan is not None:  # the guide is the sharpened PAN: its noise is the PAN's, amplified by the filter
@@ -204,3 +209,37 @@ def pansharpen(ms, pan, *, ratio=None, sensor: str | PanSensor = "generic", weig
     fused, record = guided_fusion.fuse(ms, guide, model, sigma_lr=sigma_ms, sigma_guide=sigma_pan,
                                        options=options, geometry=geometry, callback=callback)
     return fused, record, model
+
+
+@dataclass
+class PanSceneCase(guided_fusion.GuidedSceneCase):
+    """`GuidedSceneCase` for pansharpening: each window's PAN is brought to the MS sharpness (σ_rel PAN pixels)
+    before it guides, its given σ is scaled by what that filter does to noise, and the MS noise is estimated
+    across bands, as `pansharpen` does for one window."""
+
+    relative: float = 0.0
+
+    def prepare(self, data) -> tuple[np.ndarray, np.ndarray]:
+        ms, pan = data
+        return _ms_array(ms), sharpen_pan(_pan_array(pan), self.relative)[None]
+
+    def lr_noise(self, lr: np.ndarray, guide: np.ndarray):
+        return ms_noise_sigma(lr, guide, self.model, self.geometry) if self.sigma_lr is None else self.sigma_lr
+
+    def guide_noise(self, guide: np.ndarray):
+        if self.sigma_guide is None:
+            return None
+        return np.asarray(self.sigma_guide, dtype=np.float64) * sharpened_noise_factor(self.relative)
+
+
+def scene_case(samples: list, *, sensor: str | PanSensor = "generic", sigma_ms=None, sigma_pan=None,
+               pan_mtf: float | None = None, match_pan_mtf: bool = True, geometry: Geometry | str = Geometry.AREA,
+               **model_options) -> PanSceneCase:
+    """How `sure_core.scene` pansharpens a whole scene: one sensor model, the mean of the models `prepare` fits
+    (same options) on a few (ms, pan[, valid]) windows of it, e.g. the training crops; the PAN sharpening follows from
+    the mean MS PSF."""
+    models = [prepare(*sample[:2], sensor=sensor, pan_mtf=pan_mtf, match_pan_mtf=match_pan_mtf, geometry=geometry,
+                      valid=sample[2] if len(sample) > 2 else None, **model_options)[2] for sample in samples]
+    model = guided_fusion.mean_model(models)
+    relative = pan_sharpening_sigma(get_sensor(sensor), model.psf_sigma, model.ratio, pan_mtf) if match_pan_mtf else 0.0
+    return PanSceneCase(model, Geometry.parse(geometry), sigma_lr=sigma_ms, sigma_guide=sigma_pan, relative=relative)

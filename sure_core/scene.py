@@ -24,7 +24,7 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
-from .device import resolve_device
+from .device import release_memory, resolve_device
 from .errors import FusionCancelled, ImageTooSmallError
 from .problem import FusionProblem
 from .solver import ProgressCallback, RunRecord, SolverOptions, TrainedModel, train
@@ -137,10 +137,12 @@ class SceneModel:
 
 def train_scene(case: SceneCase, read: Callable[[Window], object], shape: tuple[int, int], *,
                 options: SolverOptions | None = None, scene: SceneOptions = SceneOptions(), noise: dict | None = None,
-                callback: ProgressCallback | None = None, log: Callable[[str], None] | None = None) -> SceneModel:
+                callback: ProgressCallback | None = None, log: Callable[[str], None] | None = None,
+                crops: list[Window] | None = None) -> SceneModel:
     """Read `scene.crops` crops spread over a scene of `shape` (rows, cols) target pixels and train on them.
 
     `noise` (data units, the case's keys) skips the σ estimation (otherwise: per band, the median of the crops').
+    `crops` replaces the planned crops (e.g. `choose_crops`' picks away from nodata).
     """
     options = (options or SolverOptions()).validated()
     log = log or (lambda text: None)
@@ -149,7 +151,7 @@ def train_scene(case: SceneCase, read: Callable[[Window], object], shape: tuple[
         raise ImageTooSmallError(f"the scene ({rows}×{cols} px) must be a multiple of {case.step} px on each side: "
                                  "crop it to whole coarse pixels")
     device, reason = resolve_device(options.device)
-    crops = plan_crops(Window(0, 0, cols, rows), scene.crops, scene.crop_size, case.step)
+    crops = crops or plan_crops(Window(0, 0, cols, rows), scene.crops, scene.crop_size, case.step)
     crop_data = [read(w) for w in crops]
     noise = noise or _median_noise([case.noise(d) for d in crop_data])
     scale = _max_scale([case.scale(d) for d in crop_data])
@@ -163,6 +165,33 @@ def train_scene(case: SceneCase, read: Callable[[Window], object], shape: tuple[
     record.device_reason = reason
     record.sigma = [noise[k] for k in noise]
     return SceneModel(case, model, noise, scale, crops, record, device, scene.window_statistics, scene.halo)
+
+
+def choose_crops(shape: tuple[int, int], count: int, size: int, step: int,
+                 valid_fraction: Callable[[Window], float], candidates_per_crop: int = 3) -> list[Window]:
+    """`count` training crops of a scene of `shape` (rows, cols) kept away from nodata: the crops `plan_crops`
+    spreads over the scene, where each one with invalid pixels is swapped for the most valid of
+    `candidates_per_crop` × `count` spread crops, when that one is more valid. `valid_fraction(window)` gives the
+    share of valid pixels. Crops without valid pixels are dropped; none left raises ImageTooSmallError."""
+    rows, cols = shape
+    area = Window(0, 0, cols, rows)
+    planned = plan_crops(area, count, size, step)
+    fraction = {w: valid_fraction(w) for w in planned}
+    if any(f < 1.0 for f in fraction.values()):
+        pool = [w for w in plan_crops(area, count * candidates_per_crop, size, step) if w not in fraction]
+        pool_fraction = {w: valid_fraction(w) for w in pool}
+        pool.sort(key=lambda w: -pool_fraction[w])
+        chosen = []
+        for w in planned:
+            if fraction[w] < 1.0 and pool and pool_fraction[pool[0]] > fraction[w]:
+                w = pool.pop(0)
+                fraction[w] = pool_fraction[w]
+            chosen.append(w)
+        planned = chosen
+    crops = [w for w in planned if fraction[w] > 0]
+    if not crops:
+        raise ImageTooSmallError("no training crop of the scene holds valid data: is the area nodata everywhere?")
+    return crops
 
 
 def fuse_scene(case: SceneCase, read: Callable[[Window], object], shape: tuple[int, int],
@@ -189,6 +218,8 @@ def fuse_scene(case: SceneCase, read: Callable[[Window], object], shape: tuple[i
         fused = fitted.fuse(read(tile.read))
         r, c = tile.core_in_read()
         write(tile.core, fused[:, r, c])
+        del fused
+        release_memory(fitted.device)
         result.tile_seconds.append(time.perf_counter() - tile_start)
         if tile.count > 1:
             log(f"tile {tile.index + 1}/{tile.count} fused in {result.tile_seconds[-1]:.1f} s")

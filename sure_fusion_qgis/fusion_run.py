@@ -14,8 +14,8 @@ from typing import Callable
 import numpy as np
 
 from .core_loader import core_module
-from .raster_io import OUTPUT_NODATA, GeoTiffWriter, Grid, RasterInputError, Window
-from .tiling import Tile
+from .raster_io import OUTPUT_NODATA, GeoTiffWriter, Grid, RasterInputError, Window, output_block_size
+from .tiling import Tile, plan_tiles
 
 PLUGIN_VERSION = "0.1.0"
 METHOD = "Deep SURE: unsupervised guided CNN trained on the scene by Stein's unbiased risk estimate"
@@ -88,6 +88,10 @@ def fill_invalid(values: np.ndarray, invalid: np.ndarray) -> np.ndarray:
     return filled
 
 
+#: the pseudo-tile under which 'scene' training reports its iterations (before the tiles report, once each)
+TRAINING_STAGE = Tile(Window(0, 0, 0, 0), Window(0, 0, 0, 0), 0, 1)
+
+
 def tile_done_progress():
     """A core Progress saying "this step is complete", for stages without iterations (a tile of a scene model)."""
     return core_module("solver").Progress(1, 1, float("nan"), float("nan"), 0.0, 0.0)
@@ -98,23 +102,32 @@ def upsample_mask(mask: np.ndarray, ratio: int) -> np.ndarray:
     return np.repeat(np.repeat(mask, ratio, axis=0), ratio, axis=1) if ratio > 1 else mask
 
 
+def plan_output_tiles(window: Window, tile_size: int, overlap: int, step: int) -> tuple[list[Tile], int, bool]:
+    """(tiles, output block size, aligned): tiles of at least two blocks get their inner edges on the output's
+    block grid, so each tile writes whole blocks that `write_tiles` then frees from GDAL's cache; smaller
+    tiles keep the size asked for (their output is small anyway)."""
+    block = output_block_size(step)
+    aligned = tile_size >= 2 * block
+    return plan_tiles(window, tile_size, overlap, step, align=block if aligned else 0), block, aligned
+
+
 def write_tiles(target: str, grid: Grid, descriptions: list[str], result: FusionResult,
                 fuse_tile: Callable[[Tile], tuple], *, metadata: Callable[[FusionResult], dict],
-                nothing_valid: str, log=None) -> FusionResult:
+                nothing_valid: str, log=None, block: int = 256, flush_tiles: bool = False) -> FusionResult:
     """Fuse `result.tiles` one by one into the GeoTIFF `target` on `grid` (whose origin is `result.window`'s).
 
     `fuse_tile(tile)` returns (array (bands, rows, cols) over `tile.read`, run record) or (None, None) when the
     tile holds nodata only; `metadata(result)` returns {domain ('' = default): (dataset items, [items per band])},
     written before commit.
     Raises RasterInputError(`nothing_valid`) when every tile is nodata. Any exception leaves no file at `target`.
+    `block`: the output's block side; `flush_tiles`: free each tile's blocks once written (tiles on the block grid,
+    see `plan_output_tiles`), which bounds GDAL's share of the memory by one tile.
     """
     log = log or (lambda text: None)
     tiles, window = result.tiles, result.window
     start = time.perf_counter()
-    with GeoTiffWriter(target, grid, descriptions) as writer:
-        if len(tiles) > 1:
-            writer.fill_nodata()
-        for tile in tiles:
+    with GeoTiffWriter(target, grid, descriptions, block=block) as writer:
+        for tile in tiles:  # every tile writes its whole core (nodata tiles too): no fill beforehand
             if len(tiles) > 1:
                 log(f"tile {tile.index + 1}/{tile.count}: {tile.core.width}×{tile.core.height} px "
                     f"(fused with a {tile.read.width}×{tile.read.height} px halo window)")
@@ -123,11 +136,15 @@ def write_tiles(target: str, grid: Grid, descriptions: list[str], result: Fusion
             if fused is None:
                 result.skipped_tiles += 1
                 log(f"tile {tile.index + 1}/{tile.count} is all nodata: left empty")
-                block = np.full((len(descriptions), tile.core.height, tile.core.width), OUTPUT_NODATA)
+                block_data = np.full((len(descriptions), tile.core.height, tile.core.width), OUTPUT_NODATA)
             else:
                 result.records.append(record)
-                block = fused[:, rows, cols]
-            writer.write(block, tile.core.col - window.col, tile.core.row - window.row)
+                block_data = fused[:, rows, cols]
+            writer.write(block_data, tile.core.col - window.col, tile.core.row - window.row)
+            if flush_tiles:
+                writer.flush()
+            del fused, block_data
+            core_module("device").release_memory()
         if not result.records:
             raise RasterInputError(nothing_valid)
         result.seconds = time.perf_counter() - start

@@ -4,7 +4,7 @@ Serves HS+MS fusion and pansharpening alike: the low-resolution bands (HS, or MS
 brought to the grid of the high-resolution guide (MS, or PAN). No QGIS here: the algorithm hands in the
 opened pair, the area, settings, a `fuse` function wrapping the core call, and the `progress`/`log` callables.
 
-`fuse(lr, guide, sigma_lr, sigma_guide, callback)` returns the core's (fused (L, H, W), RunRecord,
+`fuse(lr, guide, sigma_lr, sigma_guide, callback, valid)` returns the core's (fused (L, H, W), RunRecord,
 GuidedSensorModel); `record.sigma` is [σ of the guide bands, σ of the low-resolution bands] in data units.
 """
 from __future__ import annotations
@@ -15,10 +15,11 @@ from typing import Callable
 
 import numpy as np
 
-from .fusion_run import FusionResult, RunSettings, fill_invalid, run_provenance, upsample_mask, write_tiles
+from .core_loader import core_module
+from .fusion_run import (TRAINING_STAGE, FusionResult, RunSettings, fill_invalid, plan_output_tiles, run_provenance,
+                         tile_done_progress, upsample_mask, write_tiles)
 from .pair_io import InputRaster, RasterPair, output_grid, read_pair
-from .raster_io import OUTPUT_NODATA, Window
-from .tiling import plan_tiles
+from .raster_io import OUTPUT_NODATA, RasterInputError, Window
 
 
 @dataclass
@@ -82,36 +83,90 @@ def fuse_window(pair: RasterPair, window: Window, settings: RunSettings, fuse: C
                 ) -> tuple[np.ndarray | None, object | None, object | None]:
     """(fused (L, rows, cols) with OUTPUT_NODATA where any input is nodata, record, model), or Nones when the
     window holds nodata only."""
-    lr, lr_invalid, hr, hr_invalid = read_pair(pair, window)
-    invalid = upsample_mask(lr_invalid, pair.ratio) | hr_invalid
-    if invalid.all() or lr_invalid.all():
+    (lr, hr, valid), invalid = read_filled(pair, window)
+    if invalid.all():
         return None, None, None
     sigma = settings.sigma or {}
-    fused, record, model = fuse(fill_invalid(lr, lr_invalid), fill_invalid(hr, hr_invalid), sigma.get("low"),
-                                sigma.get("high"), callback)
+    fused, record, model = fuse(lr, hr, sigma.get("low"), sigma.get("high"), callback, valid)
     fused = np.asarray(fused, dtype=np.float64)
     fused[:, invalid] = OUTPUT_NODATA
     return fused, record, model
 
 
+def read_filled(pair: RasterPair, window: Window) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]:
+    """((lr, guide) with nodata filled, the low-resolution pixels the sensor-model regressions may use (None:
+    all)), invalid mask on the high-resolution grid) of a window."""
+    lr, lr_invalid, hr, hr_invalid = read_pair(pair, window)
+    invalid = upsample_mask(lr_invalid, pair.ratio) | hr_invalid
+    if invalid.all() or lr_invalid.all():
+        return (lr, hr, None), np.ones_like(invalid)
+    guided = core_module("guided_fusion")
+    hr = fill_invalid(hr, hr_invalid)
+    if lr_invalid.any():  # predicted from the guide where it lies: a flat fill would bias the fitted injection
+        lr = guided.fill_from_guide(fill_invalid(lr, lr_invalid), hr, lr_invalid, pair.ratio)
+    return (lr, hr, guided.regression_mask(lr_invalid, hr_invalid, pair.ratio)), invalid
+
+
+def train_pair_on_scene(pair: RasterPair, window: Window, settings: RunSettings, scene_case: Callable,
+                        progress=None, log=None):
+    """One network and one sensor model for the whole area, fitted on crops spread over it and kept away from
+    nodata (sure_core.scene): returns the SceneModel. `scene_case(samples, sigma_lr, sigma_guide)` builds the
+    core's scene case from the crops' (lr, guide) data and the given σ's (the algorithm's sensor-model options)."""
+    scene = core_module("scene")
+
+    def area_window(w):  # w: a sure_core window relative to the area
+        return Window(window.col + w.col, window.row + w.row, w.width, w.height)
+
+    def valid_fraction(w):
+        return 1.0 - float(read_filled(pair, area_window(w))[1].mean())
+
+    shape = (window.height, window.width)
+    crops = scene.choose_crops(shape, settings.scene_crops, settings.scene_crop_size, pair.ratio, valid_fraction)
+    sigma = settings.sigma or {}
+    case = scene_case([read_filled(pair, area_window(w))[0] for w in crops], sigma.get("low"), sigma.get("high"))
+    callback = (lambda p: progress(TRAINING_STAGE, p)) if progress else None
+    return scene.train_scene(case, lambda w: read_filled(pair, area_window(w))[0][:2], shape, options=settings.options,
+                             scene=scene.SceneOptions(crops=len(crops), crop_size=settings.scene_crop_size),
+                             callback=callback, log=log, crops=crops)
+
+
 def run_guided_fusion(pair: RasterPair, window: Window, target: str, settings: RunSettings, fuse: Callable,
                       bands: OutputBands, *, provenance: dict[str, str] | None = None, progress=None,
-                      log=None) -> GuidedResult:
+                      log=None, scene_case: Callable | None = None) -> GuidedResult:
     """Fuse `window` (high-resolution pixels) of `pair` into the GeoTIFF `target`, on the guide's grid.
 
     `progress(tile, core_progress)` is called per iteration and returns True to stop (the core then raises
     FusionCancelled); `log(text)` receives one line per tile; `provenance` adds dataset metadata items (the
-    algorithm's own settings: SRF and PSF sources, sensor). Any exception leaves no file at `target`.
+    algorithm's own settings: SRF and PSF sources, sensor). With 'scene' training (`settings.training`, or
+    'auto' on a large area) `scene_case(samples, σ_lr, σ_guide)` builds the core's scene case, the training iterations come
+    under `TRAINING_STAGE` and each tile then reports once. Any exception leaves no file at `target`.
     """
-    tiles = plan_tiles(window, settings.tile_size, settings.tile_overlap, pair.ratio)
-    result = GuidedResult(target, bands.names, tiles=tiles, window=window, training="tiles" if len(tiles) > 1 else "whole")
+    mode = settings.effective_training(window)
+    if mode == "scene" and scene_case is None:
+        raise RasterInputError("scene training is not available for this fusion: choose TRAINING whole or tiles")
+    tile_size = {"whole": 0, "tiles": settings.tile_size, "scene": settings.scene_tile_size()}[mode]
+    tiles, block, aligned = plan_output_tiles(window, tile_size, settings.tile_overlap, pair.ratio)
+    result = GuidedResult(target, bands.names, tiles=tiles, window=window, training=mode)
+    trained = []  # 'scene': trained when the first tile is due, inside the writer's timing and clean-up
 
     def fuse_tile(tile):
-        callback = (lambda p: progress(tile, p)) if progress else None
-        fused, record, model = fuse_window(pair, tile.read, settings, fuse, callback)
-        if model is not None:
-            result.models.append(model)
-        return fused, record
+        if mode != "scene":
+            callback = (lambda p: progress(tile, p)) if progress else None
+            fused, record, model = fuse_window(pair, tile.read, settings, fuse, callback)
+            if model is not None:
+                result.models.append(model)
+            return fused, record
+        if not trained:
+            trained.append(train_pair_on_scene(pair, window, settings, scene_case, progress, log))
+            result.models.append(trained[0].case.model)
+        data, invalid = read_filled(pair, tile.read)
+        if invalid.all():
+            return None, None
+        fused = np.asarray(trained[0].fuse(data[:2]), dtype=np.float64)
+        fused[:, invalid] = OUTPUT_NODATA
+        if progress and progress(tile, tile_done_progress()):
+            raise core_module().FusionCancelled(f"stopped after tile {tile.index + 1} of {tile.count} on request")
+        return fused, trained[0].record
 
     def metadata(done: GuidedResult):
         _collect_sigma(done)
@@ -128,7 +183,8 @@ def run_guided_fusion(pair: RasterPair, window: Window, target: str, settings: R
         return domains
 
     return write_tiles(target, output_grid(pair, window), bands.descriptions, result, fuse_tile, metadata=metadata,
-                       log=log, nothing_valid=f"the processed area holds nodata only (in {pair.low.label} or "
+                       log=log, block=block, flush_tiles=aligned,
+                       nothing_valid=f"the processed area holds nodata only (in {pair.low.label} or "
                                               f"{pair.high.label} at every pixel): choose an area over valid data")
 
 

@@ -9,10 +9,9 @@ import numpy as np
 
 from . import raster_io
 from .core_loader import core_module
-from .fusion_run import (METHOD, PLUGIN_VERSION, FusionResult, RunSettings, fill_invalid, run_provenance,  # noqa: F401
-                         tile_done_progress, upsample_mask, write_tiles)
+from .fusion_run import (METHOD, PLUGIN_VERSION, TRAINING_STAGE, FusionResult, RunSettings, fill_invalid,  # noqa: F401
+                         plan_output_tiles, run_provenance, tile_done_progress, upsample_mask, write_tiles)
 from .raster_io import OUTPUT_NODATA, SentinelInputs, Window
-from .tiling import Tile, plan_tiles
 
 #: settings of a Sentinel-2 run: `sigma` is {'10m': [...], '20m': [...], '60m': [...]} in output units;
 #: tile size and overlap in 10 m pixels
@@ -49,22 +48,22 @@ def sharpen_tile(inputs: SentinelInputs, window: Window, settings: SharpeningSet
     return fused, invalid_10m, record
 
 
-#: the pseudo-tile under which 'scene' training reports its iterations
-TRAINING_STAGE = Tile(Window(0, 0, 0, 0), Window(0, 0, 0, 0), 0, 1)
-
-
 def train_on_scene(inputs: SentinelInputs, window: Window, settings: SharpeningSettings, progress=None, log=None):
-    """One network for the whole area, trained on crops spread over it (sure_core.scene): returns the SceneModel."""
+    """One network for the whole area, trained on crops spread over it and kept away from nodata
+    (sure_core.scene): returns the SceneModel."""
     scene = core_module("scene")
     case = core_module("s2_sharpening").S2SceneCase(with_60m="60m" in inputs.groups)
 
     def read(w):  # w: sure_core window relative to the area
-        return read_window(inputs, Window(window.col + w.col, window.row + w.row, w.width, w.height))[0]
+        return read_window(inputs, Window(window.col + w.col, window.row + w.row, w.width, w.height))
 
+    shape = (window.height, window.width)
+    crops = scene.choose_crops(shape, settings.scene_crops, settings.scene_crop_size, case.step,
+                               lambda w: 1.0 - float(read(w)[1].mean()))
     callback = (lambda p: progress(TRAINING_STAGE, p)) if progress else None
-    options = scene.SceneOptions(crops=settings.scene_crops, crop_size=settings.scene_crop_size)
-    return scene.train_scene(case, read, (window.height, window.width), options=settings.options, scene=options,
-                             noise=settings.sigma, callback=callback, log=log)
+    options = scene.SceneOptions(crops=len(crops), crop_size=settings.scene_crop_size)
+    return scene.train_scene(case, lambda w: read(w)[0], shape, options=settings.options, scene=options,
+                             noise=settings.sigma, callback=callback, log=log, crops=crops)
 
 
 def run_sharpening(inputs: SentinelInputs, window: Window, target: str, settings: SharpeningSettings,
@@ -78,7 +77,7 @@ def run_sharpening(inputs: SentinelInputs, window: Window, target: str, settings
     names = core_module("s2_sharpening").output_band_names("60m" in inputs.groups)
     mode = settings.effective_training(window)
     tile_size = {"whole": 0, "tiles": settings.tile_size, "scene": settings.scene_tile_size()}[mode]
-    tiles = plan_tiles(window, tile_size, settings.tile_overlap, inputs.coarsest.ratio)
+    tiles, block, aligned = plan_output_tiles(window, tile_size, settings.tile_overlap, inputs.coarsest.ratio)
     result = SharpeningResult(target, names, tiles=tiles, window=window, training=mode)
     trained = []  # 'scene': trained when the first tile is due, inside the writer's timing and clean-up
 
@@ -104,7 +103,7 @@ def run_sharpening(inputs: SentinelInputs, window: Window, target: str, settings
         return {"": provenance(inputs, settings, done)}
 
     return write_tiles(target, raster_io.output_grid(inputs, window), band_descriptions(names), result, fuse_tile,
-                       metadata=metadata, log=log,
+                       metadata=metadata, log=log, block=block, flush_tiles=aligned,
                        nothing_valid="the processed area holds nodata only (in at least one of the 10/20/60 m "
                                      "inputs at every pixel): choose an extent over valid data")
 

@@ -16,6 +16,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 
 from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER, advanced
 from ..core_loader import core_module
+from ..fusion_run import TRAINING_MODES, TRAINING_STAGE
 
 INSTALL_HINT = (
     "SURE Fusion needs the Python packages torch, pytorch_wavelets and PyWavelets in the Python that QGIS uses. "
@@ -46,6 +47,7 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
     NOISE_SIGMA = "NOISE_SIGMA"
     TILE_SIZE = "TILE_SIZE"
     TILE_OVERLAP = "TILE_OVERLAP"
+    TRAINING = "TRAINING"
     THREADS = "THREADS"
 
     LOSSES = ("sure", "bp")
@@ -92,6 +94,20 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(advanced(QgsProcessingParameterNumber(
             self.THREADS, tr("CPU threads for torch (0 = all cores but one)"), type=NUMBER_INTEGER, defaultValue=0,
             minValue=0, maxValue=256)))
+
+    def add_training_parameter(self) -> None:
+        """TRAINING (advanced): how the network is trained over the area; read back with `training_choice`."""
+        training = QgsProcessingParameterEnum(
+            self.TRAINING, tr("Training"), options=list(TRAINING_MODES), defaultValue="auto", usesStaticStrings=True)
+        training.setHelp(tr("whole: one network trained on the whole area at once (the paper; memory and time grow "
+                            "with the area). tiles: one network per tile. scene: one network trained on crops spread "
+                            "over the area (away from nodata), then applied tile by tile (bounded memory, time linear "
+                            "in the area; for large areas and whole scenes). auto: whole up to 512×512 output px, "
+                            "tiles when a tile size is set, scene otherwise."))
+        self.addParameter(advanced(training))
+
+    def training_choice(self, parameters, context) -> str:
+        return self.parameterAsEnumString(parameters, self.TRAINING, context) or "auto"
 
     def add_output_parameters(self, output_description: str) -> None:
         """OUTPUT (GeoTIFF), the optional REPORT (HTML), and the numeric outputs every algorithm returns."""
@@ -210,10 +226,21 @@ class FeedbackBridge:
     def __init__(self, feedback, iterations: int, log_every: int | None = None):
         self.feedback = feedback
         self.log_every = log_every or max(1, min(50, iterations // 10))
+        self.scene = False
+
+    #: with 'scene' training, the share of the progress bar given to training (the tiles fill the rest)
+    TRAINING_SHARE = 0.5
 
     def __call__(self, tile, progress) -> bool:
         done = (tile.index + progress.iteration / progress.iterations) / tile.count
+        if tile is TRAINING_STAGE:
+            self.scene = True
+            done *= self.TRAINING_SHARE
+        elif self.scene:
+            done = self.TRAINING_SHARE + (1.0 - self.TRAINING_SHARE) * done
         self.feedback.setProgress(100.0 * done)
+        if not math.isfinite(progress.loss):  # a tile of a scene model: no iterations to report
+            return self.feedback.isCanceled()
         if progress.iteration % self.log_every == 0 or progress.iteration == progress.iterations:
             prefix = f"tile {tile.index + 1}/{tile.count}, " if tile.count > 1 else ""
             risk = f", SURE risk {progress.risk:.4g}" if math.isfinite(progress.risk) else ""

@@ -29,10 +29,11 @@ PAIR_SIGMA_HELP = ("Empty: estimate σ of every band from the data (wavelet MAD)
 @dataclass
 class FusionPlan:
     """What a subclass decides before the run: the core call, the output bands, and what to record."""
-    fuse: Callable                      # fuse(lr, guide, sigma_lr, sigma_guide, callback) -> (x, record, model)
+    fuse: Callable                      # fuse(lr, guide, sigma_lr, sigma_guide, callback, valid) -> (x, record, model)
     bands: OutputBands
     provenance: dict[str, str] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
+    scene_case: Callable | None = None  # scene_case(samples [(lr, guide, valid)], sigma_lr, sigma_guide) -> core case
 
 
 class GuidedFusionAlgorithm(SureFusionAlgorithm):
@@ -69,6 +70,7 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
     def add_common_parameters(self, output_description: str) -> None:
         """Solver parameters, OUTPUT, REPORT and the numeric outputs, after the algorithm's own parameters."""
         self.add_solver_parameters(pixels="output (high-resolution) pixels", sigma_help=PAIR_SIGMA_HELP)
+        self.add_training_parameter()
         self.add_output_parameters(output_description)
 
     def checkParameterValues(self, parameters, context):
@@ -129,7 +131,8 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
             raise QgsProcessingException(str(e)) from None
         settings = RunSettings(options=options, sigma=self.parse_pair_sigma(parameters, context, pair),
                                tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
-                               tile_overlap=self.parameterAsInt(parameters, self.TILE_OVERLAP, context))
+                               tile_overlap=self.parameterAsInt(parameters, self.TILE_OVERLAP, context),
+                               training=self.training_choice(parameters, context))
         target = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         feedback.pushInfo(
             f"{pair.low.label}: {pair.low.band_count} band(s); {pair.high.label}: {pair.high.band_count} band(s); "
@@ -141,7 +144,8 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
         bridge = FeedbackBridge(feedback, options.iterations)
         return self.run_driver(
             lambda: run_guided_fusion(pair, window, target, settings, plan.fuse, plan.bands,
-                                      provenance=plan.provenance, progress=bridge, log=feedback.pushInfo),
+                                      provenance=plan.provenance, progress=bridge, log=feedback.pushInfo,
+                                      scene_case=plan.scene_case),
             core, parameters, context, feedback,
             lambda path, result: self._write_report(path, result, pair, settings, plan),
             f"{pair.scene_name} {self.RESULT_NAME}")

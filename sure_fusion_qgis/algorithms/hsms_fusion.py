@@ -125,15 +125,18 @@ class HsMsFusionAlgorithm(GuidedFusionAlgorithm):
             provenance["SPECTRAL_RESPONSE_SOURCE"] = "estimated from the two images (non-negative least squares)"
         hsms = core_module("hsms")
 
-        def fuse(lr, guide, sigma_lr, sigma_guide, callback):
+        def fuse(lr, guide, sigma_lr, sigma_guide, callback, valid=None):
             return hsms.fuse_hs_ms(lr, guide, sigma_hs=sigma_lr, sigma_ms=sigma_guide, options=options,
-                                   geometry="area", callback=callback, **kwargs)
+                                   geometry="area", callback=callback, valid=valid, **kwargs)
+
+        def scene_case(samples, sigma_lr, sigma_guide):
+            return hsms.scene_case(samples, sigma_hs=sigma_lr, sigma_ms=sigma_guide, geometry="area", **kwargs)
 
         bands = OutputBands.of(pair.low, hs_wavelengths if hs_table else None, hs_fwhm if hs_table else None)
         known = sum(w is not None for w in bands.wavelengths)
         log = [f"spectral response: {provenance['SPECTRAL_RESPONSE_SOURCE']}; PSF: {provenance['PSF_SOURCE']}",
                f"HS band wavelengths known for {known} of {len(bands.names)} bands (carried to the output)"]
-        return FusionPlan(fuse, bands, provenance, log)
+        return FusionPlan(fuse, bands, provenance, log, scene_case)
 
     def _band_table(self, parameters, name, context, band_count, role):
         path = self.parameterAsFile(parameters, name, context)

@@ -104,19 +104,24 @@ class PansharpeningAlgorithm(GuidedFusionAlgorithm):
         if psf_sigma is None:
             provenance["MTF_GAINS"] = ", ".join(f"{g:g}" for g in sensor.ms_mtf_for(bands))
             provenance["MTF_SOURCE"] = sensor.source
-        pansharpen = core_module("pansharpening").pansharpen
+        pansharpening = core_module("pansharpening")
 
-        def fuse(lr, guide, sigma_lr, sigma_guide, callback):
-            return pansharpen(lr, guide, ratio=pair.ratio, sensor=sensor_key, weights=weights, psf_sigma=psf_sigma,
-                              sigma_ms=sigma_lr, sigma_pan=sigma_guide, options=options, geometry="area",
-                              callback=callback)
+        def fuse(lr, guide, sigma_lr, sigma_guide, callback, valid=None):
+            return pansharpening.pansharpen(lr, guide, ratio=pair.ratio, sensor=sensor_key, weights=weights,
+                                            psf_sigma=psf_sigma, sigma_ms=sigma_lr, sigma_pan=sigma_guide,
+                                            options=options, geometry="area", callback=callback, valid=valid)
+
+        def scene_case(samples, sigma_lr, sigma_guide):
+            return pansharpening.scene_case(samples, ratio=pair.ratio, sensor=sensor_key, weights=weights,
+                                            psf_sigma=psf_sigma, sigma_ms=sigma_lr, sigma_pan=sigma_guide,
+                                            geometry="area")
 
         preset_centres = [sensor.ms_centre_nm[i] for i in known_bands] if known_bands else None
         use_preset = preset_centres is not None and not any(w is not None for w in pair.low.wavelengths)
         output = OutputBands.of(pair.low, preset_centres if use_preset else None, None,
                                 fallback_descriptions=sensor.ms_band_names(bands) if known_bands else None)
         log = [f"sensor {sensor.name}; MS PSF: {psf_text}; PAN weights {provenance['PAN_WEIGHTS_SOURCE']}"]
-        return FusionPlan(fuse, output, provenance, log)
+        return FusionPlan(fuse, output, provenance, log, scene_case)
 
     def _weights(self, parameters, context, pair):
         text = (self.parameterAsString(parameters, self.PAN_WEIGHTS, context) or "").strip()

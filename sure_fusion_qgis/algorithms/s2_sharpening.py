@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qgis.core import (QgsProcessingException, QgsProcessingParameterEnum, QgsProcessingParameterExtent,
+from qgis.core import (QgsProcessingException, QgsProcessingParameterExtent,
                        QgsProcessingParameterFile, QgsProcessingParameterRasterLayer)
 
 from .. import quicklook, raster_io
 from ..compat import FILE_BEHAVIOR_FILE, advanced
 from ..core_loader import core_module
-from ..fusion_run import TRAINING_MODES
 from ..raster_io import RasterIOError
 from ..report import build_report
 from ..sharpening import SharpeningSettings, run_sharpening
@@ -43,7 +42,6 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
     EXTENT = "EXTENT"
     OUTPUT = "OUTPUT"
     REPORT = "REPORT"
-    TRAINING = "TRAINING"
 
     def name(self):
         return "s2_sharpening"
@@ -78,14 +76,7 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
             self.INPUT_60M, tr("60 m bands (B1, B9) [optional]"), optional=True))
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, tr("Processed extent"), optional=True))
         self.add_solver_parameters()
-        training = QgsProcessingParameterEnum(
-            self.TRAINING, tr("Training"), options=list(TRAINING_MODES), defaultValue="auto", usesStaticStrings=True)
-        training.setHelp(tr("whole: one network trained on the whole area at once (the paper; memory and time grow "
-                            "with the area). tiles: one network per tile. scene: one network trained on crops spread "
-                            "over the area, then applied tile by tile (bounded memory, time linear in the area; for "
-                            "large areas and whole tiles). auto: whole up to 512×512 px, tiles when a tile size is "
-                            "set, scene otherwise."))
-        self.addParameter(advanced(training))
+        self.add_training_parameter()
         self.add_output_parameters("Sharpened 10 m bands")
 
     def checkParameterValues(self, parameters, context):
@@ -123,7 +114,7 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
             options=options, sigma=self.parse_sigma(parameters, context, band_names, groups),
             tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
             tile_overlap=self.parameterAsInt(parameters, self.TILE_OVERLAP, context),
-            training=self.parameterAsEnumString(parameters, self.TRAINING, context) or "auto")
+            training=self.training_choice(parameters, context))
         try:
             window = raster_io.plan_area(inputs, self.extent_in_crs(parameters, self.EXTENT, context, inputs.grid_10m.crs_wkt))
         except RasterIOError as e:

@@ -5,7 +5,7 @@ import torch
 
 from sure_core import guided_fusion as gf
 from sure_core import s2_sharpening, scene, simulation
-from sure_core.errors import FusionCancelled
+from sure_core.errors import FusionCancelled, ImageTooSmallError
 from sure_core.solver import SolverOptions
 from sure_core.tiling import Window, plan_crops, plan_tiles
 from tests.conftest import shared_file
@@ -31,6 +31,21 @@ def test_tiles_cover_the_area_once_and_crops_stay_inside_on_the_grid():
         assert c.width == 96 and (c.col - area.col) % 6 == 0
     # spread: the crops do not all sit in one half of the scene
     assert len({c.col < area.col + area.width / 2 for c in crops}) == 2
+
+
+def test_aligned_tiles_put_inner_edges_on_the_block_grid_and_keep_the_halo_on_the_step_grid():
+    area = Window(30, 60, 1000, 700)
+    tiles = plan_tiles(area, 480, 40, 6, align=240)
+    covered = np.zeros((area.height, area.width), dtype=int)
+    for t in tiles:
+        rs, cs = t.core.shifted(-area.col, -area.row).slices()
+        covered[rs, cs] += 1
+        for edge in (t.core.col - area.col, t.core.row - area.row):
+            assert edge % 240 == 0
+        assert (t.core.col - t.read.col) in (0, 42) and (t.core.row - t.read.row) in (0, 42)  # 40 → 42 (× 6)
+    assert (covered == 1).all() and len(tiles) == 6
+    # without alignment the edges only follow the step
+    assert any((t.core.col - area.col) % 240 for t in plan_tiles(area, 480, 40, 6))
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +148,79 @@ def test_a_cuda_out_of_memory_splits_the_window_and_retries(apex_scene, monkeypa
     assert sizes[0] == (144, 144) and all(max(s) <= 100 for s in sizes[1:]) and len(sizes) == 5
     interior = (slice(None), slice(12, -12), slice(12, -12))
     assert np.sqrt(((split - expected)[interior] ** 2).mean()) < 0.05 * np.abs(expected).mean()
+
+
+def test_choose_crops_keeps_the_plan_on_valid_data_and_moves_crops_off_nodata():
+    shape = (300, 300)
+    planned = plan_crops(Window(0, 0, 300, 300), 4, 96, 6)
+    assert scene.choose_crops(shape, 4, 96, 6, lambda w: 1.0) == planned
+    # the left 60 % of the scene is nodata: every chosen crop holds more valid data than the planned one it replaces
+    valid = np.zeros(shape, dtype=bool)
+    valid[:, 180:] = True
+
+    def fraction(w):
+        rs, cs = w.slices()
+        return float(valid[rs, cs].mean())
+
+    chosen = scene.choose_crops(shape, 4, 96, 6, fraction)
+    assert 1 <= len(chosen) <= 4 and len(set(chosen)) == len(chosen)
+    assert all(fraction(w) > 0 for w in chosen)
+    assert sum(fraction(w) for w in chosen) > sum(fraction(w) for w in planned)
+    assert max(fraction(w) for w in chosen) == 1.0
+    with pytest.raises(ImageTooSmallError, match="no training crop"):
+        scene.choose_crops(shape, 4, 96, 6, lambda w: 0.0)
+
+
+def test_hsms_scene_case_averages_the_crops_sensor_models_and_tiles_agree():
+    from sure_core import hsms
+    from tests.core.test_guided_fusion import smooth_scene
+
+    torch.set_num_threads(1)
+    x = smooth_scene(10, 96, seed=5)
+    rng = np.random.default_rng(5)
+    response = rng.uniform(0, 1, (3, 10)) * (rng.uniform(size=(3, 10)) > 0.5)
+    hs, ms = gf.degrade(x, 3, 1.4), np.einsum("gl,lhw->ghw", response, x)
+
+    def read(w):
+        rs, cs = w.slices()
+        return hs[:, rs.start // 3:rs.stop // 3, cs.start // 3:cs.stop // 3], ms[:, rs, cs]
+
+    crops = plan_crops(Window(0, 0, 96, 96), 2, 48, 3)
+    samples = [read(w) for w in crops]
+    case = hsms.scene_case(samples, psf_sigma=1.4, geometry="area")
+    models = [hsms.build_model(h, m, psf_sigma=1.4, geometry="area") for h, m in samples]
+    assert np.allclose(case.model.response, np.mean([m.response for m in models], axis=0))
+    assert np.allclose(case.model.psf_sigma, 1.4) and case.step == 3
+    fitted = scene.train_scene(case, read, (96, 96), options=FAST, scene=scene.SceneOptions(crops=2, crop_size=48),
+                               crops=crops)
+    assert fitted.crops == crops
+    whole = fitted.fuse(read(Window(0, 0, 96, 96)))
+    tiled = np.zeros_like(whole)
+    for t in plan_tiles(Window(0, 0, 96, 96), 48, 24, 3):
+        rs, cs = t.core.slices()
+        tiled[:, rs, cs] = fitted.fuse(read(t.read))[(slice(None), *t.core_in_read())]
+    interior = (slice(None), slice(9, -9), slice(9, -9))
+    assert np.sqrt(((tiled - whole)[interior] ** 2).mean()) < 0.02 * np.abs(x).mean()
+    nearest = np.repeat(np.repeat(hs, 3, axis=1), 3, axis=2)
+    assert np.sqrt(((whole - x) ** 2).mean()) < 0.7 * np.sqrt(((nearest - x) ** 2).mean())
+
+
+def test_pan_scene_case_sees_each_window_as_pansharpen_does():
+    from sure_core import pansharpening
+    from sure_core.pan_sensors import get_sensor
+    from tests.core.test_pansharpening import synthetic_scene
+
+    truth, _ = synthetic_scene(96, bands=4, seed=3)
+    pan, ms = truth.mean(axis=0), gf.degrade(truth, 4, get_sensor("worldview2").ms_psf_sigma(4, 4))
+    case = pansharpening.scene_case([(ms, pan)], sensor="worldview2", geometry="area")
+    ms_in, guide, model, relative = pansharpening.prepare(ms, pan, sensor="worldview2", geometry="area")
+    assert relative > 0 and np.isclose(case.relative, relative)
+    assert np.allclose(case.model.response, model.response) and np.allclose(case.model.psf_sigma, model.psf_sigma)
+    lr, sharpened = case.prepare((ms, pan))
+    assert np.allclose(sharpened, guide)
+    noise = case.noise((ms, pan))
+    assert np.allclose(noise["lr"], pansharpening.ms_noise_sigma(ms_in, guide, model, "area"))
+    given = pansharpening.scene_case([(ms, pan)], sensor="worldview2", sigma_pan=2.0, sigma_ms=[0.5] * ms.shape[0])
+    noise = given.noise((ms, pan))
+    assert np.allclose(noise["guide"], 2.0 * pansharpening.sharpened_noise_factor(relative))
+    assert np.allclose(noise["lr"], 0.5)

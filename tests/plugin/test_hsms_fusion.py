@@ -316,3 +316,22 @@ def test_unwritable_output(provider, rasters, tmp_path):
 
 def test_missing_layer_file(provider, rasters, tmp_path):
     _fails({**pf.layers(rasters), "HS": str(tmp_path / "no_such_hs.tif")}, ["HS", "no_such_hs.tif"], tmp_path)
+
+
+def test_scene_training_keeps_crops_off_nodata_and_masks_it(provider, scene, tmp_path):
+    """TRAINING=scene on a pair whose left third is nodata: training crops are moved to valid data, the nodata
+    stays nodata in the output, and the rest is fused by one network and one sensor model."""
+    hs = scene["hs"].copy()
+    hs[:, :, :5] = 0                                      # HS nodata 0 on the first 5 columns (15 MS px)
+    rasters = pf.write_hs_ms(tmp_path / "in", dict(scene, hs=hs), nodata=0)
+    out = tmp_path / "out.tif"
+    pf.run_pair_alg("hsms_fusion", {**pf.layers(rasters), "TRAINING": "scene", "TILE_SIZE": 24, "TILE_OVERLAP": 12,
+                                    "OUTPUT": str(out)})
+    data, _, _, md = raster_io.read_raster(str(out))
+    assert (data[:, :, :15] == raster_io.OUTPUT_NODATA).all()
+    valid = data[:, :, 15:]
+    assert np.isfinite(valid).all() and (valid != raster_io.OUTPUT_NODATA).all()
+    truth = scene["truth"][:, :, 15:]
+    nearest = pf.upsample(scene["hs"], 3)[:, :, 15:]
+    assert np.sqrt(((valid - truth) ** 2).mean()) < np.sqrt(((nearest - truth) ** 2).mean())
+    assert md["TRAINING"].startswith("one network on") and md["SENSOR_MODEL_TILES"] == "1"

@@ -204,3 +204,46 @@ def test_unwritable_output(provider, rasters, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     _fails(pf.layers(rasters), ["cannot write"], tmp_path, out=blocker / "out.tif")
+
+
+def test_scene_training_one_network_and_one_sensor_model_tile_by_tile(provider, scene, rasters, tmp_path):
+    """TRAINING=scene: one sensor model and one network fitted on crops, applied tile by tile; equal to the core's
+    in-memory run with the same crops, tiles and settings; progress goes once through training, then the tiles."""
+    from qgis.core import QgsProcessingFeedback
+
+    from sure_core import pansharpening
+    from sure_core import scene as core_scene
+    from sure_core.solver import SolverOptions
+    from sure_core.tiling import Window
+    from sure_fusion_qgis.algorithms.pansharpening import PansharpeningAlgorithm
+
+    class Recorder(QgsProcessingFeedback):
+        values = []
+
+        def setProgress(self, progress):
+            super().setProgress(progress)
+            self.values.append(progress)
+
+    out = tmp_path / "out.tif"
+    feedback = Recorder()
+    pf.run_pair_alg("pansharpening", {**pf.layers(rasters), "TRAINING": "scene", "TILE_SIZE": 32, "TILE_OVERLAP": 16,
+                                      "OUTPUT": str(out)}, feedback=feedback)
+    data, _, _, md = raster_io.read_raster(str(out))
+    assert data.shape == (4, 64, 64) and np.isfinite(data).all()
+    assert md["TILES"].startswith("4 ") and md["TRAINING"].startswith("one network on")
+    assert md["SENSOR_MODEL_TILES"] == "1" and md["FINAL_SURE_RISK_PER_TILE"] == "one network for the scene"
+    assert feedback.values == sorted(feedback.values) and feedback.values[-1] == pytest.approx(100.0)
+
+    def read(w):
+        rs, cs = w.slices()
+        return scene["ms"][:, rs.start // 4:rs.stop // 4, cs.start // 4:cs.stop // 4], scene["pan"][:, rs, cs]
+
+    crops = core_scene.choose_crops((64, 64), 4, 192, 4, lambda w: 1.0)
+    case = pansharpening.scene_case([read(w) for w in crops], ratio=4, sensor="generic", geometry="area")
+    fitted = core_scene.train_scene(case, read, (64, 64), crops=crops, options=SolverOptions(
+        iterations=3, device="cpu", seed=0, threads=1, width=PansharpeningAlgorithm.RECIPE["width"]))
+    expected = np.zeros_like(data, dtype=np.float64)
+    for tile in core_scene.plan_tiles(Window(0, 0, 64, 64), 32, 16, 4):
+        rs, cs = tile.core.slices()
+        expected[:, rs, cs] = fitted.fuse(read(tile.read))[(slice(None), *tile.core_in_read())]
+    np.testing.assert_allclose(data, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
