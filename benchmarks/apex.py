@@ -19,7 +19,7 @@ import torch
 
 from sure_core import SolverOptions, s2_sharpening
 from sure_core import sentinel2 as s2
-from sure_core.metrics import msre, mssim, sam
+from sure_core.metrics import msre, mssim, sam, sam_global
 from sure_core.simulation import load_apex, simulate_s2
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "apex_gt.mat"
@@ -34,7 +34,7 @@ TARGETS = {40: (27.5, 2.6, 0.955), 30: (25.85, 2.9, 0.94)}
 
 def score(truth, estimate) -> dict:
     t, e = truth[SHARPENED], estimate[SHARPENED]
-    return {"msre": msre(t, e), "sam": sam(t, e), "mssim": mssim(t, e)}
+    return {"msre": msre(t, e), "sam": sam(t, e), "sam_global": sam_global(t, e), "mssim": mssim(t, e)}
 
 
 def first_estimate(sim, tuned: bool) -> np.ndarray:
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
             for loss in args.losses:
                 result, _ = run(sim, replace(base, loss=loss, seed=seed))
                 runs.append({"snr": snr, "seed": seed, "method": loss, **result})
-                print(f"SNR {snr:g} seed {seed} {loss:>4}: MSRE {result['msre']:.2f} dB  SAM {result['sam']:.3f}°  "
+                print(f"SNR {snr:g} seed {seed} {loss:>4}: MSRE {result['msre']:.2f} dB  SAM {result['sam']:.3f}° (Σ {result['sam_global']:.3f}°)  "
                       f"MSSIM {result['mssim']:.4f}  {result['seconds']:.0f} s", flush=True)
     print_table(runs, base)
     if args.paper_recipe:
@@ -96,20 +96,23 @@ def main(argv=None) -> int:
 def print_table(runs: list[dict], options: SolverOptions) -> None:
     print(f"\nAPEX, 8 sharpened bands, mean over seeds; fast recipe: {options.iterations} iterations, "
           f"width {options.width}; Table III (paper, GPU) in brackets")
-    print(f"{'SNR':>4} {'method':<18} {'MSRE dB':>16} {'SAM °':>16} {'MSSIM':>16} {'seconds':>16} {'seeds':>5}")
+    print(f"{'SNR':>4} {'method':<18} {'MSRE dB':>16} {'SAM °':>16} {'SAM Σ °':>8} {'MSSIM':>16} {'seconds':>16} "
+          f"{'seeds':>5}")
     for snr in sorted({r["snr"] for r in runs}, reverse=True):
         for method in ("injection", "injection+SURE-τ", "bp", "sure"):
             rows = [r for r in runs if r["snr"] == snr and r["method"] == method]
             if not rows:
                 continue
-            m = {k: float(np.mean([r[k] for r in rows])) for k in ("msre", "sam", "mssim", "seconds")}
+            m = {k: float(np.mean([r.get(k, np.nan) for r in rows])) for k in ("msre", "sam", "sam_global", "mssim",
+                                                                               "seconds")}
             paper = TABLE_III.get((int(snr), method))
             ref = (lambda i, fmt: f" [{format(paper[i], fmt)}]") if paper else (lambda i, fmt: "")
             print(f"{snr:>4g} {method:<18} {m['msre']:>8.2f}{ref(0, '.2f'):>8} {m['sam']:>8.3f}{ref(1, '.3f'):>8} "
-                  f"{m['mssim']:>8.4f}{ref(2, '.3f'):>8} {m['seconds']:>8.0f}{ref(3, '.0f'):>8} {len(rows):>5}")
+                  f"{m['sam_global']:>8.3f} {m['mssim']:>8.4f}{ref(2, '.3f'):>8} {m['seconds']:>8.0f}{ref(3, '.0f'):>8} {len(rows):>5}")
         target = TARGETS.get(int(snr))
         if target:
-            print(f"{'':>4} {'target':<18} {'≥ ' + str(target[0]):>16} {'≤ ' + str(target[1]):>16} {'≥ ' + str(target[2]):>16}")
+            print(f"{'':>4} {'target':<18} {'≥ ' + str(target[0]):>16} {'≤ ' + str(target[1]):>16} {'':>8} "
+                  f"{'≥ ' + str(target[2]):>16}")
     for snr in sorted({r["snr"] for r in runs}, reverse=True):
         s = [r["msre"] for r in runs if r["snr"] == snr and r["method"] == "sure"]
         b = [r["msre"] for r in runs if r["snr"] == snr and r["method"] == "bp"]

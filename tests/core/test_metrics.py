@@ -447,3 +447,22 @@ def test_invalid_inputs_raise_value_error(name):
         f(a, bad)
     with pytest.raises(ValueError, match="bands, rows, cols"):
         f(a[None], a[None])
+
+
+def test_sam_global_is_the_angle_of_the_summed_products(apex):
+    """The toolbox index: one arccos of sums, which a plain loop reproduces; 0 for equal images, scale-free,
+    and it weighs a dark pixel's wrong spectrum less than the mean of the per-pixel angles does."""
+    x = apex[:, :6, :7]
+    rng = np.random.default_rng(1)
+    y = x * rng.uniform(0.9, 1.1, x.shape)
+    num = sum(float(x[:, i, j] @ y[:, i, j]) for i in range(6) for j in range(7))
+    den = sum(float(np.linalg.norm(x[:, i, j]) * np.linalg.norm(y[:, i, j])) for i in range(6) for j in range(7))
+    assert M.sam_global(x, y) == pytest.approx(math.degrees(math.acos(num / den)), rel=1e-9)
+    assert M.sam_global(x, x) == pytest.approx(0.0, abs=1e-5)
+    assert M.sam_global(x, 3.0 * y) == pytest.approx(M.sam_global(x, y), rel=1e-9)
+    dark = y.copy()
+    dark[:, 0, 0] = x[::-1, 0, 0] * 0.01      # a dark pixel with a reversed spectrum
+    x_dark = x.copy()
+    x_dark[:, 0, 0] *= 0.01
+    assert M.sam(x_dark, dark) - M.sam(x_dark, y) > 2 * (M.sam_global(x_dark, dark) - M.sam_global(x_dark, y))
+    assert math.isnan(M.sam_global(np.zeros((3, 4, 4)), np.ones((3, 4, 4))))
