@@ -125,14 +125,14 @@ def degrade(image: np.ndarray, ratio: int, psf_sigma, geometry: Geometry | str =
 
 def _regression_pixels(n: int, max_pixels: int, valid: np.ndarray | None = None, lr_bands: int = 1) -> np.ndarray:
     """Low-resolution pixel indices (flat) for the sensor-model regressions: the valid ones (all when `valid` is
-    None), subsampled regularly to at most `max_pixels`."""
-    pixels = np.arange(n) if valid is None else np.flatnonzero(np.asarray(valid, dtype=bool).reshape(-1))
+    None, or when fewer than max(32, 2·lr_bands) are valid: a window that is nearly all nodata, e.g. at a
+    scene's edge, is still processed, as its nodata pixels are blanked in the output), subsampled regularly to
+    at most `max_pixels`."""
     if valid is not None and np.size(valid) != n:
         raise InputShapeError(f"the valid-pixel mask has {np.size(valid)} pixels, the low-resolution image {n}")
-    if len(pixels) < max(32, 2 * lr_bands) and valid is not None:
-        raise InvalidInputValueError(
-            f"only {len(pixels)} low-resolution pixels are valid in both images, too few to estimate the sensor "
-            "model (spectral response, PSF): process a larger area with valid data, or give the response and PSF")
+    pixels = np.arange(n) if valid is None else np.flatnonzero(np.asarray(valid, dtype=bool).reshape(-1))
+    if len(pixels) < max(32, 2 * lr_bands):
+        pixels = np.arange(n)
     step = max(1, int(np.ceil(len(pixels) / max_pixels)))
     return pixels[::step]
 
@@ -184,7 +184,9 @@ def fill_from_guide(lr, guide, lr_invalid: np.ndarray, ratio: int, psf_sigma: fl
     lr = np.array(_as_image("the low-resolution image", lr), dtype=np.float64)
     guide = _as_image("the guide", guide, allow_2d=True)
     invalid = np.asarray(lr_invalid, dtype=bool)
-    if not invalid.any() or invalid.all():
+    if (~invalid).sum() < max(32, 2 * guide.shape[0]):  # nothing, or too little, to regress on: keep the fill
+        return lr
+    if not invalid.any():
         return lr
     sigma = sigma_from_mtf(0.3, ratio) if psf_sigma is None else float(np.mean(psf_sigma))
     degraded = degrade(guide, ratio, sigma).reshape(guide.shape[0], -1)

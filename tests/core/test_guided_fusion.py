@@ -99,3 +99,32 @@ def test_short_sure_training_beats_interpolation_and_keeps_the_first_estimate_qu
     assert ergas(x, fused, ratio) < 0.6 * ergas(x, nearest, ratio)
     assert ergas(x, fused, ratio) < 1.1 * ergas(x, first, ratio)
     assert np.isfinite(record.final_risk) and len(record.sigma) == 2
+
+
+def test_gaps_are_filled_from_the_guide_and_nodata_stays_out_of_the_sensor_model():
+    x = smooth_scene(6, 48, seed=7)
+    rng = np.random.default_rng(7)
+    response = rng.uniform(0, 1, (3, 6))
+    lr, guide = gf.degrade(x, 3, 1.4), np.einsum("gl,lhw->ghw", response, x)
+    invalid = np.zeros(lr.shape[1:], dtype=bool)
+    invalid[:, :5] = True
+    flat = lr.copy()
+    flat[:, invalid] = lr[:, ~invalid].mean(axis=1)[:, None]
+    filled = gf.fill_from_guide(flat, guide, invalid, 3)
+    assert np.array_equal(filled[:, ~invalid], lr[:, ~invalid])
+    assert np.abs(filled - lr)[:, invalid].mean() < 0.2 * np.abs(flat - lr)[:, invalid].mean()
+    valid = gf.regression_mask(invalid, np.zeros(guide.shape[1:], dtype=bool), 3)
+    assert valid[:, :6].sum() == 0 and valid[:, 6:].all()          # one lr pixel of margin
+    # the PSF estimate: the flat fill pulls it far off (2.34 here), the valid pixels give the gap-free answer
+    clean = gf.estimate_psf_sigma(lr, guide, 3)
+    assert abs(clean - 1.4) < 0.1
+    assert gf.estimate_psf_sigma(flat, guide, 3, valid=valid) == pytest.approx(clean)
+    assert abs(gf.estimate_psf_sigma(flat, guide, 3) - 1.4) > 0.5
+    masked, _ = gf.estimate_response(flat, guide, 3, 1.4, valid=valid)
+    assert np.allclose(masked, gf.estimate_response(lr, guide, 3, 1.4)[0], atol=1e-4)
+    # a window with almost no valid pixel keeps its fill and its estimate instead of failing
+    nearly = np.ones_like(invalid)
+    nearly[0, 0] = False
+    assert np.array_equal(gf.fill_from_guide(flat, guide, nearly, 3), flat)
+    assert gf.regression_mask(nearly, np.zeros(guide.shape[1:], dtype=bool), 3).sum() == 0
+    gf.estimate_response(flat, guide, 3, 1.4, valid=~nearly)
