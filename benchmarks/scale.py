@@ -217,6 +217,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def write_json(path: Path | None, data: dict) -> None:
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[240, 480, 960, 1920])
@@ -243,9 +249,7 @@ def main(argv=None) -> int:
               f"alone) {s['untiled']['ratio']:.3f}; max |tiled − untiled| near borders "
               f"{s['max_abs_tiled_minus_untiled']['near_tile_borders']:.3g}, elsewhere "
               f"{s['max_abs_tiled_minus_untiled']['elsewhere']:.3g}")
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(result, indent=2))
+        write_json(args.json, result)
         return 0
     if args.run_one:
         print(json.dumps(run_one(args.run_one, args.iterations, args.tile, args.threads)))
@@ -282,11 +286,9 @@ def main(argv=None) -> int:
           f"for a tile's inference; training {args.tile_iterations} iterations × one 192² px crop × ~4 forward "
           f"equivalents (two forward passes for SURE, a backward pass ≈ two) ≈ "
           f"{flops * 4 * args.tile_iterations * 192 ** 2 / 1e12:.2f} TFLOP")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"rows": rows, "inference_mpx_per_min": rate, "training_seconds": training,
-                                         "full_tile_estimate_seconds": estimate, "flops_per_pixel": flops,
-                                         "iterations": args.iterations, "threads": args.threads}, indent=2))
+    write_json(args.json, {"rows": rows, "inference_mpx_per_min": rate, "training_seconds": training,
+                           "full_tile_estimate_seconds": estimate, "flops_per_pixel": flops,
+                           "iterations": args.iterations, "threads": args.threads})
     return 0
 
 

@@ -184,9 +184,7 @@ def fill_from_guide(lr, guide, lr_invalid: np.ndarray, ratio: int, psf_sigma: fl
     lr = np.array(_as_image("the low-resolution image", lr), dtype=np.float64)
     guide = _as_image("the guide", guide, allow_2d=True)
     invalid = np.asarray(lr_invalid, dtype=bool)
-    if (~invalid).sum() < max(32, 2 * guide.shape[0]):  # nothing, or too little, to regress on: keep the fill
-        return lr
-    if not invalid.any():
+    if not invalid.any() or (~invalid).sum() < max(32, 2 * guide.shape[0]):  # no gap, or too little to regress on
         return lr
     sigma = sigma_from_mtf(0.3, ratio) if psf_sigma is None else float(np.mean(psf_sigma))
     degraded = degrade(guide, ratio, sigma).reshape(guide.shape[0], -1)

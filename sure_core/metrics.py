@@ -105,6 +105,12 @@ def msre(ref, est) -> float:
     return float(np.mean(sre(ref, est)))
 
 
+def _spectra(ref, est) -> tuple[np.ndarray, np.ndarray]:
+    """The checked pair as (bands, pixels): one spectrum per column."""
+    x, y = _check_pair(ref, est)
+    return x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1)
+
+
 def sam(ref, est) -> float:
     """Spectral angle mapper in degrees.
 
@@ -112,10 +118,7 @@ def sam(ref, est) -> float:
     [-1, 1]. Pixels where either spectrum has zero norm are skipped; NaN is returned if no pixel is
     left.
     """
-    x, y = _check_pair(ref, est)
-    b = x.shape[0]
-    x = x.reshape(b, -1)
-    y = y.reshape(b, -1)
+    x, y = _spectra(ref, est)
     dot = np.einsum("bp,bp->p", x, y)
     nx = np.sqrt(np.einsum("bp,bp->p", x, x))
     ny = np.sqrt(np.einsum("bp,bp->p", y, y))
@@ -130,10 +133,7 @@ def sam_global(ref, est) -> float:
     """Spectral angle in degrees from sums over pixels: arccos(Σ_p <x_p, x^_p> / Σ_p ||x_p|| ||x^_p||), the
     index of Vivone et al.'s pansharpening toolbox. Bright pixels weigh more than in `sam` (the mean of the
     per-pixel angles), where dark pixels with noisy spectra dominate. NaN when every pixel has zero norm."""
-    x, y = _check_pair(ref, est)
-    b = x.shape[0]
-    x = x.reshape(b, -1)
-    y = y.reshape(b, -1)
+    x, y = _spectra(ref, est)
     norms = np.sqrt(np.einsum("bp,bp->p", x, x) * np.einsum("bp,bp->p", y, y))
     if not np.any(norms > 0):
         return float("nan")

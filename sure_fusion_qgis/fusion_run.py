@@ -102,13 +102,37 @@ def upsample_mask(mask: np.ndarray, ratio: int) -> np.ndarray:
     return np.repeat(np.repeat(mask, ratio, axis=0), ratio, axis=1) if ratio > 1 else mask
 
 
-def plan_output_tiles(window: Window, tile_size: int, overlap: int, step: int) -> tuple[list[Tile], int, bool]:
-    """(tiles, output block size, aligned): tiles of at least two blocks get their inner edges on the output's
-    block grid, so each tile writes whole blocks that `write_tiles` then frees from GDAL's cache; smaller
-    tiles keep the size asked for (their output is small anyway)."""
+def plan_output_tiles(settings: RunSettings, window: Window, step: int) -> tuple[str, list[Tile], int, bool]:
+    """(effective training mode, tiles, output block size, aligned) of a run over `window`: tiles of at least
+    two blocks get their inner edges on the output's block grid, so each tile writes whole blocks that
+    `write_tiles` then frees from GDAL's cache; smaller tiles keep the size asked for (their output is small)."""
+    mode = settings.effective_training(window)
+    tile_size = {"whole": 0, "tiles": settings.tile_size, "scene": settings.scene_tile_size()}[mode]
     block = output_block_size(step)
     aligned = tile_size >= 2 * block
-    return plan_tiles(window, tile_size, overlap, step, align=block if aligned else 0), block, aligned
+    return mode, plan_tiles(window, tile_size, settings.tile_overlap, step, align=block if aligned else 0), block, aligned
+
+
+def scene_tile_fuser(train: Callable[[], object], read: Callable[[Window], tuple], progress=None
+                     ) -> Callable[[Tile], tuple]:
+    """`fuse_tile` for 'scene' training: `train()` gives the scene model (a sure_core SceneModel) when the first
+    tile is due, inside the writer's timing and clean-up; each tile's `read(window) -> (data, invalid mask)` is
+    then fused by it, with nodata where the mask says, and reported once to `progress` (which may stop)."""
+    trained = []
+
+    def fuse_tile(tile: Tile):
+        if not trained:
+            trained.append(train())
+        data, invalid = read(tile.read)
+        if invalid.all():
+            return None, None
+        fused = trained[0].fuse(data)
+        fused[:, invalid] = OUTPUT_NODATA
+        if progress and progress(tile, tile_done_progress()):
+            raise core_module().FusionCancelled(f"stopped after tile {tile.index + 1} of {tile.count} on request")
+        return fused, trained[0].record
+
+    return fuse_tile
 
 
 def write_tiles(target: str, grid: Grid, descriptions: list[str], result: FusionResult,

@@ -17,7 +17,7 @@ import numpy as np
 
 from .core_loader import core_module
 from .fusion_run import (TRAINING_STAGE, FusionResult, RunSettings, fill_invalid, plan_output_tiles, run_provenance,
-                         tile_done_progress, upsample_mask, write_tiles)
+                         scene_tile_fuser, upsample_mask, write_tiles)
 from .pair_io import InputRaster, RasterPair, output_grid, read_pair
 from .raster_io import OUTPUT_NODATA, RasterInputError, Window
 
@@ -93,11 +93,16 @@ def fuse_window(pair: RasterPair, window: Window, settings: RunSettings, fuse: C
     return fused, record, model
 
 
+def _read_masked(pair: RasterPair, window: Window):
+    """(lr, lr invalid, guide, guide invalid, invalid on the high-resolution grid) of a window, unfilled."""
+    lr, lr_invalid, hr, hr_invalid = read_pair(pair, window)
+    return lr, lr_invalid, hr, hr_invalid, upsample_mask(lr_invalid, pair.ratio) | hr_invalid
+
+
 def read_filled(pair: RasterPair, window: Window) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]:
     """((lr, guide) with nodata filled, the low-resolution pixels the sensor-model regressions may use (None:
     all)), invalid mask on the high-resolution grid) of a window."""
-    lr, lr_invalid, hr, hr_invalid = read_pair(pair, window)
-    invalid = upsample_mask(lr_invalid, pair.ratio) | hr_invalid
+    lr, lr_invalid, hr, hr_invalid, invalid = _read_masked(pair, window)
     if invalid.all() or lr_invalid.all():
         return (lr, hr, None), np.ones_like(invalid)
     guided = core_module("guided_fusion")
@@ -117,8 +122,8 @@ def train_pair_on_scene(pair: RasterPair, window: Window, settings: RunSettings,
     def area_window(w):  # w: a sure_core window relative to the area
         return Window(window.col + w.col, window.row + w.row, w.width, w.height)
 
-    def valid_fraction(w):
-        return 1.0 - float(read_filled(pair, area_window(w))[1].mean())
+    def valid_fraction(w):  # from the masks alone: no fill needed to rank crops
+        return 1.0 - float(_read_masked(pair, area_window(w))[-1].mean())
 
     shape = (window.height, window.width)
     crops = scene.choose_crops(shape, settings.scene_crops, settings.scene_crop_size, pair.ratio, valid_fraction)
@@ -141,32 +146,29 @@ def run_guided_fusion(pair: RasterPair, window: Window, target: str, settings: R
     'auto' on a large area) `scene_case(samples, σ_lr, σ_guide)` builds the core's scene case, the training iterations come
     under `TRAINING_STAGE` and each tile then reports once. Any exception leaves no file at `target`.
     """
-    mode = settings.effective_training(window)
+    mode, tiles, block, aligned = plan_output_tiles(settings, window, pair.ratio)
     if mode == "scene" and scene_case is None:
         raise RasterInputError("scene training is not available for this fusion: choose TRAINING whole or tiles")
-    tile_size = {"whole": 0, "tiles": settings.tile_size, "scene": settings.scene_tile_size()}[mode]
-    tiles, block, aligned = plan_output_tiles(window, tile_size, settings.tile_overlap, pair.ratio)
     result = GuidedResult(target, bands.names, tiles=tiles, window=window, training=mode)
-    trained = []  # 'scene': trained when the first tile is due, inside the writer's timing and clean-up
 
     def fuse_tile(tile):
-        if mode != "scene":
-            callback = (lambda p: progress(tile, p)) if progress else None
-            fused, record, model = fuse_window(pair, tile.read, settings, fuse, callback)
-            if model is not None:
-                result.models.append(model)
-            return fused, record
-        if not trained:
-            trained.append(train_pair_on_scene(pair, window, settings, scene_case, progress, log))
-            result.models.append(trained[0].case.model)
-        data, invalid = read_filled(pair, tile.read)
-        if invalid.all():
-            return None, None
-        fused = np.asarray(trained[0].fuse(data[:2]), dtype=np.float64)
-        fused[:, invalid] = OUTPUT_NODATA
-        if progress and progress(tile, tile_done_progress()):
-            raise core_module().FusionCancelled(f"stopped after tile {tile.index + 1} of {tile.count} on request")
-        return fused, trained[0].record
+        callback = (lambda p: progress(tile, p)) if progress else None
+        fused, record, model = fuse_window(pair, tile.read, settings, fuse, callback)
+        if model is not None:
+            result.models.append(model)
+        return fused, record
+
+    def train():
+        model = train_pair_on_scene(pair, window, settings, scene_case, progress, log)
+        result.models.append(model.case.model)
+        return model
+
+    def read(w):
+        (lr, hr, _), invalid = read_filled(pair, w)
+        return (lr, hr), invalid
+
+    if mode == "scene":
+        fuse_tile = scene_tile_fuser(train, read, progress)
 
     def metadata(done: GuidedResult):
         _collect_sigma(done)

@@ -10,7 +10,7 @@ import numpy as np
 from . import raster_io
 from .core_loader import core_module
 from .fusion_run import (METHOD, PLUGIN_VERSION, TRAINING_STAGE, FusionResult, RunSettings, fill_invalid,  # noqa: F401
-                         plan_output_tiles, run_provenance, tile_done_progress, upsample_mask, write_tiles)
+                         plan_output_tiles, run_provenance, scene_tile_fuser, upsample_mask, write_tiles)
 from .raster_io import OUTPUT_NODATA, SentinelInputs, Window
 
 #: settings of a Sentinel-2 run: `sigma` is {'10m': [...], '20m': [...], '60m': [...]} in output units;
@@ -75,28 +75,17 @@ def run_sharpening(inputs: SentinelInputs, window: Window, target: str, settings
     With 'scene' training, the training iterations come under `TRAINING_STAGE` and each tile then reports once.
     """
     names = core_module("s2_sharpening").output_band_names("60m" in inputs.groups)
-    mode = settings.effective_training(window)
-    tile_size = {"whole": 0, "tiles": settings.tile_size, "scene": settings.scene_tile_size()}[mode]
-    tiles, block, aligned = plan_output_tiles(window, tile_size, settings.tile_overlap, inputs.coarsest.ratio)
+    mode, tiles, block, aligned = plan_output_tiles(settings, window, inputs.coarsest.ratio)
     result = SharpeningResult(target, names, tiles=tiles, window=window, training=mode)
-    trained = []  # 'scene': trained when the first tile is due, inside the writer's timing and clean-up
 
     def fuse_tile(tile):
-        if mode != "scene":
-            callback = (lambda p: progress(tile, p)) if progress else None
-            fused, _, record = sharpen_tile(inputs, tile.read, settings, callback)
-            return fused, record
-        if not trained:
-            trained.append(train_on_scene(inputs, window, settings, progress, log))
-        model = trained[0]
-        data, invalid = read_window(inputs, tile.read)
-        if invalid.all():
-            return None, None
-        fused = model.fuse(data)
-        fused[:, invalid] = OUTPUT_NODATA
-        if progress and progress(tile, tile_done_progress()):
-            raise core_module().FusionCancelled(f"stopped after tile {tile.index + 1} of {tile.count} on request")
-        return fused, model.record
+        callback = (lambda p: progress(tile, p)) if progress else None
+        fused, _, record = sharpen_tile(inputs, tile.read, settings, callback)
+        return fused, record
+
+    if mode == "scene":
+        fuse_tile = scene_tile_fuser(lambda: train_on_scene(inputs, window, settings, progress, log),
+                                     lambda w: read_window(inputs, w), progress)
 
     def metadata(done):
         done.sigma_by_band = _sigma_by_band(inputs, done.records)

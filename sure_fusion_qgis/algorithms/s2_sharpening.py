@@ -7,7 +7,7 @@ from qgis.core import (QgsProcessingException, QgsProcessingParameterExtent,
                        QgsProcessingParameterFile, QgsProcessingParameterRasterLayer)
 
 from .. import quicklook, raster_io
-from ..compat import FILE_BEHAVIOR_FILE, advanced
+from ..compat import FILE_BEHAVIOR_FILE
 from ..core_loader import core_module
 from ..raster_io import RasterIOError
 from ..report import build_report
