@@ -42,6 +42,7 @@ class GuidedSensorModel:
     psf_sigma: np.ndarray                        # (L,) Gaussian PSF σ of the lr bands, HR pixels
     response: np.ndarray                         # (G, L): guide ≈ response @ x + offset, x in lr units
     offset: np.ndarray = field(default=None)     # (G,) in guide units; None → zeros
+    detail_gain: bool = True                     # first estimate: damp the guide's detail by its measured gain
 
     def validated(self, lr_bands: int, guide_bands: int) -> "GuidedSensorModel":
         if int(self.ratio) != self.ratio or self.ratio < 2:
@@ -65,7 +66,7 @@ class GuidedSensorModel:
         offset = np.zeros(guide_bands) if self.offset is None else np.asarray(self.offset, dtype=np.float64).reshape(-1)
         if offset.shape != (guide_bands,) or not np.isfinite(offset).all():
             raise InputShapeError(f"the guide offset must hold {guide_bands} finite values, got {offset.tolist()}")
-        return GuidedSensorModel(int(self.ratio), sigma.copy(), response, offset)
+        return GuidedSensorModel(int(self.ratio), sigma.copy(), response, offset, bool(self.detail_gain))
 
 
 def _as_image(name: str, a, *, allow_2d: bool = False) -> np.ndarray:
@@ -290,7 +291,7 @@ def build_problem(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_g
                     weight=lr_weight),
     ]
     problem = FusionProblem(observations, out_channels=lr.shape[0], hr_shape=guide.shape[1:],
-                            guide_channels=guide.shape[0], scale=torch.tensor(lr_scale))
+                            guide_channels=guide.shape[0], scale=torch.tensor(lr_scale), detail_gain=model.detail_gain)
     return problem, {"guide": sig_guide.tolist(), "lr": sig_lr.tolist()}
 
 
@@ -332,7 +333,7 @@ def mean_model(models: list[GuidedSensorModel]) -> GuidedSensorModel:
                for m in models]
     return GuidedSensorModel(ratios.pop(), np.mean([np.asarray(m.psf_sigma, dtype=np.float64) for m in models], axis=0),
                              np.mean([np.asarray(m.response, dtype=np.float64) for m in models], axis=0),
-                             np.mean(offsets, axis=0))
+                             np.mean(offsets, axis=0), all(m.detail_gain for m in models))
 
 
 @dataclass

@@ -13,6 +13,10 @@ band by minimising the closed-form SURE of this linear estimator: in the LR Four
 and e = y − A s, the projected risk estimate is
     Σ_k (τ/(λ_k+τ))² |ê_k|² / (N λ_k) + 2σ² Σ_k 1/(λ_k+τ) − const.
 
+Before the correction, s is filtered band by band by its frequency-dependent injection gain (`detail_gain`):
+the guides' finest detail is shared by the band only in part (a SWIR band far less than a red-edge band),
+and the gain, measured on the band's own observation and extrapolated, says how much.
+
 Groups are estimated from the finest ratio to the coarsest, and each finished group joins the guides of
 the next (cascade): the sharpened 20 m bands guide the 60 m bands.
 
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from . import detail_gain
 from .problem import FusionProblem
 
 TAU_GRID = torch.cat([torch.zeros(1), torch.logspace(-6, 1, 57)])
@@ -83,10 +88,12 @@ def sure_optimal_tau(residual: torch.Tensor, gram_eigenvalues_full: torch.Tensor
 
 @dataclass
 class InjectionFit:
-    """The fitted first estimate: per observation group, the guide weights (bands, guides + 1) and τ (bands,)."""
+    """The fitted first estimate: per observation group, the guide weights (bands, guides + 1), τ (bands,) and
+    the injection gain table (bands, detail_gain.TABLE_SIZE), or None for no gain."""
 
     weights: list
     tau: list
+    gain: list | None = None
 
 
 def _order(problem: FusionProblem) -> list[int]:
@@ -95,24 +102,47 @@ def _order(problem: FusionProblem) -> list[int]:
     return sorted(range(len(problem.observations)), key=lambda i: getattr(problem.observations[i].operator, "ratio", 1))
 
 
-def _step(obs, own: torch.Tensor, guides: torch.Tensor, w: torch.Tensor, tau: torch.Tensor
-          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(estimate s + Aᵀ(AAᵀ+τ)⁻¹(y − A s), the LR residual y − A s) for one low-resolution group."""
+def _prediction(guides: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """s = Σ_k w_k g_k + w_0 per band: (n, bands, h, w) from guides (n, k, h, w)."""
+    return torch.einsum("bk,nkhw->nbhw", w[:, :-1].to(guides.dtype), guides) + w[:, -1, None, None].to(guides.dtype)
+
+
+def _step(obs, own: torch.Tensor, guides: torch.Tensor, w: torch.Tensor, tau: torch.Tensor,
+          gain: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(estimate s + Aᵀ(AAᵀ+τ)⁻¹(y − A s), the LR residual y − A s) for one low-resolution group, s filtered by
+    its injection gain table when one is given."""
     op = obs.operator
-    s = torch.einsum("bk,nkhw->nbhw", w[:, :-1].to(guides.dtype), guides) + w[:, -1, None, None].to(guides.dtype)
+    s = _prediction(guides, w)
+    if gain is not None:
+        s = detail_gain.apply_gain(s, gain)
     residual = op.observation_from_back_projection(own) - op.A(s)
     correction = torch.fft.irfft2(torch.fft.rfft2(residual) / (op.gram_eigenvalues + tau[:, None, None]), s=op.lr_shape)
     return s + op.A_adjoint(correction), residual
 
 
-def fit_injection(problems: list[FusionProblem], tune: bool = True, cascade: bool = True) -> InjectionFit:
-    """Fit the weights and τ of every group on one or several problems of the same layout (e.g. crops of one
-    scene): the normal equations and the SURE scores are summed over the problems, so the fit is scene-wide."""
+def _fit_gain(problems: list[FusionProblem], i: int, owns: list, guides: list, w: torch.Tensor) -> torch.Tensor:
+    """The injection gain table of group i, measured on every problem's observation and pooled (see `detail_gain`)."""
+    rings = [0, 0, 0]
+    for p, own, g in zip(problems, owns, guides):
+        op = p.observations[i].operator
+        s = _prediction(g, w)[0].double()
+        y = op.observation_from_back_projection(own[0]).double()
+        rings = [a + b.cpu() for a, b in zip(rings, detail_gain.ring_sums(y, op.A(s), op.ratio))]
+    return detail_gain.gain_table(*detail_gain.fit_decay(*rings)).to(w.device)
+
+
+def fit_injection(problems: list[FusionProblem], tune: bool = True, cascade: bool = True,
+                  gain: bool | None = None) -> InjectionFit:
+    """Fit the weights, injection gains and τ of every group on one or several problems of the same layout (e.g.
+    crops of one scene): the normal equations, the gain measurements and the SURE scores are summed over the
+    problems, so the fit is scene-wide. `gain`: damp the guides' detail by its measured gain (None: the
+    problem's `detail_gain`); without it the guides' detail is injected in full (the plain regression)."""
     first = problems[0]
+    gain = first.detail_gain if gain is None else gain
     if all(obs.back_project for obs in first.observations):
         raise ValueError("detail injection needs at least one band observed at the target resolution")
     n = len(first.observations)
-    fit = InjectionFit([None] * n, [None] * n)
+    fit = InjectionFit([None] * n, [None] * n, [None] * n)
     zs = [p.network_input() for p in problems]
     guides: list[list[torch.Tensor]] = [[] for _ in problems]
     with torch.no_grad():
@@ -125,14 +155,17 @@ def fit_injection(problems: list[FusionProblem], tune: bool = True, cascade: boo
             stacked = [torch.cat(g, dim=1) for g in guides]
             gram, rhs = map(sum, zip(*(_normal_equations(p.observations[i], g[0]) for p, g in zip(problems, stacked))))
             fit.weights[i] = w = _solve_weights(gram, rhs)
+            if gain:
+                fit.gain[i] = _fit_gain(problems, i, owns, stacked, w)
             zero = torch.zeros(first.observations[i].bands, dtype=zs[0].dtype, device=zs[0].device)
-            steps = [_step(p.observations[i], own, g, w, zero) for p, own, g in zip(problems, owns, stacked)]
+            steps = [_step(p.observations[i], own, g, w, zero, fit.gain[i]) for p, own, g in zip(problems, owns, stacked)]
             fit.tau[i] = zero
             if tune:
                 scores = sum(_tau_scores(res[0], _full_eigenvalues(p.observations[i].operator), p.observations[i].sigma)
                              for p, (_, res) in zip(problems, steps))
                 fit.tau[i] = TAU_GRID.to(zero.device)[scores.argmin(dim=0)].to(zero.dtype)  # as sure_optimal_tau, pooled
-                steps = [_step(p.observations[i], own, g, w, fit.tau[i]) for p, own, g in zip(problems, owns, stacked)]
+                steps = [_step(p.observations[i], own, g, w, fit.tau[i], fit.gain[i])
+                         for p, own, g in zip(problems, owns, stacked)]
             if cascade:
                 for g, (estimate, _) in zip(guides, steps):
                     g.append(estimate)
@@ -145,12 +178,13 @@ class DetailInjectionBase(nn.Module):
     Fitted on `problem` itself, unless a scene-wide `fit` (see `fit_injection`) is given.
     """
 
-    def __init__(self, problem: FusionProblem, tune: bool = True, cascade: bool = True, fit: InjectionFit | None = None):
+    def __init__(self, problem: FusionProblem, tune: bool = True, cascade: bool = True, fit: InjectionFit | None = None,
+                 gain: bool | None = None):
         super().__init__()
         self.problem = problem
         self.cascade = cascade
         self.order = _order(problem)
-        self.fit = fit or fit_injection([problem], tune=tune, cascade=cascade)
+        self.fit = fit or fit_injection([problem], tune=tune, cascade=cascade, gain=gain)
 
     @property
     def weights(self) -> list:
@@ -171,7 +205,8 @@ class DetailInjectionBase(nn.Module):
                     out[:, obs.output_channels] = own
                 guides.append(own)  # a spectral guide (MS or PAN) only guides
                 continue
-            estimate, _ = _step(obs, own, torch.cat(guides, dim=1), self.fit.weights[i], self.fit.tau[i])
+            table = self.fit.gain[i] if self.fit.gain else None
+            estimate, _ = _step(obs, own, torch.cat(guides, dim=1), self.fit.weights[i], self.fit.tau[i], table)
             out[:, obs.output_channels] = estimate
             if self.cascade:
                 guides.append(estimate)

@@ -1,0 +1,123 @@
+"""Injection gain: measured on the observation, extrapolated by the decay model, applied as a radial filter."""
+import numpy as np
+import pytest
+import torch
+
+from sure_core import detail_gain, s2_sharpening
+from sure_core import sentinel2 as s2
+from sure_core.injection import DetailInjectionBase, fit_injection
+from sure_core.metrics import msre
+from sure_core.operators import BlurDecimate, Identity
+from sure_core.problem import FusionProblem, Observation
+
+SHARPENED = list(s2.SHARPENED_BANDS)
+
+
+def _smooth_field(shape, seed, slope=1.0):
+    """A random field with a power-law spectrum (image-like: most energy at low frequencies)."""
+    rng = np.random.default_rng(seed)
+    f = detail_gain.radial_frequency(shape).numpy()
+    spectrum = np.fft.rfft2(rng.standard_normal(shape)) / np.maximum(f, 1.0 / shape[0]) ** slope
+    return np.fft.irfft2(spectrum, s=shape)
+
+
+def _decayed(field, base, decay):
+    table = detail_gain.gain_table(torch.tensor([base], dtype=torch.float64), torch.tensor([decay], dtype=torch.float64))
+    return detail_gain.apply_gain(torch.from_numpy(field)[None], table)[0].numpy()
+
+
+def test_gain_of_ones_is_the_identity_and_the_mean_is_kept():
+    s = torch.from_numpy(_smooth_field((48, 60), 0))[None] + 3.0
+    ones = torch.ones((1, detail_gain.TABLE_SIZE), dtype=torch.float64)
+    assert torch.allclose(detail_gain.apply_gain(s, ones), s, atol=1e-12)
+    zero = torch.zeros_like(ones)
+    flat = detail_gain.apply_gain(s, zero)
+    assert torch.allclose(flat, s.mean().expand_as(s), atol=1e-12)
+
+
+@pytest.mark.parametrize("ratio", [2, 6])
+def test_the_decay_is_recovered_from_the_low_resolution_observation_alone(ratio):
+    shape = (192, 192) if ratio == 2 else (216, 216)
+    guide = _smooth_field(shape, 1)
+    band = _decayed(guide, 0.95, 3.0)            # the band shares the guide's detail less and less
+    op = BlurDecimate([1.2 * ratio / 2] * 1, ratio, shape, "zero_phase", cond=0.0, dtype=torch.float64)
+    y = op.A(torch.from_numpy(band)[None])
+    s_lr = op.A(torch.from_numpy(guide)[None])
+    base, decay = detail_gain.fit_decay(*detail_gain.ring_sums(y, s_lr, ratio))
+    assert float(base[0]) == pytest.approx(0.95, abs=0.03)
+    assert float(decay[0]) == pytest.approx(3.0, rel=0.1)
+
+
+def test_too_few_rings_leave_the_detail_untouched():
+    cross = torch.tensor([[1.0, 0.5, 0, 0, 0, 0, 0, 0]], dtype=torch.float64)
+    power = torch.tensor([[1.0, 1.0, 0, 0, 0, 0, 0, 0]], dtype=torch.float64)
+    base, decay = detail_gain.fit_decay(cross, power, power * 0.1)
+    assert (float(base[0]), float(decay[0])) == (1.0, 0.0)
+
+
+def test_pansharpening_models_inject_the_detail_in_full():
+    from sure_core import guided_fusion as gf
+
+    model = gf.GuidedSensorModel(2, np.array([1.0]), np.ones((1, 3)), detail_gain=False).validated(3, 1)
+    assert model.detail_gain is False
+    other = gf.GuidedSensorModel(2, np.array([1.0]), np.ones((1, 3))).validated(3, 1)
+    assert gf.mean_model([model, other]).detail_gain is False
+    rng = np.random.default_rng(0)
+    problem, _ = gf.build_problem(rng.uniform(1, 2, (3, 16, 16)), rng.uniform(1, 2, (1, 32, 32)), model)
+    assert problem.detail_gain is False
+    assert fit_injection([problem]).gain == [None, None]
+
+
+def _two_band_problem(truth_guide, truth_band, ratio=2, sigma=0.0, seed=0):
+    shape = truth_guide.shape
+    op = BlurDecimate([1.5], ratio, shape, "zero_phase", cond=1e-3, dtype=torch.float32)
+    rng = np.random.default_rng(seed)
+    y = op.A(torch.from_numpy(truth_band[None]).float()) + sigma * torch.from_numpy(rng.standard_normal(op.lr_shape)).float()
+    guide = torch.from_numpy(truth_guide[None]).float()
+    observations = [Observation("guide", guide, Identity(1), torch.zeros(1), [0], back_project=False),
+                    Observation("band", y, op, torch.tensor([max(sigma, 1e-6)]), [1], back_project=True)]
+    return FusionProblem(observations, out_channels=2, hr_shape=shape, guide_channels=1)
+
+
+def test_gain_improves_a_band_that_shares_only_part_of_the_guides_detail():
+    guide = _smooth_field((120, 120), 2) + 10
+    band = _decayed(guide, 1.0, 4.0)
+    problem = _two_band_problem(guide, band)
+    errors = {}
+    for gain in (False, True):
+        with torch.no_grad():
+            estimate = DetailInjectionBase(problem, gain=gain)(problem.network_input())[0, 1].double().numpy()
+        errors[gain] = msre(band[None], estimate[None])
+    assert errors[True] > errors[False] + 3.0, errors
+
+
+def test_gain_stays_near_one_when_the_band_is_the_guide():
+    guide = _smooth_field((120, 120), 3) + 10
+    fit = fit_injection([_two_band_problem(guide, 0.5 * guide + 1.0)])
+    table = fit.gain[1][0]
+    assert torch.all((table[:100] > 0.97) & (table[:100] < 1.03)), table[:100:10]
+
+
+def test_the_first_estimate_stays_affine_in_the_input():
+    """SURE differentiates through the first estimate: with its fit frozen it must be affine in z."""
+    guide = _smooth_field((60, 60), 4) + 10
+    problem = _two_band_problem(guide, _decayed(guide, 1.0, 4.0), sigma=0.01)
+    base = DetailInjectionBase(problem)
+    z = problem.network_input()
+    rng = np.random.default_rng(5)
+    d1, d2 = (torch.from_numpy(rng.standard_normal(z.shape)).float() for _ in range(2))
+    with torch.no_grad():
+        f0, f1, f2, f12 = base(z), base(z + d1), base(z + d2), base(z + d1 + d2)
+    assert torch.allclose(f12 - f0, (f1 - f0) + (f2 - f0), atol=1e-3 * float((f1 - f0).abs().max()))
+
+
+def test_gain_lifts_the_apex_first_estimate(apex_crop):
+    from sure_core.simulation import simulate_s2
+
+    sim = simulate_s2(apex_crop, 40.0, seed=0)
+    scores = {}
+    for gain in (False, True):
+        estimate = s2_sharpening.first_estimate(sim.y10, sim.y20, sim.y60, sigma=sim.sigma, geometry="zero_phase",
+                                                gain=gain)
+        scores[gain] = msre(sim.truth[SHARPENED], estimate[SHARPENED])
+    assert scores[True] > scores[False] + 0.5, scores
