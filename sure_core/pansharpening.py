@@ -169,9 +169,7 @@ def prepare(ms, pan, *, ratio=None, sensor: str | PanSensor = "generic", weights
     relative = pan_sharpening_sigma(preset, sigma, r, pan_mtf) if match_pan_mtf else 0.0
     pan = sharpen_pan(pan, relative)
     response, offset = _response(ms, pan, r, sigma, weights, geometry, valid)
-    # no injection gain (see `detail_gain`): on WorldView-2 it lowered the first estimate's Q8 from 0.889 to 0.860
-    model = GuidedSensorModel(r, sigma, response, offset, detail_gain=False)
-    return ms, pan[None], model.validated(ms.shape[0], 1), relative
+    return ms, pan[None], GuidedSensorModel(r, sigma, response, offset).validated(ms.shape[0], 1), relative
 
 
 def ms_noise_sigma(ms: np.ndarray, guide: np.ndarray, model: GuidedSensorModel,

@@ -60,7 +60,7 @@ class FusionProblem:
     hr_shape: tuple[int, int]
     guide_channels: int = 0            # the first input channels that steer the network (the guide stream)
     scale: torch.Tensor | None = None  # multiply the normalised output by this to get data units
-    detail_gain: bool = True           # the first estimate damps the guides' detail by its measured gain (injection)
+    refined_injection: bool = True     # first estimate with the injection gain and ring-wise shrinkage (injection)
     input_slices: list[slice] = field(init=False)
 
     def __post_init__(self):

@@ -40,7 +40,7 @@ class SolverOptions:
     skip_width: int = 8
     residual: bool = True              # predict a correction to a linear first estimate (see `base`)
     base: str = "injection"            # that first estimate: 'injection' (detail injection) or 'back_projection'
-    detail_gain: bool | None = None    # injection: damp the guides' detail by its measured gain (None: the case's choice)
+    refined_injection: bool | None = None  # injection gain + ring shrinkage in the first estimate (None: the case's)
     band_weighting: str = "relative"   # 'none' (paper) or 'relative' (1 / band energy)
     average_last: float = 0.2          # fraction of final iterations whose estimates are averaged (0 = last iterate)
     adam_eps: float = 1e-8             # the paper uses 1e-3, which damps small gradients
@@ -220,7 +220,7 @@ def _first_estimate_base(problem: FusionProblem, options: SolverOptions, injecti
     if not options.residual:
         return None
     if options.base == "injection":
-        return DetailInjectionBase(problem, tune=options.loss == "sure", fit=injection, gain=options.detail_gain)
+        return DetailInjectionBase(problem, tune=options.loss == "sure", fit=injection, refined=options.refined_injection)
     return BackProjectionBase(_base_channels(problem))
 
 
@@ -263,7 +263,7 @@ def train(problems: list[FusionProblem], options: SolverOptions | None = None,
             raise SureFusionError("the residual recipe needs every output band among the network inputs; use residual=False")
         if options.base == "injection":
             # the BP-only recipe uses no risk estimate anywhere, so its first estimate is not SURE-tuned either
-            injection = fit_injection(problems, tune=options.loss == "sure", gain=options.detail_gain)
+            injection = fit_injection(problems, tune=options.loss == "sure", refined=options.refined_injection)
     guides = _spectral_guide_channels(problem) if options.residual else []
     if not options.residual:  # the paper feeds the [0, 1]-scaled data as it is
         mean, std = torch.zeros(1, zs[0].shape[1], 1, 1, device=device), torch.ones(1, zs[0].shape[1], 1, 1, device=device)

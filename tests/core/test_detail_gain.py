@@ -57,17 +57,17 @@ def test_too_few_rings_leave_the_detail_untouched():
     assert detail_gain.fit_decay(cross, power, power * 0.1)[0].tolist() == [1.0, 0.0, 0.0]
 
 
-def test_pansharpening_models_inject_the_detail_in_full():
+def test_guided_pairs_use_the_plain_injection():
     from sure_core import guided_fusion as gf
 
-    model = gf.GuidedSensorModel(2, np.array([1.0]), np.ones((1, 3)), detail_gain=False).validated(3, 1)
-    assert model.detail_gain is False
-    other = gf.GuidedSensorModel(2, np.array([1.0]), np.ones((1, 3))).validated(3, 1)
-    assert gf.mean_model([model, other]).detail_gain is False
+    model = gf.GuidedSensorModel(2, np.array([1.0]), np.ones((1, 3))).validated(3, 1)
     rng = np.random.default_rng(0)
-    problem, _ = gf.build_problem(rng.uniform(1, 2, (3, 16, 16)), rng.uniform(1, 2, (1, 32, 32)), model)
-    assert problem.detail_gain is False
-    assert fit_injection([problem]).gain == [None, None]
+    problem, _ = gf.build_problem(rng.uniform(1, 2, (3, 16, 16)), rng.uniform(1, 2, (1, 32, 32)), model,
+                                  sigma_lr=0.01, sigma_guide=0.01)
+    assert problem.refined_injection is False
+    fit = fit_injection([problem])
+    assert fit.gain == [None, None] and fit.shrink[1].rings is None
+    assert fit_injection([problem], refined=True).shrink[1].rings is not None
 
 
 def _two_band_problem(truth_guide, truth_band, ratio=2, sigma=0.0, seed=0):
@@ -88,7 +88,7 @@ def test_gain_improves_a_band_that_shares_only_part_of_the_guides_detail():
     errors = {}
     for gain in (False, True):
         with torch.no_grad():
-            estimate = DetailInjectionBase(problem, gain=gain)(problem.network_input())[0, 1].double().numpy()
+            estimate = DetailInjectionBase(problem, refined=gain)(problem.network_input())[0, 1].double().numpy()
         errors[gain] = msre(band[None], estimate[None])
     assert errors[True] > errors[False] + 3.0, errors
 
@@ -120,7 +120,7 @@ def test_gain_lifts_the_apex_first_estimate(apex_crop):
     scores = {}
     for gain in (False, True):
         estimate = s2_sharpening.first_estimate(sim.y10, sim.y20, sim.y60, sigma=sim.sigma, geometry="zero_phase",
-                                                gain=gain)
+                                                refined=gain)
         scores[gain] = msre(sim.truth[SHARPENED], estimate[SHARPENED])
     assert scores[True] > scores[False] + 0.5, scores
 
@@ -141,5 +141,6 @@ def test_without_noise_the_residual_is_not_shrunk():
     guide = _smooth_field((96, 96), 7) + 10
     problem = _two_band_problem(guide, _decayed(guide, 1.0, 2.0), sigma=0.0)
     shrink = fit_injection([problem]).shrink[1]
-    h = shrink.spectrum(problem.observations[1].operator)
+    op = problem.observations[1].operator
+    h = shrink.over_gram(op) * op.gram_eigenvalues
     assert float(h.min()) > 0.98, (shrink.tau, shrink.rings)  # σ = 1e-6 in the helper
