@@ -20,10 +20,10 @@ Measured on the first estimate alone (no network), with exp(−a f) only, agains
 28.17 → 29.67 dB at SNR 40 and 24.20 → 25.52 dB at SNR 30; real S2 (reduced resolution) ERGAS 1.91 → 1.61
 (20 m) and 0.89 → 0.77 (60 m) on the DSen2 crop, 5.29 → 4.99 and 4.37 → 2.77 on the vietnam crop; EO-1 HS+MS
 ERGAS 4.68 → 4.59. The quadratic term then added +0.16 dB on APEX at both SNRs and lowered every real-crop ERGAS
-(e.g. vietnam 60 m 2.70 → 2.49, with the residual shrinkage of `injection`). Not used for pansharpening
-(`FusionProblem.detail_gain`): on WorldView-2 it made ERGAS worse (4.68 → 5.23); the PAN, sharpened to the MS
-sharpness and not perfectly registered, loses coherence with the MS bands for reasons that are not the bands'
-own. A Wiener factor for the guides' noise was tried as well: +0.13 dB on APEX at SNR 30 with the true σ, but
+(e.g. vietnam 60 m 2.70 → 2.49, with the residual shrinkage of `injection`). Used for Sentinel-2 only
+(`FusionProblem.refined_injection`): on WorldView-2 it made ERGAS worse (4.68 → 5.23; the PAN, sharpened to the
+MS sharpness and not perfectly registered, loses coherence with the MS bands for reasons that are not the
+bands' own), and on a synthetic HS+MS pair it read a PSF mismatch as missing detail. A Wiener factor for the guides' noise was tried as well: +0.13 dB on APEX at SNR 30 with the true σ, but
 worse on every real pair, where σ is estimated and includes texture.
 
 Frequencies are in cycles per target-grid pixel; the radial frequency of a 2-D grid reaches √2/2.
