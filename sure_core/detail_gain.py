@@ -52,7 +52,7 @@ def radial_frequency(shape: tuple[int, int], device=None, dtype=torch.float64) -
     return torch.sqrt(fy ** 2 + fx ** 2)
 
 
-def _rfft_multiplicity(shape: tuple[int, int], device=None, dtype=torch.float64) -> torch.Tensor:
+def rfft_multiplicity(shape: tuple[int, int], device=None, dtype=torch.float64) -> torch.Tensor:
     """How many full-spectrum coefficients each rfft2 coefficient stands for (1 or 2)."""
     m = torch.full((shape[-1] // 2 + 1,), 2.0, device=device, dtype=dtype)
     m[0] = 1.0
@@ -68,7 +68,7 @@ def ring_sums(y: torch.Tensor, s_lr: torch.Tensor, ratio: int) -> tuple[torch.Te
     y, s_lr = y.double(), s_lr.double()
     shape = y.shape[-2:]
     f = radial_frequency(shape, y.device) / ratio              # in target-grid cycles per pixel
-    mult = _rfft_multiplicity(shape, y.device)
+    mult = rfft_multiplicity(shape, y.device)
     edges = torch.linspace(0.0, math.sqrt(0.5) / ratio * (1 + 1e-9), RINGS + 1, dtype=torch.float64, device=y.device)
     ring = (torch.bucketize(f, edges) - 1).clamp(0, RINGS - 1)
     ring = torch.where(f > 0, ring, torch.full_like(ring, RINGS))  # the DC term belongs to no ring

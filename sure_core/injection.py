@@ -107,7 +107,7 @@ def _tau_scores(residual: torch.Tensor, op, sigma: torch.Tensor) -> torch.Tensor
     """(len(TAU_GRID), bands) closed-form SURE (up to a constant) of x̂ = s + Aᵀ(AAᵀ+τ)⁻¹e for each candidate τ."""
     shape = op.lr_shape
     lam = op.gram_eigenvalues.double().clamp_min(1e-12)
-    mult = detail_gain._rfft_multiplicity(shape, lam.device)
+    mult = detail_gain.rfft_multiplicity(shape, lam.device)
     power = torch.fft.rfft2(residual.double()).abs() ** 2 / (shape[0] * shape[1]) * mult
     var = sigma.double()[:, None, None] ** 2
     scores = []
@@ -122,7 +122,7 @@ def _ring_sums(op, residual: torch.Tensor, sigma: torch.Tensor, rings: int, tau:
     ring factor is their ratio. residual: (bands, h, w). Sums over problems of one scene add up."""
     shape = op.lr_shape
     lam = op.gram_eigenvalues.double().clamp_min(1e-12)
-    mult = detail_gain._rfft_multiplicity(shape, lam.device)
+    mult = detail_gain.rfft_multiplicity(shape, lam.device)
     ring = _ring_position(op, rings).long().clamp(max=rings - 1).flatten()
     power = torch.fft.rfft2(residual.double()).abs() ** 2
     g = lam / (lam + tau.double()[:, None, None])
