@@ -51,6 +51,7 @@ TAU_GRID = torch.cat([torch.zeros(1), torch.logspace(-6, 1, 57)])
 #: at most this many rings of LR radial frequency (equal width over [0, √½] cycles per LR pixel), with one SURE
 #: factor each
 SHRINK_RINGS = 16
+#: a ring factor above 1 gives back part of what τ took where τ shrank too much; H itself stays ≤ 1
 MAX_RING_FACTOR = 10.0
 
 
