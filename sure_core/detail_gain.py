@@ -34,6 +34,8 @@ import math
 
 import torch
 
+from .operators import rfft_multiplicity
+
 #: radial frequency grid (cycles per target pixel) of the stored gain tables
 TABLE_STEP = 0.005
 TABLE_SIZE = int(math.ceil(math.sqrt(0.5) / TABLE_STEP)) + 2
@@ -50,15 +52,6 @@ def radial_frequency(shape: tuple[int, int], device=None, dtype=torch.float64) -
     fy = torch.fft.fftfreq(shape[0], device=device, dtype=dtype)[:, None]
     fx = torch.fft.rfftfreq(shape[1], device=device, dtype=dtype)[None]
     return torch.sqrt(fy ** 2 + fx ** 2)
-
-
-def rfft_multiplicity(shape: tuple[int, int], device=None, dtype=torch.float64) -> torch.Tensor:
-    """How many full-spectrum coefficients each rfft2 coefficient stands for (1 or 2)."""
-    m = torch.full((shape[-1] // 2 + 1,), 2.0, device=device, dtype=dtype)
-    m[0] = 1.0
-    if shape[-1] % 2 == 0:
-        m[-1] = 1.0
-    return m.expand(shape[0], -1)
 
 
 def ring_sums(y: torch.Tensor, s_lr: torch.Tensor, ratio: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from . import detail_gain
+from .operators import rfft_multiplicity
 from .problem import FusionProblem
 
 TAU_GRID = torch.cat([torch.zeros(1), torch.logspace(-6, 1, 57)])
@@ -108,7 +109,7 @@ def _tau_scores(residual: torch.Tensor, op, sigma: torch.Tensor) -> torch.Tensor
     """(len(TAU_GRID), bands) closed-form SURE (up to a constant) of x̂ = s + Aᵀ(AAᵀ+τ)⁻¹e for each candidate τ."""
     shape = op.lr_shape
     lam = op.gram_eigenvalues.double().clamp_min(1e-12)
-    mult = detail_gain.rfft_multiplicity(shape, lam.device)
+    mult = rfft_multiplicity(shape, lam.device)
     power = torch.fft.rfft2(residual.double()).abs() ** 2 / (shape[0] * shape[1]) * mult
     var = sigma.double()[:, None, None] ** 2
     scores = []
@@ -123,7 +124,7 @@ def _ring_sums(op, residual: torch.Tensor, sigma: torch.Tensor, rings: int, tau:
     ring factor is their ratio. residual: (bands, h, w). Sums over problems of one scene add up."""
     shape = op.lr_shape
     lam = op.gram_eigenvalues.double().clamp_min(1e-12)
-    mult = detail_gain.rfft_multiplicity(shape, lam.device)
+    mult = rfft_multiplicity(shape, lam.device)
     ring = _ring_position(op, rings).long().clamp(max=rings - 1).flatten()
     power = torch.fft.rfft2(residual.double()).abs() ** 2
     g = lam / (lam + tau.double()[:, None, None])

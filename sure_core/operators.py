@@ -82,6 +82,16 @@ def _build_spectra(key: _SpectraKey) -> tuple[torch.Tensor, torch.Tensor]:
     return k_hat_t, eig_t
 
 
+def rfft_multiplicity(shape: tuple[int, int], device=None, dtype=torch.float64) -> torch.Tensor:
+    """(rows, cols//2 + 1): how many full-spectrum coefficients each rfft2 coefficient of a (rows, cols) image stands
+    for — 2 for the columns whose mirror image rfft2 leaves out, 1 for the DC and (even cols) Nyquist columns."""
+    m = torch.full((shape[-1] // 2 + 1,), 2.0, device=device, dtype=dtype)
+    m[0] = 1.0
+    if shape[-1] % 2 == 0:
+        m[-1] = 1.0
+    return m.expand(shape[0], -1)
+
+
 def _float_for_fft(x: torch.Tensor) -> torch.Tensor:
     # FFTs in half precision are restricted on CUDA and inaccurate anyway: operators always run in ≥ float32.
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
@@ -181,13 +191,7 @@ class BlurDecimate(LinearOperator):
         c = self.cond if cond is None else cond
         lam = self.gram_eigenvalues
         ratio = lam / (lam + c) ** 2
-        # rfft keeps half of the columns: count the mirrored ones twice (not the DC / Nyquist columns).
-        n_cols = self.lr_shape[1]
-        weights = torch.full((lam.shape[-1],), 2.0, dtype=lam.dtype, device=lam.device)
-        weights[0] = 1.0
-        if n_cols % 2 == 0:
-            weights[-1] = 1.0
-        return (ratio * weights).sum(dim=(-2, -1))
+        return (ratio * rfft_multiplicity(self.lr_shape, lam.device, lam.dtype)).sum(dim=(-2, -1))
 
 
 class Identity(LinearOperator):
