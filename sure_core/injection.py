@@ -105,12 +105,17 @@ def _ring_map(op, table: torch.Tensor) -> torch.Tensor:
     return table[:, low] * (1 - frac) + table[:, high] * frac
 
 
-def _tau_scores(residual: torch.Tensor, op, sigma: torch.Tensor) -> torch.Tensor:
-    """(len(TAU_GRID), bands) closed-form SURE (up to a constant) of x̂ = s + Aᵀ(AAᵀ+τ)⁻¹e for each candidate τ."""
-    shape = op.lr_shape
+def _residual_spectrum(op, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(λ, rfft2 multiplicity, |ê|²) of the LR residual (bands, h, w), in float64, for the SURE sums."""
     lam = op.gram_eigenvalues.double().clamp_min(1e-12)
-    mult = rfft_multiplicity(shape, lam.device)
-    power = torch.fft.rfft2(residual.double()).abs() ** 2 / (shape[0] * shape[1]) * mult
+    return lam, rfft_multiplicity(op.lr_shape, lam.device), torch.fft.rfft2(residual.double()).abs() ** 2
+
+
+def _tau_scores(spectrum: tuple, op, sigma: torch.Tensor) -> torch.Tensor:
+    """(len(TAU_GRID), bands) closed-form SURE (up to a constant) of x̂ = s + Aᵀ(AAᵀ+τ)⁻¹e for each candidate τ;
+    `spectrum` from `_residual_spectrum`."""
+    lam, mult, power = spectrum
+    power = power / (op.lr_shape[0] * op.lr_shape[1]) * mult
     var = sigma.double()[:, None, None] ** 2
     scores = []
     for tau in TAU_GRID.double().tolist():
@@ -118,15 +123,13 @@ def _tau_scores(residual: torch.Tensor, op, sigma: torch.Tensor) -> torch.Tensor
     return torch.stack(scores)
 
 
-def _ring_sums(op, residual: torch.Tensor, sigma: torch.Tensor, rings: int, tau: torch.Tensor
+def _ring_sums(spectrum: tuple, op, sigma: torch.Tensor, rings: int, tau: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per band and ring: (Σ g(|ê|² − nσ²)/λ, Σ g²|ê|²/λ), g = λ/(λ+τ), over the full LR spectrum: the SURE-optimal
-    ring factor is their ratio. residual: (bands, h, w). Sums over problems of one scene add up."""
+    ring factor is their ratio. `spectrum` from `_residual_spectrum`. Sums over problems of one scene add up."""
+    lam, mult, power = spectrum
     shape = op.lr_shape
-    lam = op.gram_eigenvalues.double().clamp_min(1e-12)
-    mult = rfft_multiplicity(shape, lam.device)
     ring = _ring_position(op, rings).long().clamp(max=rings - 1).flatten()
-    power = torch.fft.rfft2(residual.double()).abs() ** 2
     g = lam / (lam + tau.double()[:, None, None])
     var = (sigma.double() ** 2 * shape[0] * shape[1])[:, None, None]
     cross = g * (power - var) * mult / lam
@@ -241,14 +244,15 @@ def fit_injection(problems: list[FusionProblem], tune: bool = True, cascade: boo
                 fit.gain[i] = _fit_gain(problems, i, owns, stacked, w)
             steps = [_step(p.observations[i], own, g, w, None, fit.gain[i]) for p, own, g in zip(problems, owns, stacked)]
             if tune:
-                scores = sum(_tau_scores(res[0], p.observations[i].operator, p.observations[i].sigma)
-                             for p, (_, res) in zip(problems, steps))
+                spectra = [_residual_spectrum(p.observations[i].operator, res[0]) for p, (_, res) in zip(problems, steps)]
+                scores = sum(_tau_scores(sp, p.observations[i].operator, p.observations[i].sigma)
+                             for p, sp in zip(problems, spectra))
                 tau = TAU_GRID.to(w.device)[scores.argmin(dim=0)]
                 fit.shrink[i] = Shrinkage.tikhonov(tau)
                 if refined:
                     rings = _ring_count(first.observations[i].operator)
-                    sums = [_ring_sums(p.observations[i].operator, res[0], p.observations[i].sigma, rings, tau)
-                            for p, (_, res) in zip(problems, steps)]
+                    sums = [_ring_sums(sp, p.observations[i].operator, p.observations[i].sigma, rings, tau)
+                            for p, sp in zip(problems, spectra)]
                     fit.shrink[i] = Shrinkage.from_sums(tau, *map(sum, zip(*sums)))
                 steps = [_step(p.observations[i], own, g, w, fit.shrink[i], fit.gain[i])
                          for p, own, g in zip(problems, owns, stacked)]
