@@ -81,15 +81,18 @@ def _two_band_problem(truth_guide, truth_band, ratio=2, sigma=0.0, seed=0):
     return FusionProblem(observations, out_channels=2, hr_shape=shape, guide_channels=1)
 
 
+def _band_msre(problem, band, **options) -> float:
+    """MSRE of the first estimate of the problem's low-resolution band (output channel 1) against `band`."""
+    with torch.no_grad():
+        estimate = DetailInjectionBase(problem, **options)(problem.network_input())[0, 1].double().numpy()
+    return msre(band[None], estimate[None])
+
+
 def test_gain_improves_a_band_that_shares_only_part_of_the_guides_detail():
     guide = _smooth_field((120, 120), 2) + 10
     band = _decayed(guide, 1.0, 4.0)
     problem = _two_band_problem(guide, band)
-    errors = {}
-    for gain in (False, True):
-        with torch.no_grad():
-            estimate = DetailInjectionBase(problem, refined=gain)(problem.network_input())[0, 1].double().numpy()
-        errors[gain] = msre(band[None], estimate[None])
+    errors = {gain: _band_msre(problem, band, refined=gain) for gain in (False, True)}
     assert errors[True] > errors[False] + 3.0, errors
 
 
@@ -129,11 +132,7 @@ def test_sure_shrinkage_of_the_residual_lowers_the_error_of_noisy_bands():
     guide = _smooth_field((96, 96), 6) + 10
     band = _decayed(guide, 1.0, 2.0)
     problem = _two_band_problem(guide, band, sigma=0.3, seed=1)
-    errors = {}
-    for tune in (False, True):
-        with torch.no_grad():
-            estimate = DetailInjectionBase(problem, tune=tune)(problem.network_input())[0, 1].double().numpy()
-        errors[tune] = msre(band[None], estimate[None])
+    errors = {tune: _band_msre(problem, band, tune=tune) for tune in (False, True)}
     assert errors[True] > errors[False] + 3.0, errors
 
 
