@@ -292,7 +292,8 @@ def build_problem(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_g
     # the plain injection (see `injection`): on a synthetic pair with HS nodata the injection gain read a PSF
     # mismatch as missing detail (RMS 0.0074 against 0.0028 for nearest-neighbour), and on WorldView-2 it lowered Q8
     problem = FusionProblem(observations, out_channels=lr.shape[0], hr_shape=guide.shape[1:],
-                            guide_channels=guide.shape[0], scale=torch.tensor(lr_scale), refined_injection=False)
+                            guide_channels=guide.shape[0], scale=torch.tensor(lr_scale), refined_injection=False,
+                            guided_smoothing=False)
     return problem, {"guide": sig_guide.tolist(), "lr": sig_lr.tolist()}
 
 

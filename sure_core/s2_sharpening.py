@@ -86,17 +86,24 @@ def output_band_names(with_60m: bool) -> list[str]:
 
 
 def first_estimate(y10, y20, y60=None, *, sigma: dict | None = None, geometry: Geometry | str = Geometry.AREA,
-                   cond: float = DEFAULT_COND, tune: bool = True, refined: bool | None = None) -> np.ndarray:
+                   cond: float = DEFAULT_COND, tune: bool = True, refined: bool | None = None,
+                   smoothing: bool = False) -> np.ndarray:
     """The solver's linear first estimate alone (no network), in spectral order and the input unit, on the CPU.
 
     What the fast recipe starts from; used by the benchmarks to show what the network adds. `tune` switches the
-    SURE-tuned correction, `refined` the injection gain and ring-wise shrinkage (see `injection`).
+    SURE-tuned correction, `refined` the injection gain and ring-wise shrinkage (see `injection`), `smoothing`
+    the guided smoothing the solver applies to its output, with the strength SURE picks (see `guided_smoothing`).
     """
+    from .guided_smoothing import choose_strength, smooth
     from .injection import DetailInjectionBase
 
     problem, _ = build_problem(y10, y20, y60, sigma, geometry, cond)
     with torch.no_grad():
-        grouped = DetailInjectionBase(problem, tune=tune, refined=refined)(problem.network_input())[0].numpy()
+        grouped = DetailInjectionBase(problem, tune=tune, refined=refined)(problem.network_input())[0]
+        if smoothing:
+            guides, noise = problem.observations[0].data, problem.observations[0].sigma
+            grouped = smooth(grouped, guides, noise, choose_strength([(guides, noise)]).strength)
+        grouped = grouped.numpy()
     names = s2.GROUP_10M + s2.GROUP_20M + (s2.GROUP_60M if y60 is not None else ())
     return grouped[s2.grouped_to_spectral(names)] * float(problem.scale)
 

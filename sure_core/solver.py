@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import guided_smoothing
 from .errors import FusionCancelled, SureFusionError
 from .injection import DetailInjectionBase, InjectionFit, fit_injection
 from .losses import BackProjectionLoss, SureLoss
@@ -41,6 +42,7 @@ class SolverOptions:
     residual: bool = True              # predict a correction to a linear first estimate (see `base`)
     base: str = "injection"            # that first estimate: 'injection' (detail injection) or 'back_projection'
     refined_injection: bool | None = None  # injection gain + ring shrinkage in the first estimate (None: the case's)
+    smoothing: bool | None = None      # guided non-local smoothing of the output, strength by SURE (None: the case's)
     band_weighting: str = "relative"   # 'none' (paper) or 'relative' (1 / band energy)
     average_last: float = 0.2          # fraction of final iterations whose estimates are averaged (0 = last iterate)
     adam_eps: float = 1e-8             # the paper uses 1e-3, which damps small gradients
@@ -54,7 +56,7 @@ class SolverOptions:
     @classmethod
     def paper(cls, **overrides) -> "SolverOptions":
         base = cls(iterations=3000, learning_rate=1e-2, adam_eps=1e-3, schedule="constant", width=64, skip_width=32,
-                   residual=False, band_weighting="none", average_last=0.0)
+                   residual=False, band_weighting="none", average_last=0.0, smoothing=False)
         return replace(base, **overrides)
 
     def validated(self) -> "SolverOptions":
@@ -97,6 +99,8 @@ class RunRecord:
     seconds: float = 0.0
     seconds_per_iteration: float = 0.0
     parameters: int = 0
+    smoothing_strength: float = 0.0                           # h of the guided smoothing (0: none)
+    smoothing_risks: dict = field(default_factory=dict)       # h → SURE of smoothing the guides
 
 
 ProgressCallback = Callable[[Progress], "bool | None"]
@@ -191,6 +195,7 @@ class TrainedModel:
     guide_channels: list[int]
     injection: InjectionFit | None      # scene-wide first estimate (residual recipe with detail injection)
     options: SolverOptions
+    smoothing_strength: float = 0.0     # guided smoothing applied to every output (see `guided_smoothing`)
 
     _inference_net: nn.Module | None = field(default=None, init=False, repr=False)
 
@@ -206,12 +211,31 @@ class TrainedModel:
         if not window_statistics:
             if self._inference_net is None:
                 self._inference_net = inference_copy(self.net)
-            return self.estimator(problem, self._inference_net)(problem.network_input())
+            return self.smoothed(problem, self.estimator(problem, self._inference_net)(problem.network_input()))
         self.net.train(True)
         try:
-            return self.estimator(problem)(problem.network_input())
+            return self.smoothed(problem, self.estimator(problem)(problem.network_input()))
         finally:
             self.net.eval()
+
+    def smoothed(self, problem: FusionProblem, x_hat: torch.Tensor) -> torch.Tensor:
+        """x̂ after the guided smoothing the model was trained with (unchanged when its strength is 0)."""
+        if self.smoothing_strength <= 0:
+            return x_hat
+        guides, sigma = smoothing_guides(problem)
+        return guided_smoothing.smooth(x_hat, guides, sigma, self.smoothing_strength)
+
+
+def smoothing_guides(problem: FusionProblem) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bands observed at the target resolution (S2 10 m bands, MS or PAN guides) and their noise σ."""
+    observed = [obs for obs in problem.observations if not obs.back_project]
+    return torch.cat([obs.data for obs in observed]), torch.cat([obs.sigma for obs in observed])
+
+
+def _smoothing_enabled(problem: FusionProblem, options: SolverOptions) -> bool:
+    # like the SURE-tuned first estimate, the smoothing needs a risk estimate: the BP-only recipe goes without
+    wanted = problem.guided_smoothing if options.smoothing is None else options.smoothing
+    return wanted and options.loss == "sure" and any(not obs.back_project for obs in problem.observations)
 
 
 def _first_estimate_base(problem: FusionProblem, options: SolverOptions, injection: InjectionFit | None
@@ -337,6 +361,13 @@ def train(problems: list[FusionProblem], options: SolverOptions | None = None,
                 for p, a in zip(net.parameters(), averaged_weights):
                     p.copy_(a / n_average)
         _recalibrate_batch_norm(net, estimators, zs)
+    if _smoothing_enabled(problem, options):
+        with torch.no_grad():
+            choice = guided_smoothing.choose_strength([smoothing_guides(p) for p in problems], options.seed)
+        model.smoothing_strength = record.smoothing_strength = choice.strength
+        record.smoothing_risks = choice.risks
+        if result is not None:
+            result = model.smoothed(problem, result)
     record.seconds = time.perf_counter() - start
     record.seconds_per_iteration = record.seconds / options.iterations
     record.loss_history = losses.cpu().tolist()
