@@ -128,9 +128,11 @@ def run_gdal_pansharp(paths, folder: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def run_first_estimate(degraded) -> dict[str, np.ndarray]:
-    """The core's linear first estimate alone (detail injection + SURE-tuned back-projection, no network)."""
-    spectral = s2_sharpening.first_estimate(degraded["10m"], degraded["20m"], degraded["60m"], geometry="area")
+def run_first_estimate(degraded, smoothing: bool = False) -> dict[str, np.ndarray]:
+    """The core's linear first estimate alone (detail injection + SURE-tuned back-projection, no network), with
+    or without the guided smoothing that the SURE recipe applies to its output."""
+    spectral = s2_sharpening.first_estimate(degraded["10m"], degraded["20m"], degraded["60m"], geometry="area",
+                                            smoothing=smoothing)
     pick = lambda names: spectral[[s2.SPECTRAL_ORDER.index(n) for n in names]]  # noqa: E731
     return {"20m": pick(s2.GROUP_20M), "60m": pick(s2.GROUP_60M)}
 

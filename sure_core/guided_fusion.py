@@ -298,14 +298,21 @@ def build_problem(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_g
 
 
 def first_estimate(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_guide=None,
-                   geometry: Geometry | str = Geometry.AREA, cond: float = DEFAULT_COND, tune: bool = True) -> np.ndarray:
+                   geometry: Geometry | str = Geometry.AREA, cond: float = DEFAULT_COND, tune: bool = True,
+                   smoothing: bool = False) -> np.ndarray:
     """The linear first estimate the network starts from (regression detail injection from the guide, then a
-    SURE-tuned correction by the lr observation), (L, H, W) in lr units, on the CPU."""
+    SURE-tuned correction by the lr observation), (L, H, W) in lr units, on the CPU. `smoothing`: then the guided
+    smoothing (see `guided_smoothing`; the solver does not apply it to the pairs)."""
+    from .guided_smoothing import choose_strength, smooth
     from .injection import DetailInjectionBase
 
     problem, _ = build_problem(lr, guide, model, sigma_lr=sigma_lr, sigma_guide=sigma_guide, geometry=geometry, cond=cond)
     with torch.no_grad():
         estimate = DetailInjectionBase(problem, tune=tune)(problem.network_input())[0]
+        if smoothing:
+            guides, noise = problem.observations[0].data, problem.observations[0].sigma
+            choice = choose_strength([(guides, noise)])
+            estimate = smooth(estimate, guides, choice.sigma, choice.strength)
     return estimate.double().numpy() * float(problem.scale)
 
 

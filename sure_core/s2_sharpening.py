@@ -102,7 +102,8 @@ def first_estimate(y10, y20, y60=None, *, sigma: dict | None = None, geometry: G
         grouped = DetailInjectionBase(problem, tune=tune, refined=refined)(problem.network_input())[0]
         if smoothing:
             guides, noise = problem.observations[0].data, problem.observations[0].sigma
-            grouped = smooth(grouped, guides, noise, choose_strength([(guides, noise)]).strength)
+            choice = choose_strength([(guides, noise)])
+            grouped = smooth(grouped, guides, choice.sigma, choice.strength)
         grouped = grouped.numpy()
     names = s2.GROUP_10M + s2.GROUP_20M + (s2.GROUP_60M if y60 is not None else ())
     return grouped[s2.grouped_to_spectral(names)] * float(problem.scale)

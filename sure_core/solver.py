@@ -196,6 +196,7 @@ class TrainedModel:
     injection: InjectionFit | None      # scene-wide first estimate (residual recipe with detail injection)
     options: SolverOptions
     smoothing_strength: float = 0.0     # guided smoothing applied to every output (see `guided_smoothing`)
+    smoothing_sigma: torch.Tensor | None = None   # the guides' σ it weighs patches with (normalised scale)
 
     _inference_net: nn.Module | None = field(default=None, init=False, repr=False)
 
@@ -222,8 +223,8 @@ class TrainedModel:
         """x̂ after the guided smoothing the model was trained with (unchanged when its strength is 0)."""
         if self.smoothing_strength <= 0:
             return x_hat
-        guides, sigma = smoothing_guides(problem)
-        return guided_smoothing.smooth(x_hat, guides, sigma, self.smoothing_strength)
+        guides, _ = smoothing_guides(problem)
+        return guided_smoothing.smooth(x_hat, guides, self.smoothing_sigma.to(guides.device), self.smoothing_strength)
 
 
 def smoothing_guides(problem: FusionProblem) -> tuple[torch.Tensor, torch.Tensor]:
@@ -365,6 +366,7 @@ def train(problems: list[FusionProblem], options: SolverOptions | None = None,
         with torch.no_grad():
             choice = guided_smoothing.choose_strength([smoothing_guides(p) for p in problems], options.seed)
         model.smoothing_strength = record.smoothing_strength = choice.strength
+        model.smoothing_sigma = choice.sigma
         record.smoothing_risks = choice.risks
         if result is not None:
             result = model.smoothed(problem, result)

@@ -69,6 +69,12 @@ class FusionResult:
         return float(np.mean(risks)) if risks else float("nan")
 
     @property
+    def smoothing(self) -> str:
+        """The guided smoothing's strength h, one value per distinct choice over the tiles (0: not applied)."""
+        strengths = sorted({getattr(r, "smoothing_strength", 0.0) for r in self.records})
+        return ", ".join(f"{h:g}" for h in strengths) if strengths else "0"
+
+    @property
     def device(self) -> str:
         return self.records[0].device if self.records else "none"
 
@@ -197,6 +203,8 @@ def run_provenance(settings: RunSettings, result: FusionResult, inputs) -> dict[
         "FINAL_SURE_RISK": f"{result.final_risk:.6g}",
         "FINAL_SURE_RISK_PER_TILE": ("one network for the scene" if result.training == "scene" else
                                      ", ".join(f"{r.final_risk:.6g}" for r in result.records)),
+        "GUIDED_SMOOTHING_STRENGTH": (f"{result.smoothing} (non-local means of the output weighted by the "
+                                      "full-resolution bands, h chosen by SURE on them; 0 = not applied)"),
         "TRAINING": {"whole": "on the whole area at once", "tiles": "one network per tile",
                      "scene": f"one network on {settings.scene_crops} crops of {settings.scene_crop_size} px spread "
                               "over the area, applied tile by tile"}[result.training],

@@ -65,6 +65,7 @@ def test_metadata_records_the_run(sharpened):
     assert md["DEVICE"] == "cpu" and md["SURE_FUSION_PLUGIN_VERSION"] == "0.1.0"
     assert "Deep SURE" in md["METHOD"]
     assert np.isfinite(float(md["FINAL_SURE_RISK"]))
+    assert float(md["GUIDED_SMOOTHING_STRENGTH"].split()[0]) >= 0   # the SURE choice of h, recorded as a number
     assert float(md["SECONDS"]) > 0
     sigma = dict(item.split("=") for item in md["NOISE_SIGMA"].split(", "))
     assert set(sigma) == set(SPECTRAL) and all(float(v) > 0 for v in sigma.values())
