@@ -89,6 +89,20 @@ def test_the_guide_sure_follows_the_true_risk_and_picks_a_near_best_strength():
     assert gs.choose_strength([(noisy, sigma)], seed=0, strengths=strengths).risks == choice.risks
 
 
+def test_the_guides_sigma_is_bounded_by_the_cross_band_estimate():
+    clean = _scene((96, 96), 12)
+    sigma = torch.tensor([0.01, 0.01, 0.02, 0.02], dtype=torch.float64)
+    noisy = _noisy(clean, sigma, 13)
+    # a right σ stays, up to the cross-band estimate's own scatter (where the scene has almost no texture) ...
+    assert torch.allclose(gs.guide_noise(noisy, sigma), sigma, rtol=0.05)
+    # ... a σ five times too high (texture taken for noise) is brought down near the truth
+    bounded = gs.guide_noise(noisy, 5 * sigma)
+    assert (bounded < 1.5 * sigma).all() and (bounded > 0.7 * sigma).all(), bounded
+    # and the strength is chosen, and the output smoothed, with the bounded σ
+    choice = gs.choose_strength([(noisy, 5 * sigma)])
+    assert torch.allclose(choice.sigma, bounded)
+
+
 def test_images_too_small_to_search_come_back_unchanged():
     sigma = torch.full((4,), 0.03, dtype=torch.float64)
     tiny = _noisy(_scene((6, 6), 8), sigma, 9)
