@@ -164,6 +164,7 @@ def run_crop(name: str, options: SolverOptions, border: int, first_estimate: boo
                    ("gdal:pansharp", lambda: run_gdal_pansharp(paths, folder))]
         if first_estimate:
             methods.append(("first estimate (core, no network)", lambda: run_first_estimate(degraded)))
+            methods.append(("first estimate + guided smoothing", lambda: run_first_estimate(degraded, smoothing=True)))
         methods.append(("SURE Fusion (plugin)", lambda: run_plugin(paths, folder, options)))
         for method, fn in methods:
             start = time.perf_counter()
