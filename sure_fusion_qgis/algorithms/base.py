@@ -9,7 +9,7 @@ import os
 from dataclasses import replace
 
 from qgis.core import (QgsCoordinateReferenceSystem, QgsProcessingAlgorithm, QgsProcessingException,
-                       QgsProcessingOutputNumber, QgsProcessingOutputString, QgsProcessingParameterEnum,
+                       QgsProcessingOutputNumber, QgsProcessingParameterBoolean, QgsProcessingOutputString, QgsProcessingParameterEnum,
                        QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
 from qgis.PyQt.QtCore import QCoreApplication
@@ -49,6 +49,7 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
     TILE_OVERLAP = "TILE_OVERLAP"
     TRAINING = "TRAINING"
     THREADS = "THREADS"
+    SMOOTHING = "SMOOTHING"
 
     LOSSES = ("sure", "bp")
     DEVICES = ("auto", "cpu", "cuda")
@@ -94,6 +95,16 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(advanced(QgsProcessingParameterNumber(
             self.THREADS, tr("CPU threads for torch (0 = all cores but one)"), type=NUMBER_INTEGER, defaultValue=0,
             minValue=0, maxValue=256)))
+
+    def add_smoothing_parameter(self) -> None:
+        """SMOOTHING (advanced): the guided smoothing of the output, its strength chosen by SURE (Sentinel-2)."""
+        smoothing = QgsProcessingParameterBoolean(
+            self.SMOOTHING, tr("Guided smoothing of the output (strength chosen by SURE)"), defaultValue=True)
+        smoothing.setHelp(tr("Averages each pixel with its neighbours whose 10 m patches look alike, as strongly as "
+                             "SURE on the 10 m bands finds useful (possibly not at all): removes the noise the 10 m "
+                             "detail carries into the sharpened bands in flat, dark areas (water, shadow), where it "
+                             "turns the spectra. The strength is written to the output's metadata."))
+        self.addParameter(advanced(smoothing))
 
     def add_training_parameter(self) -> None:
         """TRAINING (advanced): how the network is trained over the area; read back with `training_choice`."""
@@ -180,6 +191,8 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
             value = read(parameters, name, context)
             if value:
                 changes[field_name] = value
+        if self.parameterDefinition(self.SMOOTHING) is not None:
+            changes["smoothing"] = self.parameterAsBool(parameters, self.SMOOTHING, context)
         if "threads" not in changes:
             # leave a core to QGIS; also, busy-waiting torch threads slow down badly (10×+ seen here) when
             # another process competes for every core

@@ -76,6 +76,7 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
             self.INPUT_60M, tr("60 m bands (B1, B9) [optional]"), optional=True))
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, tr("Processed extent"), optional=True))
         self.add_solver_parameters()
+        self.add_smoothing_parameter()
         self.add_training_parameter()
         self.add_output_parameters("Sharpened 10 m bands")
 
