@@ -362,6 +362,7 @@ def train(problems: list[FusionProblem], options: SolverOptions | None = None,
                 for p, a in zip(net.parameters(), averaged_weights):
                     p.copy_(a / n_average)
         _recalibrate_batch_norm(net, estimators, zs)
+    record.seconds_per_iteration = (time.perf_counter() - start) / options.iterations
     if _smoothing_enabled(problem, options):
         with torch.no_grad():
             choice = guided_smoothing.choose_strength([smoothing_guides(p) for p in problems], options.seed)
@@ -371,7 +372,6 @@ def train(problems: list[FusionProblem], options: SolverOptions | None = None,
         if result is not None:
             result = model.smoothed(problem, result)
     record.seconds = time.perf_counter() - start
-    record.seconds_per_iteration = record.seconds / options.iterations
     record.loss_history = losses.cpu().tolist()
     record.risk_history = risks.cpu().tolist()
     tail = [r for r in record.risk_history[-max(n_average, 10):] if math.isfinite(r)]
