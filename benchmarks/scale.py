@@ -172,7 +172,7 @@ def quality(iterations: int, size: int = 288, offset: int = 6, crops: int = 2, c
     return out
 
 
-def run_one(folder: str, iterations: int, tile: int, threads: int) -> dict:
+def run_one(folder: str, iterations: int, tile: int, threads: int, smoothing: bool = True) -> dict:
     """Child process: sharpen the scene in `folder` and print a JSON line with timings and peak RSS."""
     sys.path.insert(0, str(ROOT))
     import torch
@@ -186,8 +186,8 @@ def run_one(folder: str, iterations: int, tile: int, threads: int) -> dict:
     groups = {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M, "60m": s2.GROUP_60M}
     inputs = raster_io.open_band_rasters({k: str(folder / f"{k}.tif") for k in groups}, groups)
     window = raster_io.plan_area(inputs)
-    settings = sharpening.SharpeningSettings(options=SolverOptions(iterations=iterations, threads=threads, device="cpu"),
-                                             tile_size=tile, tile_overlap=48, training="scene")
+    options = SolverOptions(iterations=iterations, threads=threads, device="cpu", smoothing=None if smoothing else False)
+    settings = sharpening.SharpeningSettings(options=options, tile_size=tile, tile_overlap=48, training="scene")
     marks = {}
 
     def progress(t, p):
@@ -232,6 +232,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tile-iterations", type=int, default=300,
                         help="iterations assumed for the full-tile estimate (training time scaled per iteration)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--no-smoothing", action="store_true", help="turn the guided smoothing off (to time it)")
     parser.add_argument("--quality", action="store_true",
                         help="instead of the size sweep: tiled (crops + tiles) against whole-window training")
     parser.add_argument("--run-one", help=argparse.SUPPRESS)
@@ -252,7 +253,7 @@ def main(argv=None) -> int:
         write_json(args.json, result)
         return 0
     if args.run_one:
-        print(json.dumps(run_one(args.run_one, args.iterations, args.tile, args.threads)))
+        print(json.dumps(run_one(args.run_one, args.iterations, args.tile, args.threads, not args.no_smoothing)))
         return 0
 
     bands = load_dsen2()
@@ -263,7 +264,8 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory(prefix=f"sure_scale_{size}_") as tmp:
             write_scene(Path(tmp), assemble(bands, size))
             child = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--run-one", tmp, "--iterations",
-                                    str(args.iterations), "--tile", str(args.tile), "--threads", str(args.threads)],
+                                    str(args.iterations), "--tile", str(args.tile), "--threads", str(args.threads)]
+                                   + (["--no-smoothing"] if args.no_smoothing else []),
                                    cwd=ROOT, capture_output=True, text=True, check=True)
             row = json.loads(child.stdout.strip().splitlines()[-1])
         row["mpx"] = size * size / 1e6
