@@ -26,8 +26,8 @@ it chose strong smoothing that cost up to 7 % ERGAS.
 Measured on the APEX first estimate (seeds 0, 1, 2; SURE chose h = 0.9 every time), per-pixel SAM and MSRE of
 the 8 sharpened bands: SNR 40, 2.89° → 2.38°, 30.05 → 30.17 dB; SNR 30, 4.46° → 3.17°, 26.04 → 26.39 dB. The
 darkest tenth of the pixels goes from 13° to 8° (40 dB) and from 23° to 11° (30 dB). Search radius 7 is a
-compromise with time: radius 8 gave 2.37° / 3.15° for 6.3 s per 1120² px 12-band tile (2 threads), radius 7
-4.9 s, radius 6 2.40° / 3.20° for 3.8 s. Weights from all 12 bands of the estimate, a second pass on
+compromise with time: per 1120² px 12-band tile on 2 threads, radius 8 gave 2.37° / 3.15° for 6.3 s, radius 7
+4.9 s, radius 6 2.40° / 3.20° for 3.8 s (timed before the symmetric pass, which brought radius 7 to 3.2 s). Weights from all 12 bands of the estimate, a second pass on
 pre-smoothed guides and a centre weight set to the largest neighbour weight were all worse; guides denoised
 beforehand by BM3D (+1.1 dB on the 10 m bands at SNR 30) changed SAM by 0.03° only.
 """
@@ -56,35 +56,46 @@ def _whitened(guides: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 def _nonlocal_means(image: torch.Tensor, guides: torch.Tensor, sigma: torch.Tensor, strengths: list[float],
                     search: int, patch: int) -> torch.Tensor:
     """(len(strengths), *image.shape): the guided non-local mean of `image` for each strength > 0. The patch
-    distances do not depend on h, so one pass over the offsets serves every strength."""
+    distances do not depend on h, so one pass over the offsets serves every strength; and the weight of q for p
+    is the weight of p for q, so each distance map serves an offset and its opposite (measured: 1.4× faster)."""
     rows, cols = image.shape[-2:]
     if guides.shape[-2:] != (rows, cols):
         raise ValueError(f"guides are {tuple(guides.shape[-2:])} px but the image is {(rows, cols)} px")
-    search = min(search, rows - 1, cols - 1)
-    reach = search + patch
+    search = min(search, (min(rows, cols) - 1 - patch) // 2)
     flat = image.reshape(-1, rows, cols)
-    if min(rows, cols) <= reach:  # too small to reflect: no neighbours to average with
+    if search < 1:  # too small to reflect: no neighbours to average with
         return flat.expand(len(strengths), -1, -1, -1).reshape(len(strengths), *image.shape).clone()
+    # distances are computed on the image grown by `search` on every side (the opposite offset reads them shifted)
+    grown = (rows + 2 * search, cols + 2 * search)
+    reach = 2 * search + patch
     white = F.pad(_whitened(guides, sigma)[None], (reach,) * 4, mode="reflect")[0]
     values = F.pad(flat[None], (search,) * 4, mode="reflect")[0]
-    centre = white[:, search:search + rows + 2 * patch, search:search + cols + 2 * patch]
+    centre = white[:, search:search + grown[0] + 2 * patch, search:search + grown[1] + 2 * patch]
     size = 2 * patch + 1
     scale = torch.tensor([-1.0 / (2.0 * h ** 2) for h in strengths], dtype=white.dtype, device=white.device)[:, None, None]
-    total = flat.new_zeros((len(strengths), *flat.shape))
-    norm = flat.new_zeros((len(strengths), 1, rows, cols))
+    total = flat.expand(len(strengths), -1, -1, -1).clone()            # the pixel itself, weight 1
+    norm = flat.new_ones((len(strengths), 1, rows, cols))
     difference = torch.empty_like(centre)
+    inner = (slice(search, search + rows), slice(search, search + cols))
     # in-place and fused operations: 1.8× faster than plain expressions on a 1024² px, 12-band tile
-    for dy in range(-search, search + 1):
+    for dy in range(0, search + 1):
         for dx in range(-search, search + 1):
-            if dy * dy + dx * dx > search * search:
-                continue
-            shifted = white[:, search + dy:search + dy + rows + 2 * patch, search + dx:search + dx + cols + 2 * patch]
+            if (dy == 0 and dx <= 0) or dy * dy + dx * dx > search * search:
+                continue  # half of the disc: the other half is served by symmetry
+            shifted = white[:, search + dy:search + dy + grown[0] + 2 * patch,
+                            search + dx:search + dx + grown[1] + 2 * patch]
             squared = torch.sub(centre, shifted, out=difference).square_().sum(dim=0)
             distance = F.avg_pool2d(squared[None, None], size, stride=1)[0]
             distance = distance.mul_(1.0 / guides.shape[0]).sub_(2.0).clamp_(min=0.0)
-            weight = torch.exp(distance * scale).to(flat.dtype)[:, None]                    # (K, 1, H, W)
-            total.addcmul_(weight, values[None, :, search + dy:search + dy + rows, search + dx:search + dx + cols])
-            norm.add_(weight)
+            weight = torch.exp(distance * scale).to(flat.dtype)[:, None]          # (K, 1, grown rows, grown cols)
+            # offset (dy, dx): weight at p, value at p + offset
+            forward = weight[..., inner[0], inner[1]]
+            total.addcmul_(forward, values[None, :, search + dy:search + dy + rows, search + dx:search + dx + cols])
+            norm.add_(forward)
+            # offset (−dy, −dx): weight w(p − offset, p) = the map at p − offset, value at p − offset
+            backward = weight[..., search - dy:search - dy + rows, search - dx:search - dx + cols]
+            total.addcmul_(backward, values[None, :, search - dy:search - dy + rows, search - dx:search - dx + cols])
+            norm.add_(backward)
     return (total / norm).reshape(len(strengths), *image.shape)
 
 

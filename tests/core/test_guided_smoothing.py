@@ -103,10 +103,13 @@ def test_the_guides_sigma_is_bounded_by_the_cross_band_estimate():
     assert torch.allclose(choice.sigma, bounded)
 
 
-def test_images_too_small_to_search_come_back_unchanged():
+def test_small_images_search_less_and_the_smallest_come_back_unchanged():
     sigma = torch.full((4,), 0.03, dtype=torch.float64)
-    tiny = _noisy(_scene((6, 6), 8), sigma, 9)
+    tiny = _noisy(_scene((3, 3), 8), sigma, 9)
     assert torch.allclose(gs.smooth(tiny, tiny, sigma, 1.0), tiny)
+    small = _noisy(_scene((8, 8), 8), sigma, 9)     # room for a search radius of 3 only
+    out = gs.smooth(small, small, sigma, 1.0)
+    assert torch.isfinite(out).all() and not torch.allclose(out, small)
 
 
 def test_smoothing_lowers_the_spectral_angle_of_an_apex_first_estimate(apex):
