@@ -303,16 +303,17 @@ def first_estimate(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_
     """The linear first estimate the network starts from (regression detail injection from the guide, then a
     SURE-tuned correction by the lr observation), (L, H, W) in lr units, on the CPU. `smoothing`: then the guided
     smoothing (see `guided_smoothing`; the solver does not apply it to the pairs)."""
-    from .guided_smoothing import choose_strength, smooth
+    from .guided_smoothing import choose_strength, smooth_channels
     from .injection import DetailInjectionBase
+    from .solver import smoothed_channels, smoothing_guides
 
     problem, _ = build_problem(lr, guide, model, sigma_lr=sigma_lr, sigma_guide=sigma_guide, geometry=geometry, cond=cond)
     with torch.no_grad():
         estimate = DetailInjectionBase(problem, tune=tune)(problem.network_input())[0]
         if smoothing:
-            guides, noise = problem.observations[0].data, problem.observations[0].sigma
+            guides, noise = smoothing_guides(problem)
             choice = choose_strength([(guides, noise)])
-            estimate = smooth(estimate, guides, choice.sigma, choice.strength)
+            estimate = smooth_channels(estimate, smoothed_channels(problem), guides, choice.sigma, choice.strength)
     return estimate.double().numpy() * float(problem.scale)
 
 

@@ -11,9 +11,10 @@ leaves edges and texture alone.
 What. For pixel p and a neighbour q at most `search` pixels away (a disc), the distance d(p, q) is the mean
 over the guide bands and over a (2·patch+1)² patch of the squared difference of the guides, each band divided
 by its noise σ, so two patches that differ by noise only have d ≈ 2. The weight is exp(−max(d − 2, 0) / (2h²))
-(1 for the pixel itself), and every output band is replaced by its weighted mean. h = 0 leaves the image as
+(1 for the pixel itself), and every band given is replaced by its weighted mean. h = 0 leaves the image as
 it is. The weights come from the guides alone and are the same for every band, so a pixel's spectrum is
-averaged as a whole.
+averaged as a whole. The solver smooths the bands observed at a coarser resolution only (`smoothed_channels`):
+bands observed at the target resolution, like S2's 10 m bands, stay as estimated.
 
 Strength. The same filter applied to the guides themselves is a denoiser of observations with known
 noise, so its risk has an unbiased estimate (SURE, with a Monte-Carlo divergence):
@@ -106,6 +107,16 @@ def smooth(image: torch.Tensor, guides: torch.Tensor, sigma: torch.Tensor, stren
     if strength <= 0 or float(sigma.max()) <= 0:
         return image
     return _nonlocal_means(image, guides, sigma, [float(strength)], search, patch)[0]
+
+
+def smooth_channels(image: torch.Tensor, channels: list[int], guides: torch.Tensor, sigma: torch.Tensor,
+                    strength: float) -> torch.Tensor:
+    """`image` (..., bands, H, W) with only `channels` smoothed (see `smooth`); the others are left as they are."""
+    if strength <= 0 or not channels:
+        return image
+    out = image.clone()
+    out[..., channels, :, :] = smooth(image[..., channels, :, :], guides, sigma, strength)
+    return out
 
 
 def guide_risks(guides: torch.Tensor, sigma: torch.Tensor, strengths, generator: torch.Generator | None = None,

@@ -224,13 +224,21 @@ class TrainedModel:
         if self.smoothing_strength <= 0:
             return x_hat
         guides, _ = smoothing_guides(problem)
-        return guided_smoothing.smooth(x_hat, guides, self.smoothing_sigma.to(guides.device), self.smoothing_strength)
+        return guided_smoothing.smooth_channels(x_hat, smoothed_channels(problem), guides,
+                                                self.smoothing_sigma.to(guides.device), self.smoothing_strength)
 
 
 def smoothing_guides(problem: FusionProblem) -> tuple[torch.Tensor, torch.Tensor]:
     """The bands observed at the target resolution (S2 10 m bands, MS or PAN guides) and their noise σ."""
     observed = [obs for obs in problem.observations if not obs.back_project]
     return torch.cat([obs.data for obs in observed]), torch.cat([obs.sigma for obs in observed])
+
+
+def smoothed_channels(problem: FusionProblem) -> list[int]:
+    """The output bands the smoothing acts on: those observed at a coarser resolution, whose fine detail comes
+    from the guides (bands observed at the target resolution, like S2's 10 m bands, stay as estimated; leaving
+    them out also saves a third of the smoothing's time on a 12-band S2 tile)."""
+    return sorted({ch for obs in problem.observations if obs.back_project for ch in obs.output_channels})
 
 
 def _smoothing_enabled(problem: FusionProblem, options: SolverOptions) -> bool:
