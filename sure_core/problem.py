@@ -61,7 +61,7 @@ class FusionProblem:
     guide_channels: int = 0            # the first input channels that steer the network (the guide stream)
     scale: torch.Tensor | None = None  # multiply the normalised output by this to get data units
     refined_injection: bool = True     # first estimate with the injection gain and ring-wise shrinkage (injection)
-    guided_smoothing: bool = True      # output smoothed by the guides' non-local means (guided_smoothing)
+    guided_smoothing: bool = True      # output smoothed by the guides' non-local means (S2: when their σ is given)
     input_slices: list[slice] = field(init=False)
 
     def __post_init__(self):

@@ -59,6 +59,7 @@ def build_problem(y10, y20, y60=None, sigma: dict | None = None, geometry: Geome
     if scale <= 0:
         raise InvalidInputValueError("all input bands are zero or negative: is this area nodata?")
     sigma = dict(sigma or {})
+    guides_sigma_given = sigma.get("10m") is not None
     observations, channel = [], 0
     for key, data, names, ratio in groups:
         normalised = torch.as_tensor(data / scale, dtype=dtype, device=device)
@@ -75,8 +76,11 @@ def build_problem(y10, y20, y60=None, sigma: dict | None = None, geometry: Geome
         observations.append(Observation(key, normalised, operator, torch.as_tensor(sig, dtype=dtype, device=device),
                                         list(range(channel, channel + len(names))), back_project=ratio > 1))
         channel += len(names)
+    # the guided smoothing picks its strength by a SURE that needs the 10 m bands' true σ: with σ estimated from the
+    # data (too high on textured scenes) it smoothed real detail (demo sample ERGAS 0.930 → 0.957), so it is on
+    # when that σ is given (as in the APEX protocol) and off otherwise, unless SolverOptions.smoothing says
     problem = FusionProblem(observations, out_channels=channel, hr_shape=hr, guide_channels=4,
-                            scale=torch.tensor(scale))
+                            scale=torch.tensor(scale), guided_smoothing=guides_sigma_given)
     return problem, sigma
 
 

@@ -153,12 +153,16 @@ def train_scene(case: SceneCase, read: Callable[[Window], object], shape: tuple[
     device, reason = resolve_device(options.device)
     crops = crops or plan_crops(Window(0, 0, cols, rows), scene.crops, scene.crop_size, case.step)
     crop_data = [read(w) for w in crops]
+    noise_given = bool(noise)
     noise = noise or _median_noise([case.noise(d) for d in crop_data])
     scale = _max_scale([case.scale(d) for d in crop_data])
     # crops must not be too small: on a real 240² px window, 120 px crops made the network worse than its own
     # first estimate (ERGAS 1.84–1.97 against 1.67), 168 px crops gave 1.69–1.71 and the whole window 1.65;
     # leaving the crop borders out of the loss or training on mirrored crops did not help (1.86, 2.04)
     problems = [case.problem(d, noise, scale, device) for d in crop_data]
+    if not noise_given:  # the scene σ was estimated: no guided smoothing unless the options ask for it
+        for p in problems:
+            p.guided_smoothing = False
     del crop_data
     log(f"training one network on {len(crops)} crops of {crops[0].width}×{crops[0].height} px spread over the scene")
     model, record, _ = train(problems, options, callback)

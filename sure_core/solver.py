@@ -42,7 +42,8 @@ class SolverOptions:
     residual: bool = True              # predict a correction to a linear first estimate (see `base`)
     base: str = "injection"            # that first estimate: 'injection' (detail injection) or 'back_projection'
     refined_injection: bool | None = None  # injection gain + ring shrinkage in the first estimate (None: the case's)
-    smoothing: bool | None = None      # guided non-local smoothing of the output, strength by SURE (None: the case's)
+    smoothing: bool | None = None      # guided smoothing of the output, strength by SURE (None: the case's: S2 with
+                                       # the 10 m σ given; True/False: always/never, with the SURE loss)
     band_weighting: str = "relative"   # 'none' (paper) or 'relative' (1 / band energy)
     average_last: float = 0.2          # fraction of final iterations whose estimates are averaged (0 = last iterate)
     adam_eps: float = 1e-8             # the paper uses 1e-3, which damps small gradients

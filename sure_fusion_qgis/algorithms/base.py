@@ -9,7 +9,7 @@ import os
 from dataclasses import replace
 
 from qgis.core import (QgsCoordinateReferenceSystem, QgsProcessingAlgorithm, QgsProcessingException,
-                       QgsProcessingOutputNumber, QgsProcessingParameterBoolean, QgsProcessingOutputString, QgsProcessingParameterEnum,
+                       QgsProcessingOutputNumber, QgsProcessingOutputString, QgsProcessingParameterEnum,
                        QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
 from qgis.PyQt.QtCore import QCoreApplication
@@ -96,14 +96,20 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
             self.THREADS, tr("CPU threads for torch (0 = all cores but one)"), type=NUMBER_INTEGER, defaultValue=0,
             minValue=0, maxValue=256)))
 
+    SMOOTHING_CHOICES = ("auto", "on", "off")
+
     def add_smoothing_parameter(self) -> None:
         """SMOOTHING (advanced): the guided smoothing of the output, its strength chosen by SURE (Sentinel-2)."""
-        smoothing = QgsProcessingParameterBoolean(
-            self.SMOOTHING, tr("Guided smoothing of the output (strength chosen by SURE)"), defaultValue=True)
-        smoothing.setHelp(tr("Averages each pixel with its neighbours whose 10 m patches look alike, as strongly as "
-                             "SURE on the 10 m bands finds useful (possibly not at all): removes the noise the 10 m "
-                             "detail carries into the sharpened bands in flat, dark areas (water, shadow), where it "
-                             "turns the spectra. The strength is written to the output's metadata."))
+        smoothing = QgsProcessingParameterEnum(
+            self.SMOOTHING, tr("Guided smoothing of the output (strength chosen by SURE)"),
+            options=list(self.SMOOTHING_CHOICES), defaultValue="auto", usesStaticStrings=True)
+        smoothing.setHelp(tr("Averages each pixel of the sharpened bands with its neighbours whose 10 m patches look "
+                             "alike, as strongly as SURE on the 10 m bands finds useful (possibly not at all): removes "
+                             "the noise the 10 m detail carries into the sharpened bands in flat, dark areas (water, "
+                             "shadow), where it turns the spectra. SURE needs the 10 m bands' true noise σ: auto "
+                             "(default) smooths when NOISE_SIGMA gives it, and not when σ is estimated from the data "
+                             "(too high on textured scenes, where smoothing would remove real detail). The strength is "
+                             "written to the output's metadata."))
         self.addParameter(advanced(smoothing))
 
     def add_training_parameter(self) -> None:
@@ -192,7 +198,8 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
             if value:
                 changes[field_name] = value
         if self.parameterDefinition(self.SMOOTHING) is not None:
-            changes["smoothing"] = self.parameterAsBool(parameters, self.SMOOTHING, context)
+            choice = self.parameterAsEnumString(parameters, self.SMOOTHING, context) or "auto"
+            changes["smoothing"] = {"auto": None, "on": True, "off": False}[choice]
         if "threads" not in changes:
             # leave a core to QGIS; also, busy-waiting torch threads slow down badly (10×+ seen here) when
             # another process competes for every core

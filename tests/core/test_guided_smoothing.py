@@ -124,13 +124,16 @@ def test_smoothing_lowers_the_spectral_angle_of_an_apex_first_estimate(apex):
     assert msre(t, smoothed[SHARPENED]) > msre(t, plain[SHARPENED])
 
 
-@pytest.mark.parametrize("loss, flag, applied", [("sure", None, True), ("sure", False, False), ("bp", None, False)])
-def test_the_solver_smooths_only_the_sure_recipe_and_records_the_strength(apex, loss, flag, applied):
+@pytest.mark.parametrize("loss, flag, sigma_given, applied", [
+    ("sure", None, True, True),      # auto: σ of the 10 m bands given (the APEX protocol) → smoothed
+    ("sure", None, False, False),    # auto: σ estimated from the data → not smoothed
+    ("sure", True, False, True), ("sure", False, True, False), ("bp", True, True, False)])
+def test_the_solver_smooths_the_sure_recipe_as_asked_and_records_the_strength(apex, loss, flag, sigma_given, applied):
     from sure_core.simulation import simulate_s2
 
     sim = simulate_s2(np.ascontiguousarray(apex[:, 96:192, 96:192]), 30.0, seed=0)
     options = SolverOptions(iterations=2, loss=loss, smoothing=flag, device="cpu", width=4, skip_width=2)
-    _, record = s2_sharpening.sharpen(sim.y10, sim.y20, sim.y60, sigma=sim.sigma, options=options,
-                                      geometry="zero_phase")
+    _, record = s2_sharpening.sharpen(sim.y10, sim.y20, sim.y60, sigma=sim.sigma if sigma_given else None,
+                                      options=options, geometry="zero_phase")
     assert (record.smoothing_strength > 0) is applied
     assert bool(record.smoothing_risks) is applied

@@ -133,14 +133,16 @@ def test_cancel_during_scene_training_leaves_no_output(provider, synthetic_raste
     assert list(tmp_path.iterdir()) == []
 
 
-def test_guided_smoothing_can_be_turned_off_and_is_recorded(provider, synthetic_rasters, tmp_path):
+def test_guided_smoothing_follows_its_parameter_and_is_recorded(provider, synthetic_rasters, tmp_path):
     import json
 
     recorded = {}
-    for flag in (True, False):
-        out = tmp_path / f"out_{flag}.tif"
-        run_alg({**_inputs(synthetic_rasters), "ITERATIONS": 1, "SMOOTHING": flag, "OUTPUT": str(out)})
+    for choice in ("auto", "on", "off"):
+        out = tmp_path / f"out_{choice}.tif"
+        run_alg({**_inputs(synthetic_rasters), "ITERATIONS": 1, "SMOOTHING": choice, "OUTPUT": str(out)})
         md = gdal.Open(str(out)).GetMetadata()
-        recorded[flag] = (float(md["GUIDED_SMOOTHING_STRENGTH"].split()[0]), json.loads(md["SOLVER_OPTIONS"])["smoothing"])
-    assert recorded[False] == (0.0, False)
-    assert recorded[True][1] is True and recorded[True][0] >= 0
+        recorded[choice] = (float(md["GUIDED_SMOOTHING_STRENGTH"].split()[0]),
+                            json.loads(md["SOLVER_OPTIONS"])["smoothing"])
+    assert recorded["off"] == (0.0, False)
+    assert recorded["auto"] == (0.0, None)       # σ estimated from the data (no NOISE_SIGMA): no smoothing
+    assert recorded["on"][1] is True and recorded["on"][0] >= 0
