@@ -27,7 +27,7 @@ from .noise import estimate_noise_sigma
 from .operators import BlurDecimate, SpectralResponse
 from .problem import FusionProblem, Observation
 from .psf import Geometry, sigma_from_mtf
-from .solver import ProgressCallback, RunRecord, SolverOptions, solve
+from .solver import ProgressCallback, RunRecord, SolverOptions, smooth_alone, solve
 
 DEFAULT_COND = 1e-3
 #: Low-resolution pixels used by the sensor-model regressions (a regular subsample beyond this).
@@ -303,17 +303,13 @@ def first_estimate(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_
     """The linear first estimate the network starts from (regression detail injection from the guide, then a
     SURE-tuned correction by the lr observation), (L, H, W) in lr units, on the CPU. `smoothing`: then the guided
     smoothing (see `guided_smoothing`; the solver does not apply it to the pairs)."""
-    from .guided_smoothing import choose_strength, smooth_channels
     from .injection import DetailInjectionBase
-    from .solver import smoothed_channels, smoothing_guides
 
     problem, _ = build_problem(lr, guide, model, sigma_lr=sigma_lr, sigma_guide=sigma_guide, geometry=geometry, cond=cond)
     with torch.no_grad():
         estimate = DetailInjectionBase(problem, tune=tune)(problem.network_input())[0]
         if smoothing:
-            guides, noise = smoothing_guides(problem)
-            choice = choose_strength([(guides, noise)])
-            estimate = smooth_channels(estimate, smoothed_channels(problem), guides, choice.sigma, choice.strength)
+            estimate = smooth_alone(problem, estimate)
     return estimate.double().numpy() * float(problem.scale)
 
 

@@ -13,7 +13,7 @@ from .noise import estimate_noise_sigma
 from .operators import BlurDecimate, Identity
 from .problem import FusionProblem, Observation
 from .psf import Geometry
-from .solver import ProgressCallback, RunRecord, SolverOptions, solve
+from .solver import ProgressCallback, RunRecord, SolverOptions, smooth_alone, solve
 
 DEFAULT_COND = 1e-3
 
@@ -98,17 +98,13 @@ def first_estimate(y10, y20, y60=None, *, sigma: dict | None = None, geometry: G
     SURE-tuned correction, `refined` the injection gain and ring-wise shrinkage (see `injection`), `smoothing`
     the guided smoothing the solver applies to its output, with the strength SURE picks (see `guided_smoothing`).
     """
-    from .guided_smoothing import choose_strength, smooth_channels
     from .injection import DetailInjectionBase
-    from .solver import smoothed_channels, smoothing_guides
 
     problem, _ = build_problem(y10, y20, y60, sigma, geometry, cond)
     with torch.no_grad():
         grouped = DetailInjectionBase(problem, tune=tune, refined=refined)(problem.network_input())[0]
         if smoothing:
-            guides, noise = smoothing_guides(problem)
-            choice = choose_strength([(guides, noise)])
-            grouped = smooth_channels(grouped, smoothed_channels(problem), guides, choice.sigma, choice.strength)
+            grouped = smooth_alone(problem, grouped)
         grouped = grouped.numpy()
     names = s2.GROUP_10M + s2.GROUP_20M + (s2.GROUP_60M if y60 is not None else ())
     return grouped[s2.grouped_to_spectral(names)] * float(problem.scale)

@@ -242,6 +242,14 @@ def smoothed_channels(problem: FusionProblem) -> list[int]:
     return sorted({ch for obs in problem.observations if obs.back_project for ch in obs.output_channels})
 
 
+def smooth_alone(problem: FusionProblem, x_hat: torch.Tensor) -> torch.Tensor:
+    """x̂ (bands, H, W) after the guided smoothing with the strength SURE picks on this problem's guides (the
+    first-estimate-only paths of the benchmarks; the solver itself goes through `train`)."""
+    guides, noise = smoothing_guides(problem)
+    choice = guided_smoothing.choose_strength([(guides, noise)])
+    return guided_smoothing.smooth_channels(x_hat, smoothed_channels(problem), guides, choice.sigma, choice.strength)
+
+
 def _smoothing_enabled(problem: FusionProblem, options: SolverOptions) -> bool:
     # like the SURE-tuned first estimate, the smoothing needs a risk estimate: the BP-only recipe goes without
     wanted = problem.guided_smoothing if options.smoothing is None else options.smoothing
