@@ -196,7 +196,7 @@ class TrainedModel:
     guide_channels: list[int]
     injection: InjectionFit | None      # scene-wide first estimate (residual recipe with detail injection)
     options: SolverOptions
-    smoothing_strength: float = 0.0     # guided smoothing applied to every output (see `guided_smoothing`)
+    smoothing_strength: float = 0.0     # guided smoothing of every output's coarse bands (see `guided_smoothing`)
     smoothing_sigma: torch.Tensor | None = None   # the guides' σ it weighs patches with (normalised scale)
 
     _inference_net: nn.Module | None = field(default=None, init=False, repr=False)

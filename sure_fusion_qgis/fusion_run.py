@@ -71,7 +71,7 @@ class FusionResult:
     @property
     def smoothing(self) -> str:
         """The guided smoothing's strength h, one value per distinct choice over the tiles (0: not applied)."""
-        strengths = sorted({getattr(r, "smoothing_strength", 0.0) for r in self.records})
+        strengths = sorted({r.smoothing_strength for r in self.records})
         return ", ".join(f"{h:g}" for h in strengths) if strengths else "0"
 
     @property

@@ -96,7 +96,8 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
             self.THREADS, tr("CPU threads for torch (0 = all cores but one)"), type=NUMBER_INTEGER, defaultValue=0,
             minValue=0, maxValue=256)))
 
-    SMOOTHING_CHOICES = ("auto", "on", "off")
+    #: SMOOTHING choice → SolverOptions.smoothing (None: the case decides: S2 smooths when the 10 m σ is given)
+    SMOOTHING_CHOICES = {"auto": None, "on": True, "off": False}
 
     def add_smoothing_parameter(self) -> None:
         """SMOOTHING (advanced): the guided smoothing of the output, its strength chosen by SURE (Sentinel-2)."""
@@ -199,7 +200,7 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
                 changes[field_name] = value
         if self.parameterDefinition(self.SMOOTHING) is not None:
             choice = self.parameterAsEnumString(parameters, self.SMOOTHING, context) or "auto"
-            changes["smoothing"] = {"auto": None, "on": True, "off": False}[choice]
+            changes["smoothing"] = self.SMOOTHING_CHOICES[choice]
         if "threads" not in changes:
             # leave a core to QGIS; also, busy-waiting torch threads slow down badly (10×+ seen here) when
             # another process competes for every core
