@@ -212,7 +212,8 @@ def _fit_gain(problems: list[FusionProblem], i: int, owns: list, guides: list, w
         s = _prediction(g, w)[0].double()
         y = op.observation_from_back_projection(own[0]).double()
         rings = [a + b.cpu() for a, b in zip(rings, detail_gain.ring_sums(y, op.A(s), op.ratio))]
-    return detail_gain.gain_table(detail_gain.fit_decay(*rings)).to(w.device)
+    ratio = problems[0].observations[i].operator.ratio
+    return detail_gain.gain_table(detail_gain.fit_gain(*rings, ratio)).to(w.device)
 
 
 def fit_injection(problems: list[FusionProblem], tune: bool = True, cascade: bool = True,
