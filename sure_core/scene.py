@@ -160,9 +160,10 @@ def train_scene(case: SceneCase, read: Callable[[Window], object], shape: tuple[
     # first estimate (ERGAS 1.84–1.97 against 1.67), 168 px crops gave 1.69–1.71 and the whole window 1.65;
     # leaving the crop borders out of the loss or training on mirrored crops did not help (1.86, 2.04)
     problems = [case.problem(d, noise, scale, device) for d in crop_data]
-    if not noise_given:  # the scene σ was estimated: no guided smoothing unless the options ask for it
-        for p in problems:
+    if not noise_given:  # the scene σ was estimated: no guided smoothing unless the options ask for it, and no
+        for p in problems:  # cross-band ring matrices (both need the true σ; see s2_sharpening.build_problem)
             p.guided_smoothing = False
+            p.cross_band_shrinkage = False
     del crop_data
     log(f"training one network on {len(crops)} crops of {crops[0].width}×{crops[0].height} px spread over the scene")
     model, record, _ = train(problems, options, callback)
