@@ -32,11 +32,16 @@ def haar_diagonal(image: np.ndarray) -> np.ndarray:
     return (x[:, ::2, ::2] - x[:, 1::2, ::2] - x[:, ::2, 1::2] + x[:, 1::2, 1::2]) / 2.0
 
 
-def _block_mad_sigmas(coefficients: np.ndarray) -> np.ndarray:
+def _blocks(coefficients: np.ndarray) -> np.ndarray:
+    """(blocks, BLOCK²): the BLOCK×BLOCK blocks of a coefficient map (a partial last row or column is dropped)."""
     h, w = coefficients.shape
     nh, nw = h // BLOCK, w // BLOCK
     blocks = coefficients[:nh * BLOCK, :nw * BLOCK].reshape(nh, BLOCK, nw, BLOCK).transpose(0, 2, 1, 3)
-    return np.median(np.abs(blocks.reshape(nh * nw, BLOCK * BLOCK)), axis=1) / _MAD_TO_SIGMA
+    return blocks.reshape(nh * nw, BLOCK * BLOCK)
+
+
+def _block_mad_sigmas(coefficients: np.ndarray) -> np.ndarray:
+    return np.median(np.abs(_blocks(coefficients)), axis=1) / _MAD_TO_SIGMA
 
 
 def _calibration() -> float:
@@ -48,11 +53,14 @@ def _calibration() -> float:
     return _CALIBRATION[key]
 
 
-def _robust_sigma(residual: np.ndarray) -> float:
-    per_block = _block_mad_sigmas(residual)
+def _robust_sigma(residual: np.ndarray, flat: np.ndarray) -> float:
+    """σ of a band's residual coefficients; `flat` marks where the band's own coefficients are exactly zero (an
+    area filled with one value, e.g. nodata), which would pull the low quantile to 0 and are left out."""
+    per_block = _block_mad_sigmas(residual)[_blocks(flat).mean(axis=1) <= 0.1]
     if per_block.size >= MIN_BLOCKS:
         return float(np.quantile(per_block, QUANTILE)) / _calibration()
-    return float(np.median(np.abs(residual))) / _MAD_TO_SIGMA
+    kept = residual[~flat]
+    return float(np.median(np.abs(kept))) / _MAD_TO_SIGMA if kept.size else 0.0
 
 
 def cross_band_noise_sigma(image, guides=None) -> np.ndarray:
@@ -79,5 +87,14 @@ def cross_band_noise_sigma(image, guides=None) -> np.ndarray:
             residual = (flat[b] - coef @ predictors) * np.sqrt(n / (n - predictors.shape[0]))  # lost degrees of freedom
         else:
             residual = flat[b]
-        sigmas.append(_robust_sigma(residual.reshape(hh.shape[1:])))
+        sigmas.append(_robust_sigma(residual.reshape(hh.shape[1:]), hh[b] == 0))
     return np.asarray(sigmas)
+
+
+def bounded_noise_sigma(image, guides=None) -> np.ndarray:
+    """Per band, the smaller of the wavelet estimate (`noise.estimate_noise_sigma`) and the cross-band one: both are
+    upper bounds of the noise on real scenes (texture passes for noise), each the tighter where the other is loose
+    (the wavelet one on bands that nothing else predicts, like B8 among the 10 m bands)."""
+    from .noise import estimate_noise_sigma
+
+    return np.minimum(estimate_noise_sigma(image), cross_band_noise_sigma(image, guides))
