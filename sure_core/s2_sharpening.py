@@ -15,6 +15,9 @@ from .psf import Geometry
 from .solver import ProgressCallback, RunRecord, SolverOptions, smooth_alone, solve
 
 DEFAULT_COND = 1e-3
+#: how σ is estimated when not given (`estimate_sigma`), for the output's provenance
+SIGMA_ESTIMATOR = ("per band, the smaller of the wavelet MAD and the cross-band estimate (finest-scale detail that "
+                   "the other bands and the finer bands on the band's grid do not explain)")
 
 
 def _as_array(name: str, a, bands: int) -> np.ndarray:

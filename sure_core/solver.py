@@ -101,6 +101,7 @@ class RunRecord:
     seconds_per_iteration: float = 0.0
     parameters: int = 0
     smoothing_strength: float = 0.0                           # h of the guided smoothing (0: none)
+    cross_band_shrinkage: bool = False                        # first estimate's LR residuals mixed across bands
     smoothing_risks: dict = field(default_factory=dict)       # h → SURE of smoothing the guides
 
 
@@ -306,6 +307,7 @@ def train(problems: list[FusionProblem], options: SolverOptions | None = None,
         if options.base == "injection":
             # the BP-only recipe uses no risk estimate anywhere, so its first estimate is not SURE-tuned either
             injection = fit_injection(problems, tune=options.loss == "sure", refined=options.refined_injection)
+            record.cross_band_shrinkage = any(s is not None and s.matrices is not None for s in injection.shrink)
     guides = _spectral_guide_channels(problem) if options.residual else []
     if not options.residual:  # the paper feeds the [0, 1]-scaled data as it is
         mean, std = torch.zeros(1, zs[0].shape[1], 1, 1, device=device), torch.ones(1, zs[0].shape[1], 1, 1, device=device)

@@ -210,7 +210,7 @@ def run_provenance(settings: RunSettings, result: FusionResult, inputs) -> dict[
                               "over the area, applied tile by tile"}[result.training],
         "NOISE_SIGMA": ", ".join(f"{n}={result.sigma_by_band[n]:.6g}" for n in result.band_names
                                  if n in result.sigma_by_band),
-        "NOISE_SIGMA_SOURCE": "given" if settings.sigma else "estimated (wavelet MAD)",
+        "NOISE_SIGMA_SOURCE": "given" if settings.sigma else "estimated from the data",
         "TILES": f"{len(result.tiles)} (size {settings.tile_size or 'whole area'}, overlap {settings.tile_overlap})",
         "BAND_ORDER": ",".join(result.band_names),
         "UNITS": inputs.units,

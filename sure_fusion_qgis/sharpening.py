@@ -108,10 +108,25 @@ def _sigma_by_band(inputs: SentinelInputs, records: list) -> dict[str, float]:
     return {name: float(np.mean(v)) for name, v in sums.items()}
 
 
+def _first_estimate_shrinkage(records: list) -> str:
+    """How the first estimate's low-resolution residuals were shrunk (see sure_core.injection)."""
+    options = records[0].options
+    if not options["residual"]:
+        return "none: the paper's recipe has no first estimate"
+    if options["loss"] != "sure":
+        return "none: the BP recipe uses no risk estimate (H = 1)"
+    if any(r.cross_band_shrinkage for r in records):
+        return "cross-band ring matrices chosen by SURE (the coarse bands' σ was given)"
+    return "per-band Tikhonov and ring factors chosen by SURE"
+
+
 def provenance(inputs: SentinelInputs, settings: SharpeningSettings, result: SharpeningResult
                ) -> tuple[dict[str, str], list[dict[str, str]]]:
     """Dataset and per-band metadata: enough to know how every number in the file was made."""
     dataset = run_provenance(settings, result, inputs)
+    if not settings.sigma:
+        dataset["NOISE_SIGMA_SOURCE"] = f"estimated: {core_module('s2_sharpening').SIGMA_ESTIMATOR}"
+    dataset["FIRST_ESTIMATE_SHRINKAGE"] = _first_estimate_shrinkage(result.records)
     centres = {b.name: b.centre_nm for b in core_module("sentinel2").BANDS}
     bands = [{"BANDNAME": n, "WAVELENGTH": f"{centres[n]:g}", "WAVELENGTH_UNIT": "nm",
               "NOISE_SIGMA": f"{result.sigma_by_band.get(n, float('nan')):.6g}",

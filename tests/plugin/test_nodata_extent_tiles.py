@@ -146,3 +146,12 @@ def test_guided_smoothing_follows_its_parameter_and_is_recorded(provider, synthe
     assert recorded["off"] == (0.0, False)
     assert recorded["auto"] == (0.0, None)       # σ estimated from the data (no NOISE_SIGMA): no smoothing
     assert recorded["on"][1] is True and recorded["on"][0] >= 0
+
+
+def test_a_given_sigma_turns_on_the_cross_band_shrinkage_and_is_recorded(provider, synthetic_rasters, tmp_path):
+    out = tmp_path / "out.tif"
+    run_alg({**_inputs(synthetic_rasters), "ITERATIONS": 1, "NOISE_SIGMA": "0.01", "OUTPUT": str(out)})
+    md = gdal.Open(str(out)).GetMetadata()
+    assert md["NOISE_SIGMA_SOURCE"] == "given"
+    assert md["FIRST_ESTIMATE_SHRINKAGE"].startswith("cross-band ring matrices")
+    assert float(md["GUIDED_SMOOTHING_STRENGTH"].split()[0]) >= 0

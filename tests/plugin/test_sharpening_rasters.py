@@ -66,6 +66,8 @@ def test_metadata_records_the_run(sharpened):
     assert "Deep SURE" in md["METHOD"]
     assert np.isfinite(float(md["FINAL_SURE_RISK"]))
     assert float(md["GUIDED_SMOOTHING_STRENGTH"].split()[0]) >= 0   # the SURE choice of h, recorded as a number
+    assert md["NOISE_SIGMA_SOURCE"].startswith("estimated: per band, the smaller of the wavelet MAD")
+    assert md["FIRST_ESTIMATE_SHRINKAGE"] == "per-band Tikhonov and ring factors chosen by SURE"
     assert float(md["SECONDS"]) > 0
     sigma = dict(item.split("=") for item in md["NOISE_SIGMA"].split(", "))
     assert set(sigma) == set(SPECTRAL) and all(float(v) > 0 for v in sigma.values())
