@@ -172,7 +172,10 @@ def quality(iterations: int, size: int = 288, offset: int = 6, crops: int = 2, c
     return out
 
 
-def run_one(folder: str, iterations: int, tile: int, threads: int, smoothing: bool = True) -> dict:
+SMOOTHING = {"auto": None, "on": True, "off": False}   # SolverOptions.smoothing (auto: only with σ given)
+
+
+def run_one(folder: str, iterations: int, tile: int, threads: int, smoothing: str = "auto") -> dict:
     """Child process: sharpen the scene in `folder` and print a JSON line with timings and peak RSS."""
     sys.path.insert(0, str(ROOT))
     import torch
@@ -186,7 +189,7 @@ def run_one(folder: str, iterations: int, tile: int, threads: int, smoothing: bo
     groups = {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M, "60m": s2.GROUP_60M}
     inputs = raster_io.open_band_rasters({k: str(folder / f"{k}.tif") for k in groups}, groups)
     window = raster_io.plan_area(inputs)
-    options = SolverOptions(iterations=iterations, threads=threads, device="cpu", smoothing=None if smoothing else False)
+    options = SolverOptions(iterations=iterations, threads=threads, device="cpu", smoothing=SMOOTHING[smoothing])
     settings = sharpening.SharpeningSettings(options=options, tile_size=tile, tile_overlap=48, training="scene")
     marks = {}
 
@@ -232,7 +235,8 @@ def main(argv=None) -> int:
     parser.add_argument("--tile-iterations", type=int, default=300,
                         help="iterations assumed for the full-tile estimate (training time scaled per iteration)")
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--no-smoothing", action="store_true", help="turn the guided smoothing off (to time it)")
+    parser.add_argument("--smoothing", choices=list(SMOOTHING), default="auto",
+                        help="the guided smoothing: auto (the default: off, σ being estimated), on, off (to time it)")
     parser.add_argument("--quality", action="store_true",
                         help="instead of the size sweep: tiled (crops + tiles) against whole-window training")
     parser.add_argument("--run-one", help=argparse.SUPPRESS)
@@ -253,7 +257,7 @@ def main(argv=None) -> int:
         write_json(args.json, result)
         return 0
     if args.run_one:
-        print(json.dumps(run_one(args.run_one, args.iterations, args.tile, args.threads, not args.no_smoothing)))
+        print(json.dumps(run_one(args.run_one, args.iterations, args.tile, args.threads, args.smoothing)))
         return 0
 
     bands = load_dsen2()
@@ -264,8 +268,8 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory(prefix=f"sure_scale_{size}_") as tmp:
             write_scene(Path(tmp), assemble(bands, size))
             child = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--run-one", tmp, "--iterations",
-                                    str(args.iterations), "--tile", str(args.tile), "--threads", str(args.threads)]
-                                   + (["--no-smoothing"] if args.no_smoothing else []),
+                                    str(args.iterations), "--tile", str(args.tile), "--threads", str(args.threads),
+                                    "--smoothing", args.smoothing],
                                    cwd=ROOT, capture_output=True, text=True, check=True)
             row = json.loads(child.stdout.strip().splitlines()[-1])
         row["mpx"] = size * size / 1e6
