@@ -106,13 +106,14 @@ def _ring_position(op, rings: int) -> torch.Tensor:
 
 
 def _ring_map(op, table: torch.Tensor) -> torch.Tensor:
-    """(bands, h, w//2+1): the ring factors (bands, rings) interpolated linearly between ring centres."""
-    rings = table.shape[1]
+    """(..., h, w//2+1): a table (..., rings) of values per ring (factors per band, or matrix entries) interpolated
+    linearly between ring centres over the rfft2 grid of the operator's LR shape."""
+    rings = table.shape[-1]
     centre = (_ring_position(op, rings) - 0.5).clamp(0, rings - 1)
     low = centre.floor().long().clamp(max=max(rings - 2, 0))
     frac = (centre - low).clamp(0, 1)
     high = (low + 1).clamp(max=rings - 1)
-    return table[:, low] * (1 - frac) + table[:, high] * frac
+    return table[..., low] * (1 - frac) + table[..., high] * frac
 
 
 def _residual_spectrum(op, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -176,18 +177,6 @@ def _ring_normal_equations(spectrum: tuple, op, sigma: torch.Tensor, rings: int,
     return gram.reshape(bands, rings, bands, bands), rhs
 
 
-def _ring_matrix_map(op, table: torch.Tensor) -> torch.Tensor:
-    """(bands, bands, h, w//2+1): the ring matrices (rings, bands, bands) interpolated linearly between ring
-    centres, as `_ring_map` does for factors."""
-    rings = table.shape[0]
-    centre = (_ring_position(op, rings) - 0.5).clamp(0, rings - 1)
-    low = centre.floor().long().clamp(max=max(rings - 2, 0))
-    frac = (centre - low).clamp(0, 1)
-    high = (low + 1).clamp(max=rings - 1)
-    t = table.permute(1, 2, 0)
-    return t[:, :, low] * (1 - frac) + t[:, :, high] * frac
-
-
 @dataclass
 class Shrinkage:
     """H of one group: the Tikhonov τ (bands,), then either nothing (τ alone), one factor per band and ring
@@ -236,7 +225,8 @@ class Shrinkage:
             return spectrum * self.over_gram(op)
         lam = op.gram_eigenvalues
         shrunk = spectrum * (lam / (lam + self.tau.to(lam)[:, None, None]))
-        mixed = torch.einsum("klhw,...lhw->...khw", _ring_matrix_map(op, self.matrices).to(spectrum), shrunk)
+        matrices = _ring_map(op, self.matrices.permute(1, 2, 0))                 # (bands, bands, h, w//2+1)
+        mixed = torch.einsum("klhw,...lhw->...khw", matrices.to(spectrum), shrunk)
         mixed[..., 0, 0] = spectrum[..., 0, 0]  # the band means are never shrunk
         return mixed / lam
 
