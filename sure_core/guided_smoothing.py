@@ -37,7 +37,7 @@ SNR 30 (first estimate, seeds 0 and 1, SURE's h = 0.9 throughout) SAM went 3.08 
 radius 7 (74 offsets in the half disc), 2.99 / 2.98° with radius 11 (188), 2.95 / 2.94° with radius 15 (354),
 with MSRE unchanged to ±0.01 dB. Far neighbours need not be dense: every pixel up to radius 7 and every second
 row and column up to radius 21 (230 offsets) gave 2.96 / 2.95°. That is the search used; over the three seeds
-(with the Lorentzian 60 m gain and the cross-band ring matrices) SAM 2.93 → 2.82° at SNR 30 and 2.09 → 2.05° at
+(with the Lorentzian 60 m gain and the cross-band ring matrices) SAM 2.89 → 2.79° at SNR 30 and 2.09 → 2.04° at
 SNR 40 against radius 7, MSRE +0.005 dB, for 3.1× the time (a 1120² px tile of 8 bands on 2 threads: 1.2 →
 3.8 s). Patches of 5×5 or 7×7 instead of 3×3 were worse (SAM 3.28 and 3.48° at SNR 30). Weights from all 12
 bands of the estimate, a second pass on pre-smoothed guides and a centre weight set to the largest neighbour
