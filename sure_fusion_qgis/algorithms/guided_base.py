@@ -21,7 +21,8 @@ from ..raster_io import RasterIOError
 from ..report import build_report
 from .base import FeedbackBridge, SureFusionAlgorithm, tr
 
-PAIR_SIGMA_HELP = ("Empty: estimate σ of every band from the data (wavelet MAD). Otherwise the low-resolution "
+PAIR_SIGMA_HELP = ("Empty: estimate σ of every band from the data (wavelet MAD; for the MS bands of pansharpening, "
+                   "what the other MS bands and the PAN cannot predict). Otherwise the low-resolution "
                    "bands' σ, optionally followed by ';' and the guide's σ, each one number for all bands or one "
                    "per band (comma-separated), in the data's units. Example: '0.01' or '0.01; 4.5'.")
 
