@@ -62,8 +62,8 @@ class FusionProblem:
     scale: torch.Tensor | None = None  # multiply the normalised output by this to get data units
     refined_injection: bool = True     # first estimate with the injection gain and ring-wise shrinkage (injection)
     guided_smoothing: bool = True      # output smoothed by the guides' non-local means (S2: when their σ is given)
-    cross_band_shrinkage: bool = False  # refined injection: LR residuals shrunk by cross-band ring matrices (their
-                                        # SURE needs the true σ: S2 when the coarse bands' σ is given)
+    cross_band_shrinkage: bool = False  # refined injection: LR residuals shrunk by cross-band ring matrices (S2
+                                        # when the coarse bands' σ is given; see injection)
     input_slices: list[slice] = field(init=False)
 
     def __post_init__(self):

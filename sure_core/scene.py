@@ -161,7 +161,7 @@ def train_scene(case: SceneCase, read: Callable[[Window], object], shape: tuple[
     # leaving the crop borders out of the loss or training on mirrored crops did not help (1.86, 2.04)
     problems = [case.problem(d, noise, scale, device) for d in crop_data]
     if not noise_given:  # the scene σ was estimated: no guided smoothing unless the options ask for it, and no
-        for p in problems:  # cross-band ring matrices (both need the true σ; see s2_sharpening.build_problem)
+        for p in problems:  # cross-band ring matrices (as for one window; see s2_sharpening.build_problem)
             p.guided_smoothing = False
             p.cross_band_shrinkage = False
     del crop_data

@@ -32,8 +32,8 @@ S2_SIGMA_HELP = ("Empty: estimate σ of every band from the data (the smaller of
                  "bands, and the finer bands, cannot predict; still an upper bound on textured scenes). Otherwise one "
                  "number for all bands, or one per output band in spectral order "
                  "(B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B11,B12; without 60 m: no B1, B9), comma-separated, "
-                 "in the data's units. A given σ also turns on what needs the true σ: the guided smoothing (SMOOTHING "
-                 "auto) and the cross-band shrinkage of the first estimate.")
+                 "in the data's units. A given σ also turns on the guided smoothing (SMOOTHING auto) and the cross-band "
+                 "shrinkage of the first estimate.")
 
 
 def tr(text: str) -> str:
