@@ -171,11 +171,9 @@ def fit_gain(cross: torch.Tensor, power: torch.Tensor, moment: torch.Tensor, rat
 
 def gain_table(params: torch.Tensor) -> torch.Tensor:
     """(bands, TABLE_SIZE) gain β₀·exp(−a f − b f²) / (1 + c f²) over the radial frequency grid, from (bands, 4)
-    parameters (β₀, a, b, c); (bands, 3) parameters mean c = 0."""
+    parameters (β₀, a, b, c)."""
     f = torch.arange(TABLE_SIZE, dtype=torch.float64, device=params.device)[None] * TABLE_STEP
-    params = params.double()
-    base, linear, quadratic = params[:, :3].unbind(dim=1)
-    lorentz = params[:, 3] if params.shape[1] > 3 else torch.zeros_like(base)
+    base, linear, quadratic, lorentz = params.double().unbind(dim=1)
     return (base[:, None] * torch.exp(-linear[:, None] * f - quadratic[:, None] * f ** 2)
             / (1.0 + lorentz[:, None] * f ** 2))
 

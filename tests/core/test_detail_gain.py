@@ -22,7 +22,7 @@ def _smooth_field(shape, seed, slope=1.0):
 
 
 def _decayed(field, base, decay, quadratic=0.0):
-    table = detail_gain.gain_table(torch.tensor([[base, decay, quadratic]], dtype=torch.float64))
+    table = detail_gain.gain_table(torch.tensor([[base, decay, quadratic, 0.0]], dtype=torch.float64))
     return detail_gain.apply_gain(torch.from_numpy(field)[None], table)[0].numpy()
 
 
@@ -47,7 +47,7 @@ def test_the_decay_is_recovered_from_the_low_resolution_observation_alone(ratio,
     params = detail_gain.fit_decay(*detail_gain.ring_sums(y, s_lr, ratio))
     # the band is observed up to 0.35/ratio cycles per pixel; the gain is extrapolated to 0.7
     fitted = detail_gain.gain_table(params)[0]
-    true = detail_gain.gain_table(torch.tensor([[base, decay, quadratic]], dtype=torch.float64))[0]
+    true = detail_gain.gain_table(torch.tensor([[base, decay, quadratic, 0.0]], dtype=torch.float64))[0]
     assert torch.allclose(fitted, true, atol=0.03), (params, fitted[::20], true[::20])
 
 
