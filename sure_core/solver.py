@@ -103,6 +103,7 @@ class RunRecord:
     smoothing_strength: float = 0.0                           # h of the guided smoothing (0: none)
     cross_band_shrinkage: bool = False                        # first estimate's LR residuals mixed across bands
     smoothing_risks: dict = field(default_factory=dict)       # h → SURE of smoothing the guides
+    registration: dict = field(default_factory=dict)          # group → measured shift (coregistration)
 
 
 ProgressCallback = Callable[[Progress], "bool | None"]
@@ -292,7 +293,8 @@ def train(problems: list[FusionProblem], options: SolverOptions | None = None,
     options = (options or SolverOptions()).validated()
     problem = problems[0]
     device = problem.observations[0].data.device
-    record = RunRecord(options=asdict(options), device=str(device), device_reason="")
+    record = RunRecord(options=asdict(options), device=str(device), device_reason="",
+                       registration=dict(problems[0].registration))
     if options.threads:
         torch.set_num_threads(options.threads)
     torch.manual_seed(options.seed)

@@ -30,6 +30,7 @@ class RunSettings:
     training: str = "auto"               # see TRAINING_MODES
     scene_crops: int = 4                 # 'scene' training: crops spread over the area, and their side (output px)
     scene_crop_size: int = 192
+    coregistration: str = "auto"         # 'auto': measure and correct each coarse group's sub-pixel shift; 'off'
 
     def effective_training(self, window: Window) -> str:
         """'whole', 'tiles' or 'scene' for an area: 'auto' trains on the whole area when it is small enough

@@ -43,7 +43,7 @@ def sharpen_tile(inputs: SentinelInputs, window: Window, settings: SharpeningSet
         return None, invalid_10m, None
     fused, record = core_module("s2_sharpening").sharpen(
         data["10m"], data["20m"], data.get("60m"), sigma=settings.sigma, options=settings.options, geometry="area",
-        callback=callback)
+        callback=callback, registration=settings.coregistration)
     fused[:, invalid_10m] = OUTPUT_NODATA
     return fused, invalid_10m, record
 
@@ -52,7 +52,8 @@ def train_on_scene(inputs: SentinelInputs, window: Window, settings: SharpeningS
     """One network for the whole area, trained on crops spread over it and kept away from nodata
     (sure_core.scene): returns the SceneModel."""
     scene = core_module("scene")
-    case = core_module("s2_sharpening").S2SceneCase(with_60m="60m" in inputs.groups)
+    case = core_module("s2_sharpening").S2SceneCase(with_60m="60m" in inputs.groups,
+                                                    registration=settings.coregistration)
 
     def read(w):  # w: sure_core window relative to the area
         return read_window(inputs, Window(window.col + w.col, window.row + w.row, w.width, w.height))
