@@ -63,6 +63,7 @@ class FusionResult:
     window: Window | None = None
     sigma_by_band: dict[str, float] = field(default_factory=dict)
     training: str = "whole"                            # effective RunSettings.training mode
+    registration_log: list = field(default_factory=list)  # (text, is_warning) per coarse group, see `registration_summary`
 
     @property
     def final_risk(self) -> float:
@@ -219,3 +220,55 @@ def run_provenance(settings: RunSettings, result: FusionResult, inputs) -> dict[
         "SOLVER_OPTIONS": json.dumps(options, sort_keys=True),
         **inputs.provenance,
     }
+
+
+@dataclass(frozen=True)
+class CoarseGroup:
+    """A group of coarse bands as the output's metadata names it: its band names, pixel size and label."""
+    names: list[str]
+    pixel_m: float
+    label: str
+
+
+def _merged_registration(records: list, key: str) -> dict | None:
+    """The group's registration over the fused tiles: the one record (whole area, scene), or per axis the median of
+    the tiles that measured a shift; None when co-registration was off."""
+    measured = [r.registration[key] for r in records if key in getattr(r, "registration", {})]
+    if not measured:
+        return None
+    if len(measured) == 1 or all(m == measured[0] for m in measured):
+        return measured[0]
+    trusted = [m for m in measured if m["trusted"]]
+    if not trusted:
+        return measured[0]
+    return {**trusted[0], "rows": float(np.median([m["rows"] for m in trusted])),
+            "cols": float(np.median([m["cols"] for m in trusted])),
+            "shifts": np.median([m["shifts"] for m in trusted], axis=0).tolist(),
+            "note": f"median of the {len(trusted)} of {len(measured)} tiles that measured a shift (each tile used its "
+                    "own)"}
+
+
+def registration_summary(settings: RunSettings, records: list, groups: dict[str, CoarseGroup]
+                         ) -> tuple[dict[str, str], dict[str, dict[str, str]], list[tuple[str, bool]]]:
+    """What the co-registration measured, for the output: (dataset items, items per band name, log lines as
+    (text, is_warning)). Shifts are where each band's content lay, in its own pixels (rows down, columns right) and
+    in metres (east, north); the output is on the guide's grid either way."""
+    describe = core_module("coregistration").describe
+    if settings.coregistration == "off":
+        return {"COREGISTRATION": "off (inputs assumed registered to a fraction of a pixel)"}, {}, []
+    dataset = {"COREGISTRATION": "auto: each coarse band's sub-pixel shift against the guide measured and corrected; "
+                                 "the output lies on the guide's grid"}
+    bands, lines = {}, []
+    for key, group in groups.items():
+        record = _merged_registration(records, key)
+        if record is None:
+            continue
+        text, warn = describe(group.label, record, group.pixel_m)
+        if record.get("note") and record["trusted"]:
+            text += f" ({record['note']})"
+        lines.append((text, warn or not record["trusted"]))
+        dataset[f"COREGISTRATION_{key.upper()}"] = text
+        for name, (rows, cols) in zip(group.names, record["shifts"]):
+            bands[name] = {"SHIFT_ROWS_COLS_PX": f"{rows:+.4f}, {cols:+.4f}",
+                           "SHIFT_EAST_NORTH_M": f"{cols * group.pixel_m:+.3f}, {-rows * group.pixel_m:+.3f}"}
+    return dataset, bands, lines

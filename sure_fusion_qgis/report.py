@@ -92,6 +92,7 @@ def build_report(result, inputs, settings, quicklook_png: bytes | None = None, *
         look = (f"<h2>{html.escape(quicklook_caption)}</h2>"
                 f'<img alt="before and after" src="data:image/png;base64,{encoded}"/>')
     warnings = "".join(f"<li>{html.escape(w)}</li>" for w in inputs.warnings)
+    registration = "".join(f"<li>{html.escape(text)}</li>" for text, _ in getattr(result, "registration_log", []))
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>SURE Fusion — {html.escape(inputs.scene_name)}</title>
 <style>body{{font-family:sans-serif;margin:1.5em;max-width:64em}} th{{text-align:left;padding-right:1em;
@@ -100,6 +101,8 @@ h2{{font-size:1.1em;margin-top:1.5em}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 {_table(summary)}
 {f'<h2>Warnings</h2><ul>{warnings}</ul>' if warnings else ''}
+{f'<h2>Co-registration (where the coarse bands lay; the output is on the guide grid)</h2><ul>{registration}</ul>'
+ if registration else ''}
 <h2>Training curves</h2>
 {svg_curves([r.loss_history for r in records], f"{options['loss'].upper()} loss", "loss (normalised)")}
 {svg_curves([r.risk_history for r in records], "SURE risk estimate", "MSE per element (normalised)")}

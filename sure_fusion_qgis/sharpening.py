@@ -9,8 +9,9 @@ import numpy as np
 
 from . import raster_io
 from .core_loader import core_module
-from .fusion_run import (METHOD, PLUGIN_VERSION, TRAINING_STAGE, FusionResult, RunSettings, fill_invalid,  # noqa: F401
-                         plan_output_tiles, run_provenance, scene_tile_fuser, upsample_mask, write_tiles)
+from .fusion_run import (METHOD, PLUGIN_VERSION, TRAINING_STAGE, CoarseGroup, FusionResult, RunSettings,  # noqa: F401
+                         fill_invalid, plan_output_tiles, registration_summary, run_provenance, scene_tile_fuser,
+                         upsample_mask, write_tiles)
 from .raster_io import OUTPUT_NODATA, SentinelInputs, Window
 
 #: settings of a Sentinel-2 run: `sigma` is {'10m': [...], '20m': [...], '60m': [...]} in output units;
@@ -129,8 +130,14 @@ def provenance(inputs: SentinelInputs, settings: SharpeningSettings, result: Sha
         dataset["NOISE_SIGMA_SOURCE"] = f"estimated: {core_module('s2_sharpening').SIGMA_ESTIMATOR}"
     dataset["FIRST_ESTIMATE_SHRINKAGE"] = _first_estimate_shrinkage(result.records)
     centres = {b.name: b.centre_nm for b in core_module("sentinel2").BANDS}
+    groups = {key: CoarseGroup(list(inputs.groups[key].names), inputs.groups[key].grid.pixel,
+                               f"{key[:-1]} m bands ({', '.join(inputs.groups[key].names)})")
+              for key in ("20m", "60m") if key in inputs.groups}
+    registration, band_shifts, result.registration_log = registration_summary(settings, result.records, groups)
+    dataset.update(registration)
     bands = [{"BANDNAME": n, "WAVELENGTH": f"{centres[n]:g}", "WAVELENGTH_UNIT": "nm",
               "NOISE_SIGMA": f"{result.sigma_by_band.get(n, float('nan')):.6g}",
-              "SHARPENED": "no (observed at 10 m)" if n in ("B2", "B3", "B4", "B8") else "yes"}
+              "SHARPENED": "no (observed at 10 m)" if n in ("B2", "B3", "B4", "B8") else "yes",
+              **band_shifts.get(n, {})}
              for n in result.band_names]
     return dataset, bands

@@ -53,6 +53,7 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
     TRAINING = "TRAINING"
     THREADS = "THREADS"
     SMOOTHING = "SMOOTHING"
+    COREGISTRATION = "COREGISTRATION"
 
     LOSSES = ("sure", "bp")
     DEVICES = ("auto", "cpu", "cuda")
@@ -116,6 +117,23 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
                              "written to the output's metadata."))
         self.addParameter(advanced(smoothing))
 
+    def add_coregistration_parameter(self) -> None:
+        """COREGISTRATION (advanced): measure and correct the coarse bands' sub-pixel shift against the guide."""
+        choice = QgsProcessingParameterEnum(
+            self.COREGISTRATION, tr("Co-registration of the coarse bands"), options=["auto", "off"],
+            defaultValue="auto", usesStaticStrings=True)
+        choice.setHelp(tr("auto (default): measures, band by band, how far the coarse bands lie from the guide, to a "
+                          "hundredth of a pixel, and corrects it inside the fusion, so that the output lies on the "
+                          "guide's grid. Resampled, reprojected or exported data, and pairs from two sensors, are "
+                          "often a fraction of a pixel off, which blurs and displaces a sharpened band. The shifts "
+                          "(pixels and metres) are written to the log and the output's metadata; where the scene "
+                          "gives too little to measure (water, flat, cloud), the shift is kept at zero and the log "
+                          "says so. off: trust the georeferencing."))
+        self.addParameter(advanced(choice))
+
+    def coregistration_choice(self, parameters, context) -> str:
+        return self.parameterAsEnumString(parameters, self.COREGISTRATION, context) or "auto"
+
     def add_training_parameter(self) -> None:
         """TRAINING (advanced): how the network is trained over the area; read back with `training_choice`."""
         training = QgsProcessingParameterEnum(
@@ -151,6 +169,8 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(f"Cancelled ({e}); no output was written") from None
         except (core.SureFusionError, RasterIOError) as e:
             raise QgsProcessingException(str(e)) from None
+        for text, warning in result.registration_log:
+            (feedback.pushWarning if warning else feedback.pushInfo)(text)
         feedback.pushInfo(f"Done in {result.seconds:.1f} s on {result.device} ({result.device_reason}); "
                           f"final SURE risk {result.final_risk:.4g}; wrote {result.path}")
         outputs = {"OUTPUT": result.path, "FINAL_RISK": result.final_risk, "DEVICE_USED": result.device,
