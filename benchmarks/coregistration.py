@@ -36,6 +36,7 @@ import torch
 
 from sure_core import SolverOptions, guided_fusion, hsms, pansharpening, s2_sharpening
 from sure_core import sentinel2 as s2
+from sure_core.coregistration import fourier_shift
 from sure_core.metrics import ergas, msre, q2n
 from sure_core.operators import BlurDecimate
 from sure_core.psf import sigma_from_mtf
@@ -64,13 +65,6 @@ def s2_shifts(distance: float, mode: str, seed: int) -> dict:
         return {"20m": (distance * unit[:6]).tolist(), "60m": (distance * unit[6:]).tolist()}
     unit = directions(2, seed)
     return {"20m": [(distance * unit[0]).tolist()], "60m": [(distance * unit[1]).tolist()]}
-
-
-def fourier_shift(image: np.ndarray, rows: float, cols: float) -> np.ndarray:
-    """`image` (…, H, W) with its content moved down/right by (rows, cols) pixels (band-limited, periodic)."""
-    fr = np.fft.fftfreq(image.shape[-2])[:, None]
-    fc = np.fft.fftfreq(image.shape[-1])[None, :]
-    return np.fft.ifft2(np.fft.fft2(image) * np.exp(-2j * np.pi * (fr * rows + fc * cols))).real
 
 
 # ------------------------------------------------------------------------------------------------- Sentinel-2

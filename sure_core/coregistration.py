@@ -12,8 +12,9 @@ A band observed as y = H_s x + n, where H_s samples the blurred scene displaced 
 The standard error is the spread of the estimates on the four quadrants (it sees texture that differs across the
 area, which the least-squares formula would not). An estimate is trusted when the prediction explains the band's
 detail (correlation ≥ `MIN_CORRELATION`) and its standard error is small; otherwise the band keeps a zero shift.
-A clear correlation peak outside the search range means the inputs do not overlap as their georeferencing claims:
-that is an error (`MisregistrationError`), not something to fuse.
+When no band can be measured within the search range and most bands agree on a clear match beyond it, the inputs
+do not overlap as their georeferencing claims: that is an error (`MisregistrationError`), not something to fuse.
+Measurements and the choices they led to: docs/coregistration.md.
 """
 from __future__ import annotations
 
@@ -44,9 +45,8 @@ HIGH_PASS_SIGMA = 2.0
 #: the fit uses at most this many HR pixels per side (a centred crop): the shift is one number per band
 MAX_HR_SIDE = 768
 #: a band's own shift is used only where it departs from its group's by more than this × (1 − its correlation)
-#: LR pixels: on APEX, B11 and B12 (correlation 0.81 and 0.70 with the visible and near-infrared prediction) drift
-#: 0.27 and 0.33 px from the group with no shift simulated, while the red-edge bands (≥ 0.97) stay within 0.01; on
-#: the real crops every band, SWIR included, is within 0.03 px of a simulated shift (docs/coregistration.md)
+#: LR pixels: a band the guides predict poorly (SWIR from visible and near-infrared guides) can drift from its true
+#: shift by about that much (APEX's B11 and B12: 0.27 and 0.33 px at correlations 0.81 and 0.70)
 DRIFT_PER_MISFIT = 1.5
 
 
@@ -72,9 +72,12 @@ class BandShift:
             return (0.0, 0.0)
         return (self.rows, self.cols)
 
-    @property
-    def magnitude(self) -> float:
-        return math.hypot(*self.shift)
+
+def fourier_shift(image: np.ndarray, rows: float, cols: float) -> np.ndarray:
+    """`image` (…, H, W) with its content moved down/right by (rows, cols) pixels (band-limited, periodic)."""
+    fr = np.fft.fftfreq(image.shape[-2])[:, None]
+    fc = np.fft.fftfreq(image.shape[-1])[None, :]
+    return np.fft.ifft2(np.fft.fft2(image) * np.exp(-2j * np.pi * (fr * rows + fc * cols))).real
 
 
 def _taps_spectrum(sigma: float, centre: float, n: int) -> np.ndarray:

@@ -173,6 +173,7 @@ def estimate_sigma(key: str, data: dict, geometry: Geometry | str = Geometry.ARE
     4.124 / 2.159). On APEX's white noise it stays near the truth: SNR 30, 20 m 0.0047–0.0096 against
     0.0041–0.0095 (the wavelet estimate: 0.0078–0.0199); SNR 40, 0.0023–0.0040 against 0.0013–0.0030.
     """
+    from .coregistration import fourier_shift
     from .cross_band_noise import bounded_noise_sigma
 
     shifts = _band_shifts(registration, key, data[key].shape[0])
@@ -182,17 +183,11 @@ def estimate_sigma(key: str, data: dict, geometry: Geometry | str = Geometry.ARE
     # the neighbours left out, σ came out 1.2–2.5× too high on the DSen2 crop)
     sigmas = []
     for k, shift in enumerate(shifts):
-        aligned = np.stack([band if j == k else _fourier_shift(band, *(shift - shifts[j]))
+        aligned = np.stack([band if j == k else fourier_shift(band, *(shift - shifts[j]))
                             for j, band in enumerate(data[key])])
         sigmas.append(bounded_noise_sigma(aligned, _finer_bands_on_grid(key, data, geometry, shift, registration))[k])
     return np.asarray(sigmas)
 
-
-def _fourier_shift(image: np.ndarray, rows: float, cols: float) -> np.ndarray:
-    """`image` (H, W) with its content moved down/right by (rows, cols) pixels (band-limited, periodic)."""
-    fr = np.fft.fftfreq(image.shape[-2])[:, None]
-    fc = np.fft.fftfreq(image.shape[-1])[None, :]
-    return np.fft.ifft2(np.fft.fft2(image) * np.exp(-2j * np.pi * (fr * rows + fc * cols))).real
 
 
 def output_band_names(with_60m: bool) -> list[str]:
