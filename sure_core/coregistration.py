@@ -48,6 +48,9 @@ MAX_HR_SIDE = 768
 #: LR pixels: a band the guides predict poorly (SWIR from visible and near-infrared guides) can drift from its true
 #: shift by about that much (APEX's B11 and B12: 0.27 and 0.33 px at correlations 0.81 and 0.70)
 DRIFT_PER_MISFIT = 1.5
+#: …and by at least this (LR pixels): below it the bands' own estimates differ by their prediction bias (APEX's B9:
+#: 0.036 px with none simulated), and a group shift costs less than the split would
+MIN_SPLIT = 0.05
 
 
 class MisregistrationError(InvalidInputValueError):
@@ -294,7 +297,7 @@ def _check_overlap(results: list[BandShift], beyond: list[np.ndarray], names: li
 def _apart(band: BandShift, reference: np.ndarray) -> bool:
     """Whether a trusted band's own shift departs from `reference` by more than its error and its drift allow."""
     distance = float(np.hypot(band.rows - reference[0], band.cols - reference[1]))
-    return distance > max(3 * band.stderr, DRIFT_PER_MISFIT * (1 - band.correlation))
+    return distance > max(3 * band.stderr, DRIFT_PER_MISFIT * (1 - band.correlation), MIN_SPLIT)
 
 
 def pooled(shifts: list[BandShift]) -> BandShift:
