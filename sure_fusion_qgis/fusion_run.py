@@ -77,6 +77,15 @@ class FusionResult:
         return ", ".join(f"{h:g}" for h in strengths) if strengths else "0"
 
     @property
+    def network_decision(self) -> str:
+        """Whether the network was applied, and the SURE gain that decided it (the first tile's when tiles differ)."""
+        decisions = {r.network_decision for r in self.records}
+        if len(decisions) <= 1:
+            return next(iter(decisions), "")
+        applied = sum(r.network_applied for r in self.records)
+        return f"network applied on {applied} of {len(self.records)} tiles (each decided by its own SURE gain)"
+
+    @property
     def device(self) -> str:
         return self.records[0].device if self.records else "none"
 
@@ -205,6 +214,9 @@ def run_provenance(settings: RunSettings, result: FusionResult, inputs) -> dict[
         "FINAL_SURE_RISK": f"{result.final_risk:.6g}",
         "FINAL_SURE_RISK_PER_TILE": ("one network for the scene" if result.training == "scene" else
                                      ", ".join(f"{r.final_risk:.6g}" for r in result.records)),
+        "NETWORK": result.network_decision,
+        "NETWORK_SURE_GAIN": ", ".join(f"{r.network_gain:.4g} ± {r.network_gain_se:.2g}" for r in result.records),
+        "ITERATIONS_RUN": ", ".join(str(r.iterations_run) for r in result.records),
         "GUIDED_SMOOTHING_STRENGTH": (f"{result.smoothing} (non-local means of the output weighted by the "
                                       "full-resolution bands, h chosen by SURE on them; 0 = not applied)"),
         "TRAINING": {"whole": "on the whole area at once", "tiles": "one network per tile",

@@ -79,6 +79,7 @@ def build_report(result, inputs, settings, quicklook_png: bytes | None = None, *
         ("learning rate", options["learning_rate"]),
         ("device", f"{result.device} — {result.device_reason}"),
         ("final SURE risk (mean over tiles)", f"{result.final_risk:.6g}"),
+        ("network", result.network_decision),
         ("guided smoothing h (SURE choice, 0 = none)", result.smoothing),
         ("wall time", f"{result.seconds:.1f} s ({sum(r.seconds_per_iteration for r in records) / len(records):.3f} "
                       f"s per iteration)"),

@@ -54,6 +54,7 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
     THREADS = "THREADS"
     SMOOTHING = "SMOOTHING"
     COREGISTRATION = "COREGISTRATION"
+    NETWORK = "NETWORK"
 
     LOSSES = ("sure", "bp")
     DEVICES = ("auto", "cpu", "cuda")
@@ -79,6 +80,16 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(device)
         self.addParameter(QgsProcessingParameterNumber(
             self.SEED, tr("Random seed"), type=NUMBER_INTEGER, defaultValue=0, minValue=0))
+        network = QgsProcessingParameterEnum(
+            self.NETWORK, tr("Per-scene network"), options=["auto", "always", "never"], defaultValue="auto",
+            usesStaticStrings=True)
+        network.setHelp(tr("The network refines a linear first estimate. auto (default): it is trained, and kept only "
+                           "if SURE finds that it clearly beats that first estimate; otherwise training stops early "
+                           "and the first estimate is written (much faster on large areas, where applying the "
+                           "network to every tile takes most of the time). The log, the metadata and the report say "
+                           "which, with the measured gain. always: keep the network whatever SURE says. never: the "
+                           "first estimate alone (seconds, not minutes)."))
+        self.addParameter(advanced(network))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             self.WIDTH, tr("Network width (0 = recipe default)"), type=NUMBER_INTEGER, defaultValue=0, minValue=0,
             maxValue=512)))
@@ -171,6 +182,7 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(str(e)) from None
         for text, warning in result.registration_log:
             (feedback.pushWarning if warning else feedback.pushInfo)(text)
+        feedback.pushInfo(result.network_decision)
         feedback.pushInfo(f"Done in {result.seconds:.1f} s on {result.device} ({result.device_reason}); "
                           f"final SURE risk {result.final_risk:.4g}; wrote {result.path}")
         outputs = {"OUTPUT": result.path, "FINAL_RISK": result.final_risk, "DEVICE_USED": result.device,
@@ -213,6 +225,7 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
             "loss": self.parameterAsEnumString(parameters, self.LOSS, context) or "sure",
             "device": self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto",
             "seed": self.parameterAsInt(parameters, self.SEED, context),
+            "network": self.parameterAsEnumString(parameters, self.NETWORK, context) or "auto",
         }
         for name, field_name, read in ((self.ITERATIONS, "iterations", self.parameterAsInt),
                                        (self.WIDTH, "width", self.parameterAsInt),

@@ -37,6 +37,7 @@ class BatchSettings:
     tile_overlap: int = 36
     with_60m: bool = True        # products: also sharpen B1 and B9
     coregistration: str = "auto"  # 'auto': measure and correct the coarse bands' sub-pixel shifts; 'off'
+    network: str = "auto"        # 'auto': keep the network where SURE says it pays; 'always'; 'never'
     overwrite: bool = False      # redo scenes whose output is finished
     progress_seconds: float = 2.0  # at most one progress event per scene this often
 
@@ -81,7 +82,7 @@ def sharpen_scene(scene: Scene, settings: BatchSettings) -> SceneOutcome:
                                 progress=ProgressReporter(scene.name, settings.progress_seconds))
     except (RasterIOError, core.SureFusionError) as e:
         return SceneOutcome(scene.name, "failed", time.perf_counter() - start, scene.output, str(e), worker)
-    registration = "".join(f"; {text}" for text, _ in result.registration_log)
+    registration = "".join(f"; {text}" for text, _ in result.registration_log) + f"; {result.network_decision}"
     return SceneOutcome(scene.name, "done", time.perf_counter() - start, result.path,
                         f"{window.width}×{window.height} px, {len(result.tiles)} tile(s){registration}", worker,
                         result.device, result.final_risk)
@@ -109,7 +110,8 @@ def scene_extent(scene: Scene, inputs: raster_io.SentinelInputs) -> tuple[float,
 def solver_options(settings: BatchSettings):
     """sure_core SolverOptions: the recipe's defaults, with what the batch settings fix."""
     core = core_module()
-    changes = {"loss": settings.loss, "seed": settings.seed, "device": settings.device, "threads": settings.threads}
+    changes = {"loss": settings.loss, "seed": settings.seed, "device": settings.device, "threads": settings.threads,
+               "network": settings.network}
     if settings.iterations:
         changes["iterations"] = settings.iterations
     if settings.width:

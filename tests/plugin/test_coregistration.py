@@ -110,3 +110,11 @@ def test_hsms_records_one_shift_for_the_hyperspectral_image(provider, tmp_path):
     ds = gdal.Open(str(out))
     shifts = {ds.GetRasterBand(i).GetMetadataItem("SHIFT_ROWS_COLS_PX") for i in range(1, ds.RasterCount + 1)}
     assert len(shifts) == 1 and ds.GetMetadataItem("COREGISTRATION_LR")
+
+
+def test_network_never_writes_the_first_estimate_and_says_so(provider, vietnam_120, tmp_path):
+    """NETWORK (issue 18) through processing.run: the decision reaches the log and the metadata."""
+    ds, feedback = _sharpen(vietnam_120, tmp_path, NETWORK="never", ITERATIONS=50)
+    assert ds.GetMetadataItem("NETWORK").startswith("network not trained")
+    assert ds.GetMetadataItem("ITERATIONS_RUN") == "0"
+    assert any("network not trained" in line for line in feedback.infos)
