@@ -190,8 +190,7 @@ def _fit_response(lr_flat: np.ndarray, guide_flat: np.ndarray, nonnegative: bool
     return response, guide_mean - response @ lr_mean, float((residual ** 2).mean())
 
 
-def fill_from_guide(lr, guide, lr_invalid: np.ndarray, ratio: int, psf_sigma: float | None = None,
-                    shift=None) -> np.ndarray:
+def fill_from_guide(lr, guide, lr_invalid: np.ndarray, ratio: int, psf_sigma: float | None = None) -> np.ndarray:
     """The lr image with its invalid pixels (h, w) predicted from the guide: each lr band regressed (with an
     intercept) on the guide degraded to the lr grid, over the valid pixels. A fill that agrees with the guide
     keeps nodata areas from biasing what is fitted over the whole window (the detail injection, SURE's τ), as a
@@ -202,7 +201,7 @@ def fill_from_guide(lr, guide, lr_invalid: np.ndarray, ratio: int, psf_sigma: fl
     if not invalid.any() or (~invalid).sum() < max(32, 2 * guide.shape[0]):  # no gap, or too little to regress on
         return lr
     sigma = sigma_from_mtf(0.3, ratio) if psf_sigma is None else float(np.mean(psf_sigma))
-    degraded = degrade(guide, ratio, sigma, shift=shift).reshape(guide.shape[0], -1)
+    degraded = degrade(guide, ratio, sigma).reshape(guide.shape[0], -1)
     valid = ~invalid.reshape(-1)
     pixels = _regression_pixels(valid.size, MAX_REGRESSION_PIXELS, valid)
     weights, offset, _ = _fit_response(degraded[:, pixels], lr.reshape(lr.shape[0], -1)[:, pixels], nonnegative=False)

@@ -98,19 +98,14 @@ def build_problem(y10, y20, y60=None, sigma: dict | None = None, geometry: Geome
     return problem, sigma
 
 
-def measure_registration(data: dict, geometry: Geometry | str = Geometry.AREA, valid: np.ndarray | None = None
-                         ) -> dict:
+def measure_registration(data: dict, geometry: Geometry | str = Geometry.AREA) -> dict:
     """Per coarse group of `data` ({'10m', '20m'[, '60m']}: (bands, rows, cols), one unit), the record of its shift
-    against the 10 m bands (`coregistration.Registration.as_record`). `valid`: (rows, cols) at 10 m."""
+    against the 10 m bands (`coregistration.Registration.as_record`)."""
     from . import coregistration
 
-    records = {}
-    for key, names, ratio in (("20m", s2.GROUP_20M, 2), ("60m", s2.GROUP_60M, 6)):
-        if key in data:
-            lr_valid = None if valid is None else ~_coarse_invalid(~np.asarray(valid, dtype=bool), ratio)
-            records[key] = coregistration.measure(data[key], data["10m"], ratio, s2.group_sigmas(names),
-                                                  geometry=geometry, valid=lr_valid, names=list(names)).as_record()
-    return records
+    return {key: coregistration.measure(data[key], data["10m"], ratio, s2.group_sigmas(names), geometry=geometry,
+                                        names=list(names)).as_record()
+            for key, names, ratio in (("20m", s2.GROUP_20M, 2), ("60m", s2.GROUP_60M, 6)) if key in data}
 
 
 def median_registration(records: list[dict]) -> dict:
@@ -128,11 +123,6 @@ def median_registration(records: list[dict]) -> dict:
                        "stderr": float(np.median([r["stderr"] for r in trusted]) / np.sqrt(len(trusted))),
                        "note": f"median of {len(trusted)} of {len(records)} training crops"}
     return merged
-
-
-def _coarse_invalid(invalid: np.ndarray, ratio: int) -> np.ndarray:
-    rows, cols = invalid.shape[0] // ratio, invalid.shape[1] // ratio
-    return invalid[:rows * ratio, :cols * ratio].reshape(rows, ratio, cols, ratio).any(axis=(1, 3))
 
 
 def _band_shifts(registration: dict | None, key: str, bands: int) -> np.ndarray:
