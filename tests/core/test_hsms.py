@@ -9,7 +9,8 @@ from sure_core.metrics import ergas
 from sure_core.operators import BlurDecimate
 from tests.conftest import shared_file
 
-FAST = dict(iterations=30, width=8, skip_width=4, threads=1, device="cpu")
+# the network always applied: these tests measure short training runs, not the NETWORK=auto decision
+FAST = dict(iterations=30, width=8, skip_width=4, threads=1, device="cpu", network="always")
 
 
 def smooth_fields(bands: int, size: int, seed: int, scale: float = 3.0) -> np.ndarray:

@@ -15,7 +15,8 @@ from sure_core.pansharpening import build_model, pansharpen, prepare, sharpen_pa
 from sure_core.quality_no_reference import block_q, qnr
 from tests.conftest import shared_file
 
-FAST = SolverOptions(iterations=12, width=8, skip_width=4, device="cpu", threads=1, seed=0)
+# the network always applied: these tests measure short training runs, not the NETWORK=auto decision
+FAST = SolverOptions(iterations=12, width=8, skip_width=4, device="cpu", threads=1, seed=0, network="always")
 
 
 def synthetic_scene(size: int, bands: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
