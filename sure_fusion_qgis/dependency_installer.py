@@ -125,7 +125,8 @@ def detect_torch_build() -> tuple[str, str]:
     return "cuda", f"NVIDIA GPU found: {gpus[0]}"
 
 
-def index_options(torch_build: str, wheels: str = "", index_url: str = "", system: str = platform.system()) -> list[str]:
+def index_options(torch_build: str, wheels: str = "", index_url: str = "",
+                  system: str = platform.system()) -> list[str]:
     """pip's options saying where packages come from (`system`: platform.system(), Linux, Windows or Darwin)."""
     if wheels:
         return ["--no-index", "--find-links", wheels]
