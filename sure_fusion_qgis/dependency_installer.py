@@ -27,7 +27,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -239,6 +238,9 @@ def install(request: InstallRequest, callbacks: Callbacks | None = None) -> Inst
     callbacks = callbacks or Callbacks()
     log = callbacks.log
     python = request.python or find_python()
+    if request.python and _python_version(python) != sys.version:
+        log(f"Warning: {python} is not the Python QGIS runs (Python {sys.version.split()[0]}): what it installs "
+            "may not import in QGIS.")
     pip = _Pip(python, request.folder, callbacks)
     code, text = pip.run(["--version"])
     if code != 0:
@@ -251,42 +253,46 @@ def install(request: InstallRequest, callbacks: Callbacks | None = None) -> Inst
         f"torch build: {build} ({why})")
     sources = index_options(build, request.wheels, request.index_url)
 
-    with tempfile.TemporaryDirectory(prefix="sure_fusion_pip_") as tmp:
-        constraints = Path(tmp) / "constraints.txt"
-        constraints.write_text(f"numpy=={numpy}\n" if numpy != "none" else "", encoding="utf-8")
-        report = Path(tmp) / "report.json"
-        # 1. resolve against what QGIS's Python (and the folder) already has: what is missing, at which version
-        callbacks.progress(2)
-        plan_args = ["install", "--dry-run", "--progress-bar", "off", "--report", str(report), "-c", str(constraints),
-                     *sources, *dependencies.REQUIREMENTS]
-        code, output = pip.run(plan_args)
-        if code != 0 or not report.is_file():
-            raise _failure("Resolving the packages", pip.command(plan_args), output, request, numpy)
-        wanted = [f"{item['metadata']['name']}=={item['metadata']['version']}"
-                  for item in json.loads(report.read_text(encoding="utf-8")).get("install", [])]
-        if any(w.lower().startswith("numpy==") for w in wanted):   # the constraint makes this impossible: be sure
-            raise InstallError(f"pip planned to install numpy ({wanted}); QGIS's numpy {numpy} must stay.")
-        callbacks.progress(20)
+    # pip's inputs and plan stay beside the folder, so that the command a failure prints can be run by hand
+    work = request.folder.parent
+    work.mkdir(parents=True, exist_ok=True)
+    constraints = work / "numpy-constraint.txt"
+    constraints.write_text(f"numpy=={numpy}\n" if numpy != "none" else "", encoding="utf-8")
+    report = work / f"pip-plan-{request.folder.name}.json"
+    report.unlink(missing_ok=True)
 
-        # 2. install exactly those, without dependencies (they were resolved above), into the folder
-        if wanted:
-            log(f"Installing into {request.folder}: {', '.join(wanted)}")
-            request.folder.mkdir(parents=True, exist_ok=True)
-            done = [0]
+    # 1. resolve against what QGIS's Python (and the folder) already has: what is missing, at which version
+    callbacks.progress(2)
+    plan_args = ["install", "--dry-run", "--progress-bar", "off", "--report", str(report), "-c", str(constraints),
+                 *sources, *dependencies.REQUIREMENTS]
+    code, output = pip.run(plan_args)
+    if code != 0 or not report.is_file():
+        raise _failure("Resolving the packages", pip.command(plan_args), output, request, numpy)
+    wanted = [f"{item['metadata']['name']}=={item['metadata']['version']}"
+              for item in json.loads(report.read_text(encoding="utf-8")).get("install", [])]
+    if any(w.lower().startswith("numpy==") for w in wanted):   # the constraint makes this impossible: be sure
+        raise InstallError(f"pip planned to install numpy ({wanted}); QGIS's numpy {numpy} must stay.")
+    callbacks.progress(20)
 
-            def advance(line: str) -> None:
-                if line.startswith(("Collecting ", "Processing ")):
-                    done[0] += 1
-                    callbacks.progress(20 + 65 * min(done[0], len(wanted)) / len(wanted))
+    # 2. install exactly those, without dependencies (they were resolved above), into the folder
+    if wanted:
+        log(f"Installing into {request.folder}: {', '.join(wanted)}")
+        request.folder.mkdir(parents=True, exist_ok=True)
+        done = [0]
 
-            install_args = ["install", "--target", str(request.folder), "--upgrade", "--no-deps",
-                            "--progress-bar", "off", *sources, *wanted]
-            code, output = pip.run(install_args, advance)
-            if code != 0:
-                raise _failure("Installing the packages", pip.command(install_args), output, request, numpy)
-        else:
-            log("Nothing to install: QGIS's Python already has every package.")
-        callbacks.progress(88)
+        def advance(line: str) -> None:
+            if line.startswith(("Collecting ", "Processing ")):
+                done[0] += 1
+                callbacks.progress(20 + 65 * min(done[0], len(wanted)) / len(wanted))
+
+        install_args = ["install", "--target", str(request.folder), "--upgrade", "--no-deps", "--progress-bar", "off",
+                        *sources, *wanted]
+        code, output = pip.run(install_args, advance)
+        if code != 0:
+            raise _failure("Installing the packages", pip.command(install_args), output, request, numpy)
+    else:
+        log("Nothing to install: QGIS's Python already has every package.")
+    callbacks.progress(88)
 
     # 3. check in a separate process, then report
     check = _check(python, request.folder, callbacks)

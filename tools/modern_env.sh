@@ -8,23 +8,28 @@
 #   tools/modern_env.sh build         only build (or check) the chroot
 #   tools/modern_env.sh run 'CMD'     run a shell command inside, in the repository
 #
-# Where it lives: /var/cache/sure-fusion/trixie (SURE_MODERN_ROOT overrides). Outside the repository on purpose:
-# CI runs in a fresh clone each time and every worktree of this machine would otherwise rebuild its own 2 GB
-# chroot (about 8 minutes of CI's 30). It is a cache in the FHS sense: the script rebuilds it whenever it is
-# missing, incomplete (no stamp, written last) or built by another recipe. Its venv (/opt/venvs/<hash> inside)
-# is keyed by the requirement files, so branches with different requirements do not fight over one venv.
+# Where it lives: /var/cache/sure-fusion/<release> (SURE_MODERN_ROOT overrides the folder, SURE_MODERN_SUITE the
+# release). Outside the repository on purpose: CI runs in a fresh clone each time, and each worktree of this
+# machine would otherwise build its own 3 GB chroot (about 3 minutes here, more on a slow mirror). It is a cache
+# in the FHS sense: the script rebuilds it whenever it is missing, incomplete (no stamp, written last) or built by
+# another recipe. Its venv (/opt/venvs/<hash> inside) is keyed by the requirement files, so branches with
+# different requirements do not fight over one venv.
 #
 # Mounts (proc, sys, dev, the repository, ../shared) are made in a private mount namespace (unshare): they vanish
 # when the command ends, even if it is killed, so nothing stays mounted and `rm -rf` of the chroot is safe.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-ROOTFS=${SURE_MODERN_ROOT:-/var/cache/sure-fusion/trixie}
-SUITE=trixie
+# another Debian release (e.g. bookworm: checks that `make setup` installs QGIS 3.40 on a fresh Debian 12)
+SUITE=${SURE_MODERN_SUITE:-trixie}
+ROOTFS=${SURE_MODERN_ROOT:-/var/cache/sure-fusion/$SUITE}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # a change to this line (or to tools/install_qgis.sh's packages, applied by `make setup` inside) rebuilds or updates
 RECIPE="sure-fusion rootfs 1: debootstrap minbase $SUITE + ca-certificates make + tools/install_qgis.sh"
 STAMP=etc/sure-fusion-rootfs
+VERSIONS='import sys, numpy, torch, osgeo, qgis.core as q
+print("Python", sys.version.split()[0], "numpy", numpy.__version__, "torch", torch.__version__,
+      "GDAL", osgeo.__version__, "QGIS", q.Qgis.QGIS_VERSION)'
 
 log() { echo "== [modern] $*"; }
 
@@ -57,7 +62,8 @@ build_rootfs() {
   local partial="$ROOTFS.partial" start=$SECONDS
   command -v debootstrap >/dev/null || {
     log "installing debootstrap on the host"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
   }
   rm -rf --one-file-system "$partial"
   log "debootstrap $SUITE into $partial (a few minutes)"
@@ -110,7 +116,7 @@ main() {
   in_chroot "$ROOTFS" "make setup VENV=$venv"
   flock -s 9
   case "$action" in
-    build) in_chroot "$ROOTFS" "$venv/bin/python -c 'import sys, numpy, torch, osgeo, qgis.core as q; print(\"Python\", sys.version.split()[0], \"numpy\", numpy.__version__, \"torch\", torch.__version__, \"GDAL\", osgeo.__version__, \"QGIS\", q.Qgis.QGIS_VERSION)'" ;;
+    build) in_chroot "$ROOTFS" "$venv/bin/python -c '$VERSIONS'" ;;
     test) in_chroot "$ROOTFS" "make test VENV=$venv" ;;
     run) in_chroot "$ROOTFS" "${2:?run needs a command}" ;;
     *) echo "usage: $0 test|build|run 'command'" >&2; exit 2 ;;

@@ -139,7 +139,9 @@ def test_a_failed_installation_says_what_to_do(tmp_path):
     assert code != 0
     assert f"the folder {empty} has no" in text and "Add the wheel files" in text
     assert "run the same command yourself" in text and "--find-links" in text
-    assert not (dependencies.folder_for(profile / "profiles" / "default")).exists()
+    folder = dependencies.folder_for(profile / "profiles" / "default")
+    assert not folder.exists()
+    assert (folder.parent / "numpy-constraint.txt").is_file()   # the printed command can be run as it is
 
 
 def test_install_into_a_fresh_profile_then_run(tmp_path, wheelhouse):
