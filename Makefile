@@ -3,22 +3,22 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
-APT_PACKAGES := qgis python3-qgis qgis-providers gdal-bin python3-gdal python3-numpy python3-scipy
 export QT_QPA_PLATFORM := offscreen
 # keep torch from fighting over the two cores with itself
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup test test-core test-plugin demo bench-apex bench-apex-paper bench-s2-real bench-hsms bench-pan bench-scale bench-coregistration batch package clean
+.PHONY: setup system dev-plugin test test-modern test-core test-plugin demo bench-apex bench-apex-paper bench-s2-real bench-hsms bench-pan bench-scale bench-coregistration batch package clean
 
-setup: $(STAMP)
+# QGIS ≥ 3.40 and GDAL from apt (checked every time, in about a second), then the venv (once per requirements change)
+setup: system $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt
-	@if ! /usr/bin/python3 -c "import qgis.core, osgeo.gdal" 2>/dev/null || [ ! -x /usr/bin/qgis_process.bin ]; then \
-	  echo "== installing QGIS and GDAL from Debian (about 2 minutes)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
-	fi
+system:
+	@tools/install_qgis.sh
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt tools/venv_constraints.py | system
 	@[ -x $(PY) ] || /usr/bin/python3 -m venv --system-site-packages $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -r requirements-dev.txt
+	/usr/bin/python3 tools/venv_constraints.py constraints.txt > $(VENV)/constraints.txt
+	$(PY) -m pip install -q --disable-pip-version-check --use-pep517 -c $(VENV)/constraints.txt -r requirements-dev.txt
 	@touch $(STAMP)
 
 # The README's test command. Core tests run without starting QGIS; plugin tests through pytest-qgis.
@@ -27,6 +27,10 @@ test: setup
 	$(PY) -m pytest -q -p no:pytest_qgis tests/core || status=1; \
 	if [ -d tests/plugin ]; then $(PY) -m pytest -q tests/plugin || status=1; fi; \
 	exit $$status
+
+# The same tests on Debian 13 (Python 3.13, numpy 2, QGIS 3.40) in a chroot that tools/modern_env.sh builds or reuses
+test-modern:
+	tools/modern_env.sh test
 
 test-core: setup
 	$(PY) -m pytest -q -p no:pytest_qgis tests/core
@@ -38,6 +42,10 @@ test-plugin: setup
 # Sharpens the embedded (simulated) sample through qgis_process; prints where the GeoTIFF, PNG and report are
 demo: setup
 	$(PY) tools/demo.py
+
+# build/qgis-plugins: a folder holding only a link to sure_fusion_qgis/, for QGIS_PLUGINPATH (one plugin, not 7)
+dev-plugin:
+	@python3 tools/qgis_cli.py
 
 # dist/sure_fusion_qgis-<version>.zip for QGIS's "Install from ZIP" (sure_core bundled) + dist/requirements.txt
 package:

@@ -1,7 +1,9 @@
 """Enum and flag names that QGIS renamed between 3.22 and 3.36+ (qgis/QGIS PR #56269), in one place.
 
-3.36+ and the Qt6 builds of QGIS 4 want the scoped `Qgis.*` enums; 3.22 only has the old class members.
-Try the new name first so the plugin keeps working when the old ones are removed.
+3.36+ and QGIS 4 (Qt6) want the scoped `Qgis.*` enums; 3.22 only has the enums inside the classes. Try the new
+name first so the plugin keeps working when the old ones are removed. The 3.22 fallbacks are written with their
+scope (`QgsProcessingParameterNumber.Type.Double`, not `QgsProcessingParameterNumber.Double`): that form also
+works on 3.22 and is the one QGIS's Qt6 migration script (scripts/pyqt5_to_pyqt6) accepts.
 """
 from qgis.core import (Qgis, QgsProcessingParameterDefinition, QgsProcessingParameterFile,
                        QgsProcessingParameterNumber)
@@ -17,15 +19,17 @@ def _first(*getters):
 
 
 FLAG_ADVANCED = _first(lambda: Qgis.ProcessingParameterFlag.Advanced,
-                       lambda: QgsProcessingParameterDefinition.FlagAdvanced)
+                       lambda: QgsProcessingParameterDefinition.Flag.FlagAdvanced)
 
 NUMBER_INTEGER = _first(lambda: Qgis.ProcessingNumberParameterType.Integer,
-                        lambda: QgsProcessingParameterNumber.Integer)
+                        lambda: QgsProcessingParameterNumber.Type.Integer)
 NUMBER_DOUBLE = _first(lambda: Qgis.ProcessingNumberParameterType.Double,
-                       lambda: QgsProcessingParameterNumber.Double)
+                       lambda: QgsProcessingParameterNumber.Type.Double)
 
 FILE_BEHAVIOR_FILE = _first(lambda: Qgis.ProcessingFileParameterBehavior.File,
-                            lambda: QgsProcessingParameterFile.File)
+                            lambda: QgsProcessingParameterFile.Behavior.File)
+FILE_BEHAVIOR_FOLDER = _first(lambda: Qgis.ProcessingFileParameterBehavior.Folder,
+                              lambda: QgsProcessingParameterFile.Behavior.Folder)
 
 
 def advanced(parameter):

@@ -5,6 +5,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms.hsms_fusion import HsMsFusionAlgorithm
+from .algorithms.install_dependencies import InstallDependenciesAlgorithm
 from .algorithms.pansharpening import PansharpeningAlgorithm
 from .algorithms.s2_sharpening import S2SharpeningAlgorithm
 from .fusion_run import PLUGIN_VERSION
@@ -41,3 +42,4 @@ class SureFusionProvider(QgsProcessingProvider):
         self.addAlgorithm(S2SharpeningAlgorithm())
         self.addAlgorithm(HsMsFusionAlgorithm())
         self.addAlgorithm(PansharpeningAlgorithm())
+        self.addAlgorithm(InstallDependenciesAlgorithm())

@@ -19,16 +19,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import qgis_cli  # noqa: E402  (tools/ is this script's folder)
 from sure_fusion_qgis import quicklook, raster_io  # noqa: E402
 
 SAMPLE = ROOT / "resources" / "sample"
 OUT = ROOT / "out" / "demo"
-QGIS_PROCESS = "/usr/bin/qgis_process.bin"   # Debian's /usr/bin/qgis_process wrapper is broken on 3.22
 
 
 def qgis_env() -> dict:
     env = dict(os.environ)
-    env.update(QT_QPA_PLATFORM="offscreen", QGIS_PLUGINPATH=str(ROOT),
+    env.update(QT_QPA_PLATFORM="offscreen", QGIS_PLUGINPATH=str(qgis_cli.plugin_folder()),
                QGIS_CUSTOM_CONFIG_PATH=str(OUT / "qgis_profile"),
                PYTHONPATH=sysconfig.get_paths()["purelib"])   # QGIS's Python must see torch from the venv
     return env
@@ -50,18 +50,19 @@ def bicubic_20m(size: int) -> np.ndarray:
 
 
 def main() -> None:
-    if not os.access(QGIS_PROCESS, os.X_OK):
-        sys.exit(f"{QGIS_PROCESS} not found: run `make setup` first (installs QGIS)")
+    qgis_process = qgis_cli.qgis_process()
+    if not qgis_process:
+        sys.exit("qgis_process not found: run `make setup` first (installs QGIS)")
     OUT.mkdir(parents=True, exist_ok=True)
     iterations = int(os.environ.get("DEMO_ITERATIONS", "120"))
     threads = int(os.environ.get("DEMO_THREADS", "0"))
     env = qgis_env()
     start = time.perf_counter()
     # qgis_process 3.22 exits with 1 when the plugin is already enabled in this profile (a second demo run)
-    run([QGIS_PROCESS, "plugins", "enable", "sure_fusion_qgis"], env, tolerate="already enabled")
+    run([qgis_process, "plugins", "enable", "sure_fusion_qgis"], env, tolerate="already enabled")
     tif, report = OUT / "sample_sharpened_10m.tif", OUT / "sample_report.html"
     print(f"== sharpening the embedded sample (120×120 px at 10 m) with {iterations} iterations through qgis_process")
-    done = run([QGIS_PROCESS, "--json", "run", "sure_fusion:s2_sharpening", "--",
+    done = run([qgis_process, "--json", "run", "sure_fusion:s2_sharpening", "--",
                 f"INPUT_10M={SAMPLE / 'sample_10m.tif'}", f"INPUT_20M={SAMPLE / 'sample_20m.tif'}",
                 f"INPUT_60M={SAMPLE / 'sample_60m.tif'}", f"ITERATIONS={iterations}", "DEVICE=auto", "SEED=0",
                 f"THREADS={threads}", f"OUTPUT={tif}", f"REPORT={report}"], env)

@@ -2,7 +2,8 @@
 
 The zip has one top folder, `sure_fusion_qgis/`, holding the plugin, its metadata.txt, icon and LICENSE, and
 a copy of `sure_core/` (the plugin prefers that bundled copy, see core_loader.py). torch is not bundled:
-QGIS's plugin repository rejects binaries, and users install it from requirements.txt (docs/plugin.md).
+QGIS's plugin repository rejects binaries; the plugin's installer (sure_fusion:install_dependencies) installs
+it, or users do by hand from requirements.txt (docs/plugin.md). Both lists come from dependencies.REQUIREMENTS.
 """
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from sure_fusion_qgis.dependencies import REQUIREMENTS as PLUGIN_REQUIREMENTS  # noqa: E402  (standard library only)
+
 PLUGIN = "sure_fusion_qgis"
 REQUIREMENTS = """\
-# Python packages SURE Fusion needs in the Python that QGIS runs (see docs/plugin.md for each OS).
-# Do not let pip upgrade numpy: keep the numpy your QGIS was built with (add numpy==<that version>).
-torch>=2.1
-pytorch_wavelets>=1.3
-PyWavelets>=1.4
-"""
+# Python packages SURE Fusion needs in the Python that QGIS runs. The plugin installs them itself (Plugins ›
+# SURE Fusion › Install Python dependencies…); by hand, see docs/plugin.md for each OS. Do not let pip change
+# numpy: keep the numpy your QGIS was built with (add numpy==<that version>).
+""" + "\n".join(PLUGIN_REQUIREMENTS) + "\n"
 SKIP_PARTS = {"__pycache__", ".pytest_cache"}
 SKIP_SUFFIXES = {".pyc", ".pyo"}
 

@@ -14,19 +14,10 @@ from qgis.core import (QgsCoordinateReferenceSystem, QgsProcessingAlgorithm, Qgs
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
 from qgis.PyQt.QtCore import QCoreApplication
 
+from .. import dependencies
 from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER, advanced
 from ..core_loader import core_module
 from ..fusion_run import TRAINING_MODES, TRAINING_STAGE
-
-INSTALL_HINT = (
-    "SURE Fusion needs the Python packages torch, pytorch_wavelets and PyWavelets in the Python that QGIS uses. "
-    "Linux: `python3 -m pip install --user torch pytorch_wavelets PyWavelets` (Debian 12: use a venv made with "
-    "--system-site-packages and start QGIS with its site-packages on PYTHONPATH); Windows: in the OSGeo4W Shell "
-    "`python -m pip install torch pytorch_wavelets PyWavelets`; macOS: "
-    "`/Applications/QGIS.app/Contents/MacOS/bin/python3 -m pip install torch pytorch_wavelets PyWavelets`. "
-    "Never let pip upgrade numpy: add `numpy==<the version QGIS ships>` to the command. Then restart QGIS. "
-    "See docs/plugin.md.")
-
 
 S2_SIGMA_HELP = ("Empty: estimate σ of every band from the data (the smaller of the wavelet MAD and what the other "
                  "bands, and the finer bands, cannot predict; still an upper bound on textured scenes). Otherwise one "
@@ -206,13 +197,11 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
     # --------------------------------------------------------------- core access
     @staticmethod
     def import_core():
-        """The core package; a clear QgsProcessingException when torch (or a torch add-on) is missing."""
-        try:
-            import torch  # noqa: F401  (checked here so the message names the real problem)
-            import pywt  # noqa: F401
-            import pytorch_wavelets  # noqa: F401
-        except ImportError as e:
-            raise QgsProcessingException(f"{e}. {INSTALL_HINT}") from None
+        """The core package; a QgsProcessingException that names the real cause (and the installer) when torch or
+        a torch add-on does not import."""
+        problems = dependencies.problems()
+        if problems:
+            raise QgsProcessingException(dependencies.describe(problems))
         return core_module()
 
     #: this algorithm's changes to the core's fast recipe (SolverOptions field → value), used where a parameter is 0

@@ -1,27 +1,30 @@
-"""Running /usr/bin/qgis_process.bin in a throw-away profile with the plugin enabled (the README's commands)."""
+"""Running qgis_process in a throw-away profile with the plugin enabled (the README's commands)."""
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
+import sys
 import sysconfig
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-QGIS_PROCESS = "/usr/bin/qgis_process.bin"
+sys.path.insert(0, str(ROOT / "tools"))
+import qgis_cli  # noqa: E402
+
+PLUGIN_FOLDER = qgis_cli.plugin_folder()   # holds only the plugin (a link), as QGIS users see it
 
 
 def require_qgis_process() -> str:
-    exe = QGIS_PROCESS if os.access(QGIS_PROCESS, os.X_OK) else shutil.which("qgis_process")
+    exe = qgis_cli.qgis_process()
     if not exe:
         pytest.skip("qgis_process is not installed")
     return exe
 
 
-def cli_env(profile: Path, with_venv: bool = True, plugin_path: Path = ROOT) -> dict:
+def cli_env(profile: Path, with_venv: bool = True, plugin_path: Path = PLUGIN_FOLDER) -> dict:
     env = dict(os.environ)
     env.update(QT_QPA_PLATFORM="offscreen", QGIS_PLUGINPATH=str(plugin_path), QGIS_CUSTOM_CONFIG_PATH=str(profile))
     env.pop("PYTHONPATH", None)

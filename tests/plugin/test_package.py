@@ -1,5 +1,6 @@
 """`make package`: a zip QGIS's "Install from ZIP" accepts, whose plugin uses its bundled sure_core."""
 import configparser
+import os
 import subprocess
 import sys
 import zipfile
@@ -8,7 +9,7 @@ import pytest
 from osgeo import gdal
 
 import s2_fixtures
-from cli_helpers import ROOT, cli_env, enable_plugin, run_json
+from cli_helpers import PLUGIN_FOLDER, ROOT, cli_env, enable_plugin, run_json
 
 sys.path.insert(0, str(ROOT / "tools"))
 import package  # noqa: E402
@@ -34,13 +35,52 @@ def test_zip_layout(built):
 
 
 def test_metadata_fields(built):
+    text = zipfile.ZipFile(built).read("sure_fusion_qgis/metadata.txt").decode("utf-8")
     parser = configparser.ConfigParser()
-    parser.read_string(zipfile.ZipFile(built).read("sure_fusion_qgis/metadata.txt").decode("utf-8"))
+    parser.read_string(text)
     general = parser["general"]
     assert general["hasProcessingProvider"] == "yes"
     assert general["qgisMinimumVersion"] == "3.22"
-    for field in ("name", "description", "about", "version", "author", "email", "repository", "tracker"):
+    # QGIS 4 refuses a plugin whose maximum (default: the minimum's major + .99 = 3.99) is below 4;
+    # the Qt6 builds of QGIS 3.40/3.44 refuse one without supportsQt6
+    assert general["qgisMaximumVersion"] == "4.99"
+    assert general["supportsQt6"] == "True"
+    for field in ("name", "description", "about", "version", "author", "changelog"):
         assert general[field].strip()
+    for algorithm in ("s2_sharpening", "hsms_fusion", "pansharpening", "install_dependencies"):
+        assert f"sure_fusion:{algorithm}" in general["about"]
+    assert general["version"] in general["changelog"]
+    assert "example.org" not in text   # no placeholder addresses: fields without a real one are left out
+
+
+PLUGIN_MANAGER_LISTING = """
+import os, sys
+from qgis.core import QgsApplication
+app = QgsApplication([], False)
+app.initQgis()
+sys.path.insert(0, os.path.join(QgsApplication.pkgDataPath(), "python"))
+import qgis.utils
+qgis.utils.plugin_paths = [os.environ["QGIS_PLUGINPATH"]]
+from pyplugin_installer.installer_data import plugins
+plugins.getAllInstalled()
+for key, plugin in sorted(plugins.localCache.items()):
+    print(key, plugin["error"] or "ok")
+"""
+
+
+def _plugin_manager_listing(plugin_path) -> dict:
+    """What QGIS's plugin manager lists for a plugin path (name → 'ok' or its error, e.g. 'broken')."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QGIS_PLUGINPATH=str(plugin_path))
+    done = subprocess.run([sys.executable, "-c", PLUGIN_MANAGER_LISTING], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return dict(line.split(" ", 1) for line in done.stdout.splitlines() if line.strip())
+
+
+def test_the_plugin_folder_shows_one_plugin_in_the_plugin_manager():
+    assert _plugin_manager_listing(PLUGIN_FOLDER) == {"sure_fusion_qgis": "ok"}
+    # the repository itself, as docs/plugin.md once advised, shows its other folders as broken plugins
+    assert _plugin_manager_listing(ROOT).get("tests") == "broken"
 
 
 def test_installed_zip_uses_its_bundled_core(built, tmp_path):
