@@ -319,3 +319,28 @@ def test_sigterm_handler_calls_cancel_once_and_is_restored():
             time.sleep(0.01)
     assert calls == [1] and received == [signal.SIGTERM]
     assert signal.getsignal(signal.SIGTERM) == previous
+
+
+def test_batch_sigterm_stops_the_cluster_and_removes_the_temporary(rasters, tmp_path):
+    """QA #105: SIGTERM gave exit 130 and left the killed task's 0-byte file for the next run. Now: exit 143
+    (128 + SIGTERM), finished outputs kept, the interrupted scene's temporary file gone."""
+    out = tmp_path / "out"
+    manifest = tmp_path / "scenes.csv"
+    manifest.write_text(f"name,bands_10m,bands_20m,bands_60m\nslow,{rasters['10m']},{rasters['20m']},"
+                        f"{rasters['60m']}\n")
+    process = subprocess.Popen([sys.executable, "-m", "sure_fusion_qgis.batch", str(manifest), "-o", str(out),
+                                "--iterations", "100000", "--device", "cpu", "--workers", "1", "--quiet"],
+                               cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.is_dir() and temporaries(out)):
+            assert time.monotonic() < deadline and process.poll() is None, process.communicate()[0]
+            time.sleep(0.1)
+        _wait_for_temporary(out, process)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 143, output
+    assert "interrupted" in output and temporaries(out) == [] and not (out / "slow_sharpened.tif").exists()

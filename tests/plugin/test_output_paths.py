@@ -166,3 +166,36 @@ def test_gdal_sources_name_their_files(tmp_path):
     assert output_paths.referenced_file(f"SENTINEL2_L2A:{mtd}:10m:EPSG_32633") == mtd
     assert output_paths.referenced_file(f'HDF5:"{tif}"://im10') == tif
     assert output_paths.referenced_file(f"/vsizip/{tif}/inner.tif") == tif
+
+
+# ------------------------------------------------------------------------------------------------- batch
+def test_batch_output_that_is_an_input_is_refused_before_any_cluster(tmp_path, capsys):
+    """Scene b reads the raster that scene a would write: exit 2 before a cluster starts, the raster unchanged."""
+    from sure_fusion_qgis.batch.__main__ import main
+
+    paths = s2_fixtures.write_band_rasters(tmp_path / "in", s2_fixtures.synthetic_scene(48, seed=1))
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = out / "a_sharpened.tif"
+    victim.write_bytes(Path(paths["10m"]).read_bytes())
+    before = fingerprint(victim)
+    manifest = tmp_path / "scenes.csv"
+    manifest.write_text("name,bands_10m,bands_20m\n"
+                        f"a,{paths['10m']},{paths['20m']}\n"
+                        f"b,{victim},{paths['20m']}\n")
+    code = main([str(manifest), "-o", str(out), "--iterations", "3", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and "is the input b: bands_10m" in err and "Dask:" not in err, err
+    assert fingerprint(victim) == before
+
+
+def test_batch_task_refuses_an_output_that_is_its_input(tmp_path):
+    from sure_fusion_qgis.batch.scenes import Scene
+    from sure_fusion_qgis.batch.task import BatchSettings, sharpen_scene
+
+    paths = s2_fixtures.write_band_rasters(tmp_path, s2_fixtures.synthetic_scene(48, seed=1))
+    before = fingerprint(paths["20m"])
+    scene = Scene("x", paths["20m"], rasters=(("10m", paths["10m"]), ("20m", paths["20m"])))
+    outcome = sharpen_scene(scene, BatchSettings(iterations=2, device="cpu", overwrite=True))
+    assert outcome.status == "failed" and "would destroy the input" in outcome.message
+    assert fingerprint(paths["20m"]) == before
