@@ -45,9 +45,11 @@ class PlannedOutput:
     estimated_bytes: int = 0
 
 
-def geotiff_output(label: str, path: str, width: int, height: int, bands: int) -> PlannedOutput:
-    """A Float32 GeoTIFF: its size estimated uncompressed (noisy float data barely compresses)."""
-    return PlannedOutput(label, path, GEOTIFF, "a GeoTIFF", width * height * bands * 4 + GEOTIFF_OVERHEAD_BYTES)
+def geotiff_output(label: str, path: str, width: int = 0, height: int = 0, bands: int = 0) -> PlannedOutput:
+    """A Float32 GeoTIFF: its size estimated uncompressed (noisy float data barely compresses); no size given: the
+    room is not checked (the batch client, before the inputs are opened)."""
+    pixels = width * height * bands
+    return PlannedOutput(label, path, GEOTIFF, "a GeoTIFF", pixels * 4 + GEOTIFF_OVERHEAD_BYTES if pixels else 0)
 
 
 def report_output(label: str, path: str) -> PlannedOutput:

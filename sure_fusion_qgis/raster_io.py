@@ -16,6 +16,7 @@ Errors are `RasterInputError` / `RasterOutputError` with messages meant for the 
 from __future__ import annotations
 
 import math
+import os
 import re
 import uuid
 import xml.etree.ElementTree as ET
@@ -123,6 +124,9 @@ def _gdal_call(make):
 
 def _open(path: str, label: str) -> gdal.Dataset:
     ds, message = _gdal_call(lambda: gdal.OpenEx(str(path), gdal.OF_RASTER | gdal.OF_READONLY))
+    plain = str(path).split("|")[0]
+    if ds is None and not re.match(r"^[A-Za-z0-9_]{2,}:|/vsi", plain) and not os.path.exists(plain):
+        raise RasterInputError(f"{label}: {plain!r} does not exist; check the path")
     if ds is None:
         raise RasterInputError(f"{label}: GDAL cannot open {path!r} as a raster ({message or 'unknown format'}); "
                                f"check the path and that the file is a complete, readable image")
@@ -498,7 +502,8 @@ def check_extent(extent: tuple[float, float, float, float], pixel: float, grid_n
                                f"ymin < ymax, in the inputs' CRS or with its [EPSG:code]")
     if width < pixel or height < pixel:
         raise RasterInputError(f"the extent {box} is {width:.4g} × {height:.4g} map units, smaller than one "
-                               f"{grid_name} pixel ({pixel:g}): choose a larger extent")
+                               f"{grid_name} pixel ({pixel:g}): choose a larger extent; if it is in another CRS "
+                               f"(degrees?), say so, e.g. '{box[1:-1]} [EPSG:4326]'")
 
 
 def group_window(group: BandGroup, window_10m: Window) -> Window:

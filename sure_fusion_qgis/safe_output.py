@@ -155,16 +155,24 @@ class StagedFile:
             self._fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o666)
         except OSError as e:
             raise write_failure(target, label, os_reason(e)) from None
-        if fcntl is not None:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a file we just created: nobody else holds it
-            except OSError:  # a file system without locks (some network mounts): the file is merely unprotected
-                pass
+        if fcntl is None:  # Windows: an open file cannot be renamed there, and open files are not deleted anyway
+            os.close(self._fd)
+            self._fd = None
+            return
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a file we just created: nobody else holds it
+        except OSError:  # a file system without locks (some network mounts): the file is merely unprotected
+            pass
 
     def sync(self) -> None:
         """Force the file's data to the disk, so that a full disk or an I/O error shows now, not after the rename."""
         try:
-            os.fsync(self._fd)
+            fd = self._fd if self._fd is not None else os.open(self.path, os.O_RDWR)
+            try:
+                os.fsync(fd)
+            finally:
+                if fd != self._fd:
+                    os.close(fd)
         except OSError as e:
             raise write_failure(self.target, self.label, os_reason(e)) from None
 

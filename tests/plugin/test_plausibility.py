@@ -191,3 +191,12 @@ def test_non_sentinel2_zip_says_so(provider, rasters, tmp_path, content):
             handle.write(rasters["10m"], "image.tif")
             handle.writestr("readme.txt", "not a product")
     _fails({"PRODUCT": str(archive)}, "is not a Sentinel-2 L1C/L2A product", tmp_path)
+
+
+def test_a_missing_raster_is_called_missing(tmp_path):
+    """QA #103: the batch called a missing raster "unknown format"."""
+    s2 = core_module("sentinel2")
+    with pytest.raises(raster_io.RasterInputError) as error:
+        raster_io.open_band_rasters({"10m": str(tmp_path / "gone_10m.tif"), "20m": str(tmp_path / "gone_20m.tif")},
+                                    {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M})
+    assert "gone_10m.tif' does not exist" in str(error.value)
