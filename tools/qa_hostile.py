@@ -39,9 +39,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "plugin")]
 
 from osgeo import gdal, osr  # noqa: E402
 
+import fault_helpers  # noqa: E402
 import pair_fixtures as pf  # noqa: E402
 import s2_fixtures  # noqa: E402
+from alg_helpers import temporaries  # noqa: E402
 from cli_helpers import QGIS_PROCESS, cli_env  # noqa: E402
+from fault_helpers import (fill_disk, mounted_tmpfs, read_only_folder, set_band_descriptions,  # noqa: E402
+                           wait_for_temporary)
 from sure_fusion_qgis import raster_io  # noqa: E402
 
 gdal.UseExceptions()
@@ -108,10 +112,6 @@ def excerpt(text: str, needles=()) -> str:
     return (lines[-1] if lines else "")[:300]
 
 
-def temporaries(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if TEMP_MARK in p.name) if folder.is_dir() else []
-
-
 def valid_output(path: Path, bands: int | None = None) -> str:
     """'' when `path` is a readable GeoTIFF whose values are finite (nodata −9999 is finite), else why not."""
     try:
@@ -164,6 +164,14 @@ def succeeded(run: Run, watch: Watch, out: Path, bands: int | None = None, check
     message = excerpt(run.text, ("Done in",)) if run.rc == 0 else excerpt(run.text)
     return Outcome(run.rc, message, "ok" if not problems else "DEFECT: " + "; ".join(problems), run.seconds,
                    leftovers, lost)
+
+
+def combined(*outcomes: Outcome) -> Outcome:
+    """One row for a case of several runs: every exit code, the (distinct) messages, the first defect, the time."""
+    bad = [o for o in outcomes if o.verdict != "ok"]
+    message = " / ".join(dict.fromkeys(o.message for o in outcomes))
+    return Outcome("/".join(str(o.rc) for o in outcomes), message[:400], bad[0].verdict if bad else "ok",
+                   sum(o.seconds for o in outcomes))
 
 
 # ------------------------------------------------------------------------------------------------ the lab
@@ -227,57 +235,11 @@ class Lab:
 
 def old_output(path: Path) -> Path:
     """A valid GeoTIFF at the target before the run: what every failure must leave as it is."""
-    data = np.arange(12 * 24 * 24, dtype=np.float32).reshape(12, 24, 24)
-    return Path(raster_io.write_simple_geotiff(path, data, (ORIGIN[0], 10, 0, ORIGIN[1], 0, -10),
-                                               raster_io.epsg_wkt(EPSG), gdal_type=gdal.GDT_Float32))
-
-
-def set_descriptions(path: str, descriptions: list[str], data: np.ndarray | None = None) -> None:
-    ds = gdal.Open(path, gdal.GA_Update)
-    for i, text in enumerate(descriptions, start=1):
-        ds.GetRasterBand(i).SetDescription(text)
-        if data is not None:
-            ds.GetRasterBand(i).WriteArray(data[i - 1])
-    ds = None
+    return fault_helpers.old_output(path, ORIGIN, EPSG, size=24)
 
 
 def extent(x0: float, x1: float, y0: float, y1: float, epsg: int = EPSG) -> str:
     return f"{x0},{x1},{y0},{y1} [EPSG:{epsg}]"
-
-
-@contextlib.contextmanager
-def tmpfs(folder: Path, kib: int, read_only: bool = False, prepare=None):
-    """A tmpfs at `folder` (root only); yields None when it cannot be mounted."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(folder)],
-                                           capture_output=True).returncode:
-        yield None
-        return
-    try:
-        if prepare:
-            prepare(folder)
-        if read_only:
-            subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
-def fill(folder: Path, leave_kib: int) -> None:
-    (folder / "filler").write_bytes(b"\0" * max(0, shutil.disk_usage(folder).free - leave_kib * 1024))
-
-
-def wait_for_temporary(folder: Path, process: subprocess.Popen, seconds: float = 180) -> bool:
-    """True once the run's temporary file has existed for a second (the path check's probe lasts microseconds)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and process.poll() is None:
-        first = temporaries(folder)
-        if first:
-            time.sleep(1.0)
-            if temporaries(folder) == first:
-                return True
-        time.sleep(0.1)
-    return False
 
 
 CASES: list[tuple[str, str, Callable[[Lab], Outcome]]] = []
@@ -288,6 +250,11 @@ def case(number: str, title: str):
         CASES.append((number, title, function))
         return function
     return register
+
+
+def simple(number: str, title: str, run: Callable[[Lab, str], Outcome]) -> None:
+    """A case that is one call: `run(lab, name)`, `name` its folder (and input) name."""
+    case(number, title)(lambda lab: run(lab, f"c{number}"))
 
 
 # -------------------------------------------------------------------------------- 1. bad inputs, S2
@@ -318,14 +285,14 @@ def c1(lab):
     return succeeded(run, watch, out, 12, lambda: "" if report.is_file() else "no report")
 
 
-@case("2", "CRS mismatch")
-def c2(lab):
-    return _s2_case(lab, "c2", lab.band_rasters("c2", lab.scene, epsgs={"20m": 32647}), needles=("different CRS",))
+simple("2", "CRS mismatch",
+       lambda lab, n: _s2_case(lab, n, lab.band_rasters(n, lab.scene, epsgs={"20m": 32647}),
+                               needles=("different CRS",)))
 
 
-@case("3", "20 m grid shifted by 5 m")
-def c3(lab):
-    return _s2_case(lab, "c3", lab.band_rasters("c3", lab.scene, shifts={"20m": (5.0, 0.0)}), needles=("not aligned",))
+simple("3", "20 m grid shifted by 5 m",
+       lambda lab, n: _s2_case(lab, n, lab.band_rasters(n, lab.scene, shifts={"20m": (5.0, 0.0)}),
+                               needles=("not aligned",)))
 
 
 @case("4", "20 m grid shifted by one 10 m pixel (no 60 m)")
@@ -339,45 +306,51 @@ def c4(lab):
     return _s2_case(lab, "c4", paths, bands=10, check=common_area)
 
 
-@case("5", "non-integer ratio (25 m pixels)")
-def c5(lab):
-    paths = lab.band_rasters("c5", lab.scene)
-    ds = gdal.Open(paths["20m"], gdal.GA_Update)
-    ds.SetGeoTransform((ORIGIN[0], 25.0, 0, ORIGIN[1], 0, -25.0))
-    ds = None
-    return _s2_case(lab, "c5", paths, needles=("ratio must be 2",))
+def _regridded(lab, name: str, geotransforms: dict, epsg: int | None = None) -> dict[str, str]:
+    """The shared scene with other geotransforms ({'20m': gt, …}) and optionally another CRS for every group."""
+    paths = lab.band_rasters(name, lab.scene)
+    for key, geotransform in geotransforms.items():
+        ds = gdal.Open(paths[key], gdal.GA_Update)
+        ds.SetGeoTransform(geotransform)
+        if epsg:
+            ds.SetProjection(raster_io.epsg_wkt(epsg))
+        ds = None
+    return paths
 
 
-@case("6", "3-band INPUT_10M")
-def c6(lab):
-    return _s2_case(lab, "c6", lab.band_rasters("c6", {**lab.scene, "10m": lab.scene["10m"][:3]}),
-                    needles=("needs exactly 4",))
+simple("5", "non-integer ratio (25 m pixels)",
+       lambda lab, n: _s2_case(lab, n, _regridded(lab, n, {"20m": (ORIGIN[0], 25.0, 0, ORIGIN[1], 0, -25.0)}),
+                               needles=("ratio must be 2",)))
 
 
-@case("7", "5-band INPUT_20M")
-def c7(lab):
-    return _s2_case(lab, "c7", lab.band_rasters("c7", {**lab.scene, "20m": lab.scene["20m"][:5]}),
-                    needles=("needs exactly 6",))
+simple("6", "3-band INPUT_10M",
+       lambda lab, n: _s2_case(lab, n, lab.band_rasters(n, {**lab.scene, "10m": lab.scene["10m"][:3]}),
+                               needles=("needs exactly 4",)))
+
+
+simple("7", "5-band INPUT_20M",
+       lambda lab, n: _s2_case(lab, n, lab.band_rasters(n, {**lab.scene, "20m": lab.scene["20m"][:5]}),
+                               needles=("needs exactly 6",)))
 
 
 @case("8", "descriptions name a wrong band (B8 for B8A)")
 def c8(lab):
     paths = lab.band_rasters("c8", lab.scene)
-    set_descriptions(paths["20m"], ["B5", "B6", "B7", "B8", "B11", "B12"])
+    set_band_descriptions(paths["20m"], ["B5", "B6", "B7", "B8", "B11", "B12"])
     return _s2_case(lab, "c8", paths, needles=("pick the right raster",))
 
 
 @case("9", "duplicate band names (B5, B5, …)")
 def c9(lab):
     paths = lab.band_rasters("c9", lab.scene)
-    set_descriptions(paths["20m"], ["B5", "B5", "B7", "B8A", "B11", "B12"])
+    set_band_descriptions(paths["20m"], ["B5", "B5", "B7", "B8A", "B11", "B12"])
     return _s2_case(lab, "c9", paths, needles=("B5 2 times",))
 
 
 @case("10", "all six named, in reverse order")
 def c10(lab):
     paths = lab.band_rasters("c10", lab.scene)
-    set_descriptions(paths["20m"], ["B12", "B11", "B8A", "B7", "B6", "B5"], lab.scene["20m"][::-1])
+    set_band_descriptions(paths["20m"], ["B12", "B11", "B8A", "B7", "B6", "B5"], lab.scene["20m"][::-1])
     reference = baseline(lab)
 
     def same_as_baseline():
@@ -389,26 +362,25 @@ def c10(lab):
 @case("11", "reversed stack, one description blank")
 def c11(lab):
     paths = lab.band_rasters("c11", lab.scene)
-    set_descriptions(paths["20m"], ["B12", "B11", "B8A", "B7", "B6", ""], lab.scene["20m"][::-1])
+    set_band_descriptions(paths["20m"], ["B12", "B11", "B8A", "B7", "B6", ""], lab.scene["20m"][::-1])
     return _s2_case(lab, "c11", paths, needles=("contradict the file order",))
 
 
 @case("12", "partial descriptions that agree with the positions")
 def c12(lab):
     paths = lab.band_rasters("c12", lab.scene)
-    set_descriptions(paths["20m"], ["B5", "", "B7", "", "", "B12"])
+    set_band_descriptions(paths["20m"], ["B5", "", "B7", "", "", "B12"])
     return _s2_case(lab, "c12", paths)
 
 
-@case("13", "2-band B1,B9 raster as INPUT_20M")
-def c13(lab):
-    return _s2_case(lab, "c13", {"10m": lab.s2["10m"], "20m": lab.s2["60m"]},
-                    needles=("needs exactly 6", "the 60 m bands: are the inputs swapped?"))
+simple("13", "2-band B1,B9 raster as INPUT_20M",
+       lambda lab, n: _s2_case(lab, n, {"10m": lab.s2["10m"], "20m": lab.s2["60m"]},
+                               needles=("needs exactly 6", "the 60 m bands: are the inputs swapped?")))
 
 
-@case("14", "inputs swapped 10↔20")
-def c14(lab):
-    return _s2_case(lab, "c14", {"10m": lab.s2["20m"], "20m": lab.s2["10m"]}, needles=("needs exactly 4", "swapped"))
+simple("14", "inputs swapped 10↔20",
+       lambda lab, n: _s2_case(lab, n, {"10m": lab.s2["20m"], "20m": lab.s2["10m"]},
+                               needles=("needs exactly 4", "swapped")))
 
 
 @case("15", "inputs swapped 20↔60 (unnamed)")
@@ -418,49 +390,36 @@ def c15(lab):
                     needles=("needs exactly 6", "swapped"))
 
 
-@case("16", "geographic CRS")
-def c16(lab):
-    paths = lab.band_rasters("c16", lab.scene)
-    for key in ("10m", "20m", "60m"):
-        ds = gdal.Open(paths[key], gdal.GA_Update)
-        ds.SetProjection(raster_io.epsg_wkt(4326))
-        ds.SetGeoTransform((105.9, 0.0001 * (1 + (key != "10m")) * (3 if key == "60m" else 1), 0, 20.8, 0,
-                            -0.0001 * (1 + (key != "10m")) * (3 if key == "60m" else 1)))
-        ds = None
-    return _s2_case(lab, "c16", paths, needles=("geographic CRS",))
+simple("16", "geographic CRS",
+       lambda lab, n: _s2_case(lab, n, _regridded(lab, n, {k: (105.9, d, 0, 20.8, 0, -d) for k, d in
+                                                           (("10m", 1e-4), ("20m", 2e-4), ("60m", 6e-4))}, 4326),
+                               needles=("geographic CRS",)))
 
 
-@case("17", "rotated geotransform")
-def c17(lab):
-    paths = lab.band_rasters("c17", lab.scene)
-    ds = gdal.Open(paths["10m"], gdal.GA_Update)
-    ds.SetGeoTransform((ORIGIN[0], 10, 1, ORIGIN[1], 1, -10))
-    ds = None
-    return _s2_case(lab, "c17", paths, needles=("rotated",))
+simple("17", "rotated geotransform",
+       lambda lab, n: _s2_case(lab, n, _regridded(lab, n, {"10m": (ORIGIN[0], 10, 1, ORIGIN[1], 1, -10)}),
+                               needles=("rotated",)))
 
 
 def _typed(lab, name, convert, gdal_type):
     return lab.band_rasters(name, {k: convert(v) for k, v in lab.scene.items()}, gdal_type=gdal_type)
 
 
-@case("18", "uint8 inputs")
-def c18(lab):
-    return _s2_case(lab, "c18", _typed(lab, "c18", lambda v: np.clip(v / 20, 0, 255).astype(np.uint8), gdal.GDT_Byte))
+simple("18", "uint8 inputs",
+       lambda lab, n: _s2_case(lab, n,
+                               _typed(lab, n, lambda v: np.clip(v / 20, 0, 255).astype(np.uint8), gdal.GDT_Byte)))
 
 
-@case("19", "int16 with negative values")
-def c19(lab):
-    return _s2_case(lab, "c19", _typed(lab, "c19", lambda v: v.astype(np.int16) - 1000, gdal.GDT_Int16))
+simple("19", "int16 with negative values",
+       lambda lab, n: _s2_case(lab, n, _typed(lab, n, lambda v: v.astype(np.int16) - 1000, gdal.GDT_Int16)))
 
 
-@case("20", "float32 reflectance")
-def c20(lab):
-    return _s2_case(lab, "c20", _typed(lab, "c20", lambda v: (v / 10000).astype(np.float32), gdal.GDT_Float32))
+simple("20", "float32 reflectance",
+       lambda lab, n: _s2_case(lab, n, _typed(lab, n, lambda v: (v / 10000).astype(np.float32), gdal.GDT_Float32)))
 
 
-@case("21", "float64 reflectance")
-def c21(lab):
-    return _s2_case(lab, "c21", _typed(lab, "c21", lambda v: v / 10000, gdal.GDT_Float64))
+simple("21", "float64 reflectance",
+       lambda lab, n: _s2_case(lab, n, _typed(lab, n, lambda v: v / 10000, gdal.GDT_Float64)))
 
 
 @case("22", "NaN / +inf / −inf pixels (+ REPORT)")
@@ -480,10 +439,10 @@ def c22(lab):
     return succeeded(run, watch, out, 12, nodata_there)
 
 
-@case("23", "all nodata")
-def c23(lab):
-    return _s2_case(lab, "c23", lab.band_rasters("c23", {k: np.zeros_like(v) for k, v in lab.scene.items()}, nodata=0),
-                    needles=("nodata only",))
+simple("23", "all nodata",
+       lambda lab, n: _s2_case(lab, n,
+                               lab.band_rasters(n, {k: np.zeros_like(v) for k, v in lab.scene.items()}, nodata=0),
+                               needles=("nodata only",)))
 
 
 @case("24", "90 % nodata")
@@ -501,14 +460,13 @@ def c25(lab):
     return _s2_case(lab, "c25", lab.band_rasters("c25", arrays, nodata=65535))
 
 
-@case("26", "constant image")
-def c26(lab):
-    return _s2_case(lab, "c26", lab.band_rasters("c26", {k: np.full_like(v, 1000) for k, v in lab.scene.items()}))
+simple("26", "constant image",
+       lambda lab, n: _s2_case(lab, n, lab.band_rasters(n, {k: np.full_like(v, 1000) for k, v in lab.scene.items()})))
 
 
-@case("27", "constant 10 m bands only")
-def c27(lab):
-    return _s2_case(lab, "c27", lab.band_rasters("c27", {**lab.scene, "10m": np.full_like(lab.scene["10m"], 1000)}))
+simple("27", "constant 10 m bands only",
+       lambda lab, n: _s2_case(lab, n,
+                               lab.band_rasters(n, {**lab.scene, "10m": np.full_like(lab.scene["10m"], 1000)})))
 
 
 def _tiny(size10: int, with_60m: bool) -> dict:
@@ -520,9 +478,8 @@ def _tiny(size10: int, with_60m: bool) -> dict:
     return arrays
 
 
-@case("28", "1×1 px, all three inputs")
-def c28(lab):
-    return _s2_case(lab, "c28", lab.band_rasters("c28", _tiny(1, True)), needles=("less than one 60 m pixel",))
+simple("28", "1×1 px, all three inputs",
+       lambda lab, n: _s2_case(lab, n, lab.band_rasters(n, _tiny(1, True)), needles=("less than one 60 m pixel",)))
 
 
 @case("29", "1×1 px, no 60 m")
@@ -533,32 +490,24 @@ def c29(lab):
     return outcome
 
 
-@case("30", "7×7 px (no 60 m)")
-def c30(lab):
-    return _s2_case(lab, "c30", lab.band_rasters("c30", _tiny(7, False)), needles=("16×16 10 m pixels",))
+simple("30", "7×7 px (no 60 m)",
+       lambda lab, n: _s2_case(lab, n, lab.band_rasters(n, _tiny(7, False)), needles=("16×16 10 m pixels",)))
 
 
-@case("31", "small areas with 60 m: 12, 16, 18, 24, 36 px")
-def c31(lab):
-    outcomes = []
-    for size in (12, 16, 18, 24, 36):
-        x = ORIGIN[0]
-        outcomes.append(_s2_case(lab, f"c31_{size}", parameters={"EXTENT": extent(x, x + 10 * size, ORIGIN[1] -
-                                                                                   10 * size, ORIGIN[1])},
-                                 needles=("48×48 10 m pixels",)))
-    bad = [o for o in outcomes if o.verdict != "ok"]
-    return Outcome(",".join(str(o.rc) for o in outcomes), outcomes[-1].message, bad[0].verdict if bad else "ok",
-                   sum(o.seconds for o in outcomes))
+def _square(side: int) -> str:
+    """An extent of side×side 10 m pixels at the data's corner."""
+    return extent(ORIGIN[0], ORIGIN[0] + 10 * side, ORIGIN[1] - 10 * side, ORIGIN[1])
 
 
-@case("32", "16 / 18 px, no 60 m")
-def c32(lab):
-    outcomes = [_s2_case(lab, f"c32_{n}", {"10m": lab.s2["10m"], "20m": lab.s2["20m"]},
-                         {"EXTENT": extent(ORIGIN[0], ORIGIN[0] + 10 * n, ORIGIN[1] - 10 * n, ORIGIN[1])}, bands=10)
-                for n in (16, 18)]
-    bad = [o for o in outcomes if o.verdict != "ok"]
-    return Outcome(",".join(str(o.rc) for o in outcomes), outcomes[-1].message, bad[0].verdict if bad else "ok",
-                   sum(o.seconds for o in outcomes))
+simple("31", "small areas with 60 m: 12, 16, 18, 24, 36 px",
+       lambda lab, n: combined(*(_s2_case(lab, f"{n}_{side}", parameters={"EXTENT": _square(side)},
+                                          needles=(f"is {side}×{side} 10 m pixels", "48×48 10 m pixels"))
+                                 for side in (12, 16, 18, 24, 36))))
+
+
+simple("32", "16 / 18 px, no 60 m",
+       lambda lab, n: combined(*(_s2_case(lab, f"{n}_{side}", {"10m": lab.s2["10m"], "20m": lab.s2["20m"]},
+                                          {"EXTENT": _square(side)}, bands=10) for side in (16, 18))))
 
 
 @case("33", "truncated GeoTIFF")
@@ -584,9 +533,8 @@ def c35(lab):
     return _s2_case(lab, "c35", {**lab.s2, "10m": str(text)}, needles=("INPUT_10M",))
 
 
-@case("36", "missing file")
-def c36(lab):
-    return _s2_case(lab, "c36", {**lab.s2, "10m": str(lab.root / "in" / "nope.tif")}, needles=("INPUT_10M",))
+simple("36", "missing file",
+       lambda lab, n: _s2_case(lab, n, {**lab.s2, "10m": str(lab.root / "in" / "nope.tif")}, needles=("INPUT_10M",)))
 
 
 def _product_case(lab, name, product, needles) -> Outcome:
@@ -646,28 +594,22 @@ def c42(lab):
     return _product_case(lab, "c42", safe, ("not a Sentinel-2 L1C/L2A product",))
 
 
-@case("43", "PRODUCT missing")
-def c43(lab):
-    return _product_case(lab, "c43", lab.root / "in" / "nothere.SAFE", ("does not exist",))
+simple("43", "PRODUCT missing",
+       lambda lab, n: _product_case(lab, n, lab.root / "in" / "nothere.SAFE", ("does not exist",)))
 
 
-@case("44", "PRODUCT = a GeoTIFF")
-def c44(lab):
-    return _product_case(lab, "c44", lab.s2["10m"], ("not a Sentinel-2 L1C/L2A product",))
+simple("44", "PRODUCT = a GeoTIFF",
+       lambda lab, n: _product_case(lab, n, lab.s2["10m"], ("not a Sentinel-2 L1C/L2A product",)))
 
 
-@case("45", "PRODUCT and rasters / neither")
-def c45(lab):
-    both = _s2_case(lab, "c45a", parameters={"PRODUCT": lab.s2["10m"]}, needles=("not both",))
-    neither = _s2_case(lab, "c45b", {}, needles=("Give a Sentinel-2 PRODUCT",))
-    return Outcome(f"{both.rc}/{neither.rc}", f"{both.message} / {neither.message}",
-                   both.verdict if both.verdict != "ok" else neither.verdict, both.seconds + neither.seconds)
+simple("45", "PRODUCT and rasters / neither",
+       lambda lab, n: combined(_s2_case(lab, n + "a", parameters={"PRODUCT": lab.s2["10m"]}, needles=("not both",)),
+                               _s2_case(lab, n + "b", {}, needles=("Give a Sentinel-2 PRODUCT",))))
 
 
-@case("46", "EXTENT outside the data")
-def c46(lab):
-    return _s2_case(lab, "c46", parameters={"EXTENT": extent(700000, 700500, 2200000, 2200500)},
-                    needles=("outside the data",))
+simple("46", "EXTENT outside the data",
+       lambda lab, n: _s2_case(lab, n, parameters={"EXTENT": extent(700000, 700500, 2200000, 2200500)},
+                               needles=("outside the data",)))
 
 
 def _lonlat_box() -> str:
@@ -683,93 +625,76 @@ def _lonlat_box() -> str:
     return f"{min(lons)},{max(lons)},{min(lats)},{max(lats)} [EPSG:4326]"
 
 
-@case("47", "EXTENT in EPSG:4326 over the whole data")
-def c47(lab):
-    return _s2_case(lab, "c47", parameters={"EXTENT": _lonlat_box()})
+simple("47", "EXTENT in EPSG:4326 over the whole data",
+       lambda lab, n: _s2_case(lab, n, parameters={"EXTENT": _lonlat_box()}))
 
 
-@case("48", "EXTENT in degrees without a CRS")
-def c48(lab):
-    return _s2_case(lab, "c48", parameters={"EXTENT": "105.96,105.97,20.79,20.80"},
-                    needles=("smaller than one 10 m pixel", "[EPSG:4326]"))
+simple("48", "EXTENT in degrees without a CRS",
+       lambda lab, n: _s2_case(lab, n, parameters={"EXTENT": "105.96,105.97,20.79,20.80"},
+                               needles=("smaller than one 10 m pixel", "[EPSG:4326]")))
 
 
-@case("49", "EXTENT partly outside")
-def c49(lab):
-    return _s2_case(lab, "c49", parameters={"EXTENT": extent(ORIGIN[0] - 300, ORIGIN[0] + 600, ORIGIN[1] - 600,
-                                                             ORIGIN[1] + 300)})
+simple("49", "EXTENT partly outside",
+       lambda lab, n: _s2_case(lab, n, parameters={"EXTENT": extent(ORIGIN[0] - 300, ORIGIN[0] + 600,
+                                                                    ORIGIN[1] - 600, ORIGIN[1] + 300)}))
 
 
-@case("50", "degenerate EXTENT (xmin = xmax)")
-def c50(lab):
-    return _s2_case(lab, "c50", parameters={"EXTENT": extent(600300, 600300, 2299500, 2299800)},
-                    needles=("has no area",))
+simple("50", "degenerate EXTENT (xmin = xmax)",
+       lambda lab, n: _s2_case(lab, n, parameters={"EXTENT": extent(600300, 600300, 2299500, 2299800)},
+                               needles=("has no area",)))
 
 
-@case("51", "EXTENT = hello")
-def c51(lab):
-    return _s2_case(lab, "c51", parameters={"EXTENT": "hello"}, needles=("EXTENT",))
+simple("51", "EXTENT = hello",
+       lambda lab, n: _s2_case(lab, n, parameters={"EXTENT": "hello"}, needles=("EXTENT",)))
 
 
-@case("52", "NOISE_SIGMA with 3 values")
-def c52(lab):
-    return _s2_case(lab, "c52", parameters={"NOISE_SIGMA": "1,2,3"}, needles=("3 values were given",))
+simple("52", "NOISE_SIGMA with 3 values",
+       lambda lab, n: _s2_case(lab, n, parameters={"NOISE_SIGMA": "1,2,3"}, needles=("3 values were given",)))
 
 
-@case("53", "NOISE_SIGMA -5 / nan")
-def c53(lab):
-    a = _s2_case(lab, "c53a", parameters={"NOISE_SIGMA": "-5"}, needles=("-5 is not finite and ≥ 0",))
-    b = _s2_case(lab, "c53b", parameters={"NOISE_SIGMA": "nan"}, needles=("nan is not finite and ≥ 0",))
-    return Outcome(f"{a.rc}/{b.rc}", f"{a.message} / {b.message}", a.verdict if a.verdict != "ok" else b.verdict,
-                   a.seconds + b.seconds)
+def _sigmas(lab, name: str, cases: dict[str, str]) -> Outcome:
+    """One run per NOISE_SIGMA text in `cases` ({text: what the message must say})."""
+    return combined(*(_s2_case(lab, f"{name}_{k}", parameters={"NOISE_SIGMA": text}, needles=(needle,))
+                      for k, (text, needle) in enumerate(cases.items())))
 
 
-@case("54", "NOISE_SIGMA text / 5;5")
-def c54(lab):
-    a = _s2_case(lab, "c54a", parameters={"NOISE_SIGMA": "abc"}, needles=("not a list of numbers",))
-    b = _s2_case(lab, "c54b", parameters={"NOISE_SIGMA": "5;5"}, needles=("2 values were given",))
-    return Outcome(f"{a.rc}/{b.rc}", f"{a.message} / {b.message}", a.verdict if a.verdict != "ok" else b.verdict,
-                   a.seconds + b.seconds)
+simple("53", "NOISE_SIGMA -5 / nan",
+       lambda lab, n: _sigmas(lab, n, {"-5": "-5 is not finite and ≥ 0", "nan": "nan is not finite and ≥ 0"}))
 
 
-@case("55", "NOISE_SIGMA = 0")
-def c55(lab):
-    return _s2_case(lab, "c55", parameters={"NOISE_SIGMA": "0"})
+simple("54", "NOISE_SIGMA text / 5;5",
+       lambda lab, n: _sigmas(lab, n, {"abc": "not a list of numbers", "5;5": "2 values were given"}))
 
 
-@case("56", "NOISE_SIGMA = 1e30")
-def c56(lab):
-    return _s2_case(lab, "c56", parameters={"NOISE_SIGMA": "1e30"}, needles=("varies by only",))
+simple("55", "NOISE_SIGMA = 0",
+       lambda lab, n: _s2_case(lab, n, parameters={"NOISE_SIGMA": "0"}))
+
+
+simple("56", "NOISE_SIGMA = 1e30",
+       lambda lab, n: _s2_case(lab, n, parameters={"NOISE_SIGMA": "1e30"}, needles=("varies by only",)))
 
 
 @case("57", "NOISE_SIGMA far too large (50 on reflectance, 1e6 on DN)")
 def c57(lab):
     reflectance = _typed(lab, "c57", lambda v: (v / 10000).astype(np.float32), gdal.GDT_Float32)
-    a = _s2_case(lab, "c57a", reflectance, {"NOISE_SIGMA": "50"}, needles=("varies by only",))
-    b = _s2_case(lab, "c57b", parameters={"NOISE_SIGMA": "1e6"}, needles=("varies by only",))
-    return Outcome(f"{a.rc}/{b.rc}", f"{a.message} / {b.message}", a.verdict if a.verdict != "ok" else b.verdict,
-                   a.seconds + b.seconds)
+    return combined(_s2_case(lab, "c57a", reflectance, {"NOISE_SIGMA": "50"}, needles=("varies by only",)),
+                    _s2_case(lab, "c57b", parameters={"NOISE_SIGMA": "1e6"}, needles=("varies by only",)))
 
 
-@case("58", "ITERATIONS negative / text")
-def c58(lab):
-    a = _s2_case(lab, "c58a", parameters={"ITERATIONS": -3}, needles=("ITERATIONS",))
-    b = _s2_case(lab, "c58b", parameters={"ITERATIONS": "ten"}, needles=("ITERATIONS",))
-    return Outcome(f"{a.rc}/{b.rc}", a.message, a.verdict if a.verdict != "ok" else b.verdict, a.seconds + b.seconds)
+simple("58", "ITERATIONS negative / text",
+       lambda lab, n: combined(*(_s2_case(lab, f"{n}_{k}", parameters={"ITERATIONS": value}, needles=("ITERATIONS",))
+                                 for k, value in enumerate((-3, "ten")))))
 
 
-@case("59", "ITERATIONS = 0 (the recipe's 300)")
-def c59(lab):
-    return _s2_case(lab, "c59", parameters={"ITERATIONS": 0})
+simple("59", "ITERATIONS = 0 (the recipe's 300)",
+       lambda lab, n: _s2_case(lab, n, parameters={"ITERATIONS": 0}))
 
 
 @case("60", "ITERATIONS 1 / 2, pansharpening ITERATIONS=1")
 def c60(lab):
-    a = _s2_case(lab, "c60a", parameters={"ITERATIONS": 1})
-    b = _s2_case(lab, "c60b", parameters={"ITERATIONS": 2})
-    c = _pair_case(lab, "c60c", "pansharpening", {**pf.layers(lab.pan), "ITERATIONS": 1}, bands=8)
-    bad = [o for o in (a, b, c) if o.verdict != "ok"]
-    return Outcome(f"{a.rc}/{b.rc}/{c.rc}", c.message, bad[0].verdict if bad else "ok", a.seconds + b.seconds + c.seconds)
+    return combined(_s2_case(lab, "c60a", parameters={"ITERATIONS": 1}),
+                    _s2_case(lab, "c60b", parameters={"ITERATIONS": 2}),
+                    _pair_case(lab, "c60c", "pansharpening", {**pf.layers(lab.pan), "ITERATIONS": 1}, bands=8))
 
 
 @case("61", "DEVICE=cuda without a GPU")
@@ -780,9 +705,8 @@ def c61(lab):
     return _s2_case(lab, "c61", parameters={"DEVICE": "cuda"}, needles=("no CUDA GPU",))
 
 
-@case("62", "DEVICE=2")
-def c62(lab):
-    return _s2_case(lab, "c62", parameters={"DEVICE": "2"}, needles=("DEVICE",))
+simple("62", "DEVICE=2",
+       lambda lab, n: _s2_case(lab, n, parameters={"DEVICE": "2"}, needles=("DEVICE",)))
 
 
 @case("63", "LEARNING_RATE = 1")
@@ -793,10 +717,9 @@ def c63(lab):
     return outcome
 
 
-@case("64", "TILE_SIZE=1, TRAINING=tiles, TILE_OVERLAP=0")
-def c64(lab):
-    return _s2_case(lab, "c64", parameters={"TILE_SIZE": 1, "TRAINING": "tiles", "TILE_OVERLAP": 0},
-                    needles=("TILE_SIZE 1",))
+simple("64", "TILE_SIZE=1, TRAINING=tiles, TILE_OVERLAP=0",
+       lambda lab, n: _s2_case(lab, n, parameters={"TILE_SIZE": 1, "TRAINING": "tiles", "TILE_OVERLAP": 0},
+                               needles=("TILE_SIZE 1",)))
 
 
 # --------------------------------------------------------------------------------------- 2. output paths
@@ -811,32 +734,13 @@ def _path_case(lab, name, out, parameters=None, needles=(), watch_extra=(), old=
     return refused(run, watch, *needles) if needles else succeeded(run, watch, Path(target), 12)
 
 
-@case("65", "OUTPUT folder does not exist")
-def c65(lab):
-    return _path_case(lab, "c65", lambda f: f / "missing" / "sub" / "out.tif", needles=("does not exist",))
-
-
-def _read_only(lab, name, prepare):
-    """A read-only folder: a tmpfs remounted read-only as root, chmod 555 otherwise."""
-    folder = lab.root / "ro" / name
-    if os.geteuid() == 0:
-        return tmpfs(folder, 1024, read_only=True, prepare=prepare)
-
-    @contextlib.contextmanager
-    def chmod():
-        folder.mkdir(parents=True, exist_ok=True)
-        prepare(folder)
-        folder.chmod(0o555)
-        try:
-            yield folder
-        finally:
-            folder.chmod(0o755)
-    return chmod()
+simple("65", "OUTPUT folder does not exist",
+       lambda lab, n: _path_case(lab, n, lambda f: f / "missing" / "sub" / "out.tif", needles=("does not exist",)))
 
 
 @case("66", "read-only folder (with an old output)")
 def c66(lab):
-    with _read_only(lab, "c66", lambda f: old_output(f / "out.tif")) as folder:
+    with read_only_folder(lab.root / "ro" / "c66", lambda f: old_output(f / "out.tif")) as folder:
         if folder is None:
             return Outcome("-", "cannot mount a tmpfs here", "not run")
         watch = Watch([folder, lab.root / "in"])
@@ -845,7 +749,7 @@ def c66(lab):
 
 @case("67", "REPORT in a read-only folder")
 def c67(lab):
-    with _read_only(lab, "c67", lambda f: None) as ro:
+    with read_only_folder(lab.root / "ro" / "c67", lambda f: None) as ro:
         if ro is None:
             return Outcome("-", "cannot mount a tmpfs here", "not run")
         outcome = _path_case(lab, "c67", lambda f: f / "out.tif", {"REPORT": ro / "r.html", "ITERATIONS": 3000},
@@ -864,10 +768,9 @@ def c68(lab):
     return outcome
 
 
-@case("69", "report failure with an existing output")
-def c69(lab):
-    return _path_case(lab, "c69", lambda f: f / "out.tif", {"REPORT": lambda f: f / "missing" / "r.html"},
-                      needles=("cannot write REPORT",), old=True)
+simple("69", "report failure with an existing output",
+       lambda lab, n: _path_case(lab, n, lambda f: f / "out.tif", {"REPORT": lambda f: f / "missing" / "r.html"},
+                                 needles=("cannot write REPORT",), old=True))
 
 
 @case("70", "spaces, non-ASCII and <b> in the paths")
@@ -883,11 +786,9 @@ def c70(lab):
 
 @case("71", "OUTPUT .png/.jpg/.img/.vrt/.nc/.html/no extension")
 def c71(lab):
-    outcomes = [_path_case(lab, f"c71_{i}", lambda f, n=name: f / n, needles=("written as a GeoTIFF only",))
-                for i, name in enumerate(("out.png", "out.jpg", "out.img", "out.vrt", "out.nc", "out.html", "out"))]
-    bad = [o for o in outcomes if o.verdict != "ok"]
-    return Outcome(",".join(str(o.rc) for o in outcomes), outcomes[0].message, bad[0].verdict if bad else "ok",
-                   sum(o.seconds for o in outcomes))
+    names = ("out.png", "out.jpg", "out.img", "out.vrt", "out.nc", "out.html", "out")
+    return combined(*(_path_case(lab, f"c71_{i}", lambda f, n=name: f / n, needles=("written as a GeoTIFF only",))
+                      for i, name in enumerate(names)))
 
 
 def _collision(lab, name, parameters, needles) -> Outcome:
@@ -901,14 +802,12 @@ def _collision(lab, name, parameters, needles) -> Outcome:
     return refused(lab.s2_run(chosen, out, paths), watch, *needles)
 
 
-@case("72", "OUTPUT = INPUT_10M")
-def c72(lab):
-    return _collision(lab, "c72", {"OUTPUT": lambda p: p["10m"]}, ("is the input INPUT_10M",))
+simple("72", "OUTPUT = INPUT_10M",
+       lambda lab, n: _collision(lab, n, {"OUTPUT": lambda p: p["10m"]}, ("is the input INPUT_10M",)))
 
 
-@case("73", "OUTPUT = INPUT_20M")
-def c73(lab):
-    return _collision(lab, "c73", {"OUTPUT": lambda p: p["20m"]}, ("is the input INPUT_20M",))
+simple("73", "OUTPUT = INPUT_20M",
+       lambda lab, n: _collision(lab, n, {"OUTPUT": lambda p: p["20m"]}, ("is the input INPUT_20M",)))
 
 
 @case("74", "OUTPUT = the pansharpening MS input")
@@ -927,19 +826,17 @@ def c75(lab):
                       ("are the same file",))
 
 
-@case("76", "REPORT = an input")
-def c76(lab):
-    return _collision(lab, "c76", {"REPORT": lambda p: p["20m"]}, ("is the input INPUT_20M",))
+simple("76", "REPORT = an input",
+       lambda lab, n: _collision(lab, n, {"REPORT": lambda p: p["20m"]}, ("is the input INPUT_20M",)))
 
 
-@case("77", "OUTPUT is an existing folder")
-def c77(lab):
-    return _path_case(lab, "c77", lambda f: (f / "dir.tif").mkdir() or f / "dir.tif", needles=("it is a folder",))
+simple("77", "OUTPUT is an existing folder",
+       lambda lab, n: _path_case(lab, n, lambda f: (f / "dir.tif").mkdir() or f / "dir.tif",
+                                 needles=("it is a folder",)))
 
 
-@case("78", "245-character file name")
-def c78(lab):
-    return _path_case(lab, "c78", lambda f: f / ("a" * 245 + ".tif"))
+simple("78", "245-character file name",
+       lambda lab, n: _path_case(lab, n, lambda f: f / ("a" * 245 + ".tif")))
 
 
 @case("79", "existing output is immutable (chattr +i)")
@@ -958,9 +855,9 @@ def c79(lab):
     return outcome
 
 
-@case("80", "existing output, failure at the parameter check")
-def c80(lab):
-    return _path_case(lab, "c80", lambda f: f / "out.tif", {"ITERATIONS": -1}, needles=("ITERATIONS",), old=True)
+simple("80", "existing output, failure at the parameter check",
+       lambda lab, n: _path_case(lab, n, lambda f: f / "out.tif", {"ITERATIONS": -1}, needles=("ITERATIONS",),
+                                 old=True))
 
 
 @case("81", "existing output, input error")
@@ -972,11 +869,10 @@ def c81(lab):
     return refused(lab.s2_run({}, out, paths), watch, "not aligned")
 
 
-@case("82", "existing output, area too small (36 px with 60 m)")
-def c82(lab):
-    return _path_case(lab, "c82", lambda f: f / "out.tif",
-                      {"EXTENT": extent(ORIGIN[0], ORIGIN[0] + 360, ORIGIN[1] - 360, ORIGIN[1])},
-                      needles=("48×48 10 m pixels",), old=True)
+simple("82", "existing output, area too small (36 px with 60 m)",
+       lambda lab, n: _path_case(lab, n, lambda f: f / "out.tif",
+                                 {"EXTENT": extent(ORIGIN[0], ORIGIN[0] + 360, ORIGIN[1] - 360, ORIGIN[1])},
+                                 needles=("48×48 10 m pixels",), old=True))
 
 
 # -------------------------------------------------------------------------------------------- 3. faults
@@ -1065,11 +961,11 @@ def c88(lab):
 
 @case("89", "full disk (57 KiB free, a valid old output)")
 def c89(lab):
-    with tmpfs(lab.root / "disk89", 512) as disk:
+    with mounted_tmpfs(lab.root / "disk89", 512) as disk:
         if disk is None:
             return Outcome("-", "cannot mount a tmpfs here (needs root)", "not run")
         out = old_output(disk / "out.tif")
-        fill(disk, 57)
+        fill_disk(disk, 57)
         watch = Watch([disk, lab.root / "in"])
         return refused(lab.s2_run({}, out), watch, "free")
 
@@ -1118,19 +1014,16 @@ def c91(lab):
     return succeeded(run, watch, out, 16, lambda: "" if report.is_file() else "no report")
 
 
-@case("92", "HS+MS CRS mismatch")
-def c92(lab):
-    return _pair_case(lab, "c92", "hsms_fusion", pf.layers(_hsms(lab, "c92", hs_epsg=32632)), ("different CRS",))
+simple("92", "HS+MS CRS mismatch",
+       lambda lab, n: _pair_case(lab, n, "hsms_fusion", pf.layers(_hsms(lab, n, hs_epsg=32632)), ("different CRS",)))
 
 
-@case("93", "HS+MS non-integer ratio")
-def c93(lab):
-    return _pair_case(lab, "c93", "hsms_fusion", pf.layers(_hsms(lab, "c93", hs_pixel=75.0)), ("not an integer",))
+simple("93", "HS+MS non-integer ratio",
+       lambda lab, n: _pair_case(lab, n, "hsms_fusion", pf.layers(_hsms(lab, n, hs_pixel=75.0)), ("not an integer",)))
 
 
-@case("94", "HS and MS swapped")
-def c94(lab):
-    return _pair_case(lab, "c94", "hsms_fusion", {"HS": lab.hsms["ms"], "MS": lab.hsms["hs"]}, ("not finer",))
+simple("94", "HS and MS swapped",
+       lambda lab, n: _pair_case(lab, n, "hsms_fusion", {"HS": lab.hsms["ms"], "MS": lab.hsms["hs"]}, ("not finer",)))
 
 
 @case("95", "NaN / ±inf in HS")
@@ -1148,15 +1041,13 @@ def c96(lab):
     return _pair_case(lab, "c96", "hsms_fusion", pf.layers(paths), ("smaller than",))
 
 
-@case("97", "NOISE_SIGMA with 3 parts")
-def c97(lab):
-    return _pair_case(lab, "c97", "hsms_fusion", {**pf.layers(lab.hsms), "NOISE_SIGMA": "0.01;0.01;3"},
-                      ("more than two",))
+simple("97", "NOISE_SIGMA with 3 parts",
+       lambda lab, n: _pair_case(lab, n, "hsms_fusion", {**pf.layers(lab.hsms), "NOISE_SIGMA": "0.01;0.01;3"},
+                                 ("more than two",)))
 
 
-@case("98", "pansharpening baseline")
-def c98(lab):
-    return _pair_case(lab, "c98", "pansharpening", pf.layers(lab.pan), bands=8)
+simple("98", "pansharpening baseline",
+       lambda lab, n: _pair_case(lab, n, "pansharpening", pf.layers(lab.pan), bands=8))
 
 
 @case("99", "3-band PAN")
@@ -1173,14 +1064,12 @@ def c100(lab):
     return _pair_case(lab, "c100", "pansharpening", pf.layers(paths), bands=8)
 
 
-@case("101", "PAN_WEIGHTS with the wrong count")
-def c101(lab):
-    return _pair_case(lab, "c101", "pansharpening", {**pf.layers(lab.pan), "PAN_WEIGHTS": "1,2"}, ("give 8",))
+simple("101", "PAN_WEIGHTS with the wrong count",
+       lambda lab, n: _pair_case(lab, n, "pansharpening", {**pf.layers(lab.pan), "PAN_WEIGHTS": "1,2"}, ("give 8",)))
 
 
-@case("102", "SENSOR=ikonos with 8 MS bands")
-def c102(lab):
-    return _pair_case(lab, "c102", "pansharpening", {**pf.layers(lab.pan), "SENSOR": "ikonos"}, ("IKONOS",))
+simple("102", "SENSOR=ikonos with 8 MS bands",
+       lambda lab, n: _pair_case(lab, n, "pansharpening", {**pf.layers(lab.pan), "SENSOR": "ikonos"}, ("IKONOS",)))
 
 
 # ------------------------------------------------------------------------------------------- 5. batch
@@ -1300,12 +1189,12 @@ def c106(lab):
 
 @case("107", "batch full disk (57 KiB free), then a re-run")
 def c107(lab):
-    with tmpfs(lab.root / "disk107", 512) as disk:
+    with mounted_tmpfs(lab.root / "disk107", 512) as disk:
         if disk is None:
             return Outcome("-", "cannot mount a tmpfs here (needs root)", "not run")
         manifest = _manifest(lab.folder("c107") / "m.csv", [f"full,,{lab.s2['10m']},{lab.s2['20m']},{lab.s2['60m']}"])
         (disk / "out").mkdir()
-        fill(disk, 57)
+        fill_disk(disk, 57)
         runs = [lab.batch([str(manifest), "-o", str(disk / "out"), "--iterations", "3", "--workers", "1",
                            "--device", "cpu"]) for _ in range(2)]
         target = disk / "out" / "full_sharpened.tif"

@@ -36,4 +36,4 @@ def temporaries(folder) -> list[str]:
     """Temporary output files (`.NAME.partial-…`) left in `folder`."""
     from pathlib import Path
 
-    return sorted(p.name for p in Path(folder).iterdir() if ".partial-" in p.name)
+    return sorted(p.name for p in Path(folder).iterdir() if ".partial-" in p.name) if Path(folder).is_dir() else []

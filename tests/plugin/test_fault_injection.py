@@ -26,14 +26,14 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from osgeo import gdal
 from qgis.core import QgsProcessingException
 
 import s2_fixtures
 from alg_helpers import FAST, fingerprint, run_alg, temporaries
-from sure_fusion_qgis import output_paths, raster_io
+from fault_helpers import fill_disk, mounted_tmpfs, old_output, read_only_folder, wait_for_temporary
+from sure_fusion_qgis import output_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,36 +48,15 @@ def _inputs(paths):
 
 
 def _valid_output(path: Path) -> Path:
-    """A valid GeoTIFF where the run will write: what a failed run must leave exactly as it is."""
-    data = np.arange(12 * 16 * 16, dtype=np.float32).reshape(12, 16, 16)
-    raster_io.write_simple_geotiff(path, data, (s2_fixtures.ORIGIN[0], 10, 0, s2_fixtures.ORIGIN[1], 0, -10),
-                                   raster_io.epsg_wkt(s2_fixtures.EPSG), gdal_type=gdal.GDT_Float32)
-    return path
+    return old_output(path, s2_fixtures.ORIGIN, s2_fixtures.EPSG)
 
 
 @contextlib.contextmanager
 def tmpfs(folder: Path, kib: int, read_only: bool = False, prepare=None):
-    """A tmpfs of `kib` KiB at `folder`; `prepare(folder)` runs before an optional read-only remount."""
-    folder.mkdir(parents=True)
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a tmpfs (a real full disk)")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(folder)], capture_output=True)
-    if done.returncode:
-        pytest.skip(f"mount -t tmpfs is not allowed here: {done.stderr.decode().strip()}")
-    try:
-        if prepare:
-            prepare(folder)
-        if read_only:
-            subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
-def _fill(folder: Path, leave_kib: int) -> None:
-    """Fill the file system of `folder` until only about `leave_kib` KiB are free."""
-    free = shutil.disk_usage(folder).free
-    (folder / "filler").write_bytes(b"\0" * max(0, free - leave_kib * 1024))
+    with mounted_tmpfs(folder, kib, read_only, prepare) as mounted:
+        if mounted is None:
+            pytest.skip("needs root and `mount -t tmpfs` (a real full disk)")
+        yield mounted
 
 
 def _fails(parameters: dict, expected: str, untouched: list[Path]) -> str:
@@ -97,7 +76,7 @@ def test_full_disk_is_refused_before_training(provider, rasters, tmp_path):
     """QA #89: 57 KiB free, a valid output already there. The room check refuses the run at once."""
     with tmpfs(tmp_path / "disk", 512) as disk:
         old = _valid_output(disk / "out.tif")
-        _fill(disk, 57)
+        fill_disk(disk, 57)
         message = _fails({**_inputs(rasters), "OUTPUT": str(old)}, "free", [old])
         assert "need about" in message
 
@@ -108,7 +87,7 @@ def test_disk_filling_up_during_the_run_is_caught_by_the_gdal_checks(provider, r
     monkeypatch.setattr(output_paths, "_check_room", lambda outputs: None)
     with tmpfs(tmp_path / "disk", 512) as disk:
         old = _valid_output(disk / "out.tif")
-        _fill(disk, 40)
+        fill_disk(disk, 40)
         message = _fails({**_inputs(rasters), "OUTPUT": str(old)}, "cannot write OUTPUT", [old])
         assert "No space left on device" in message or "disk is full" in message, message
         assert gdal.Open(str(old)).ReadAsArray().shape == (12, 16, 16)
@@ -127,7 +106,7 @@ def test_report_that_does_not_fit_keeps_the_old_output(provider, rasters, tmp_pa
         real = S2SharpeningAlgorithm._report_html
 
         def report_on_a_full_disk(self, result, written, *rest):
-            _fill(disk, 4)       # the output is written: another process takes the rest of the disk
+            fill_disk(disk, 4)       # the output is written: another process takes the rest of the disk
             return real(self, result, written, *rest)
 
         monkeypatch.setattr(S2SharpeningAlgorithm, "_report_html", report_on_a_full_disk)
@@ -174,7 +153,7 @@ def test_batch_full_disk_is_a_failed_scene_twice(rasters, tmp_path, monkeypatch)
 
     monkeypatch.setattr(output_paths, "_check_room", lambda outputs: None)
     with tmpfs(tmp_path / "disk", 256) as disk:
-        _fill(disk, 40)
+        fill_disk(disk, 40)
         scene = raster_scene(rasters, str(disk), name="full")
         for _ in range(2):
             outcome = sharpen_scene(scene, BatchSettings(iterations=2, device="cpu", threads=1))
@@ -183,22 +162,12 @@ def test_batch_full_disk_is_a_failed_scene_twice(rasters, tmp_path, monkeypatch)
 
 
 # ---------------------------------------------------------------------------------- folders and files
+@contextlib.contextmanager
 def _read_only_folder(tmp_path: Path, prepare):
-    """A read-only folder holding what `prepare(folder)` put there: a read-only tmpfs as root, chmod 555 otherwise."""
-    if os.geteuid() == 0:
-        return tmpfs(tmp_path / "ro", 1024, read_only=True, prepare=prepare)
-
-    @contextlib.contextmanager
-    def chmod_folder():
-        folder = tmp_path / "ro"
-        folder.mkdir()
-        prepare(folder)
-        folder.chmod(0o555)
-        try:
-            yield folder
-        finally:
-            folder.chmod(0o755)
-    return chmod_folder()
+    with read_only_folder(tmp_path / "ro", prepare) as folder:
+        if folder is None:
+            pytest.skip("needs `mount -t tmpfs` to make a read-only folder as root")
+        yield folder
 
 
 def test_read_only_output_folder(provider, rasters, tmp_path):
@@ -248,20 +217,6 @@ run_sharpening(inputs, raster_io.plan_area(inputs), target, SharpeningSettings(o
 """
 
 
-def _wait_for_temporary(folder: Path, process, seconds: float = 120) -> list[str]:
-    """The writer's temporary file, once it has existed for a second (the path check's probe lasts microseconds)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the run ended before it could be stopped"
-        first = temporaries(folder)
-        if first:
-            time.sleep(1.0)
-            if temporaries(folder) == first:
-                return first
-        time.sleep(0.1)
-    raise AssertionError("the run never started writing")
-
-
 def test_sigkill_leaves_the_old_output_and_the_next_run_removes_the_temporary(rasters, tmp_path):
     """QA #85/#86/#88: a killed run cannot clean up; its temporary file must not count as in use afterwards,
     and the next run's path check deletes it (while it ran, the check left it alone)."""
@@ -270,7 +225,8 @@ def test_sigkill_leaves_the_old_output_and_the_next_run_removes_the_temporary(ra
     process = subprocess.Popen([sys.executable, "-c", DRIVER, repr(dict(rasters)), str(old)], cwd=ROOT,
                                env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
-        left = _wait_for_temporary(tmp_path, process)
+        left = wait_for_temporary(tmp_path, process)
+        assert left, "the run never started writing"
         planned = [output_paths.geotiff_output("OUTPUT", str(old), 48, 48, 12)]
         assert output_paths.check_outputs(planned, {}) == [] and temporaries(tmp_path) == left   # held: kept
         process.send_signal(signal.SIGKILL)
@@ -295,7 +251,7 @@ def test_sigterm_is_a_cancel_in_qgis_process(rasters, tmp_path):
     process = subprocess.Popen([exe, "run", "sure_fusion:s2_sharpening", "--", *arguments], env=cli_environment(),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        _wait_for_temporary(tmp_path, process)
+        assert wait_for_temporary(tmp_path, process), "the run never started writing"
         time.sleep(2.0)                                   # into the training loop
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
@@ -337,7 +293,7 @@ def test_batch_sigterm_stops_the_cluster_and_removes_the_temporary(rasters, tmp_
         while not (out.is_dir() and temporaries(out)):
             assert time.monotonic() < deadline and process.poll() is None, process.communicate()[0]
             time.sleep(0.1)
-        _wait_for_temporary(out, process)
+        assert wait_for_temporary(out, process), "the scene never started writing"
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=120)
     finally:

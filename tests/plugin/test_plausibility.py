@@ -13,6 +13,7 @@ from qgis.core import QgsProcessingException
 import pair_fixtures as pf
 import s2_fixtures
 from alg_helpers import fingerprint, run_alg, temporaries
+from fault_helpers import set_band_descriptions
 from sure_fusion_qgis import raster_io
 from sure_fusion_qgis.core_loader import core_module
 
@@ -126,33 +127,24 @@ def test_one_pixel_inputs_without_60m_speak_of_20m_pixels(provider, tmp_path):
 
 
 # ------------------------------------------------------------------------------------- band identity
-def _describe(path, descriptions, data=None):
-    ds = gdal.Open(path, gdal.GA_Update)
-    for i, text in enumerate(descriptions, start=1):
-        ds.GetRasterBand(i).SetDescription(text)
-        if data is not None:
-            ds.GetRasterBand(i).WriteArray(data[i - 1])
-    ds = None
-
-
 def test_reversed_stack_with_one_blank_description_is_refused(provider, tmp_path):
     """QA #11: taken in file order, B5↔B12, B6↔B11, B7↔B8A came out swapped without a word."""
     scene = s2_fixtures.synthetic_scene(48)
     paths = s2_fixtures.write_band_rasters(tmp_path / "in", scene)
-    _describe(paths["20m"], ["B12", "B11", "B8A", "B7", "B6", ""], scene["20m"][::-1])
+    set_band_descriptions(paths["20m"], ["B12", "B11", "B8A", "B7", "B6", ""], scene["20m"][::-1])
     _fails(_inputs(paths), ["contradict the file order", "band 1 is described as B12"], tmp_path)
 
 
 def test_duplicate_band_names_are_refused(provider, tmp_path):
     """QA #9: B5, B5, … was ignored and the bands taken in file order."""
     paths = s2_fixtures.write_band_rasters(tmp_path / "in", s2_fixtures.synthetic_scene(48))
-    _describe(paths["20m"], ["B5", "B5", "B7", "B8A", "B11", "B12"])
+    set_band_descriptions(paths["20m"], ["B5", "B5", "B7", "B8A", "B11", "B12"])
     _fails(_inputs(paths), "name B5 2 times (bands 1, 2)", tmp_path)
 
 
 def test_partial_names_that_agree_are_used_with_a_warning(tmp_path):
     paths = s2_fixtures.write_band_rasters(tmp_path, s2_fixtures.synthetic_scene(48))
-    _describe(paths["20m"], ["B5", "", "B7", "", "", "B12"])
+    set_band_descriptions(paths["20m"], ["B5", "", "B7", "", "", "B12"])
     s2 = core_module("sentinel2")
     inputs = raster_io.open_band_rasters(paths, {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M, "60m": s2.GROUP_60M})
     assert inputs.groups["20m"].band_indexes == [1, 2, 3, 4, 5, 6]
@@ -162,7 +154,7 @@ def test_partial_names_that_agree_are_used_with_a_warning(tmp_path):
 def test_all_names_in_any_order_pick_the_bands(tmp_path):
     scene = s2_fixtures.synthetic_scene(48)
     paths = s2_fixtures.write_band_rasters(tmp_path, scene)
-    _describe(paths["20m"], ["B12", "B11", "B8A", "B7", "B6", "B5"], scene["20m"][::-1])
+    set_band_descriptions(paths["20m"], ["B12", "B11", "B8A", "B7", "B6", "B5"], scene["20m"][::-1])
     s2 = core_module("sentinel2")
     inputs = raster_io.open_band_rasters(paths, {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M, "60m": s2.GROUP_60M})
     assert inputs.groups["20m"].band_indexes == [6, 5, 4, 3, 2, 1] and inputs.warnings == []
