@@ -501,7 +501,8 @@ def _square(side: int) -> str:
 
 simple("31", "small areas with 60 m: 12, 16, 18, 24, 36 px",
        lambda lab, n: combined(*(_s2_case(lab, f"{n}_{side}", parameters={"EXTENT": _square(side)},
-                                          needles=(f"is {side}×{side} 10 m pixels", "48×48 10 m pixels"))
+                                          needles=(f"is {-(-side // 6) * 6}×{-(-side // 6) * 6} 10 m pixels",
+                                                   "48×48 10 m pixels"))   # the extent snapped to the 60 m grid
                                  for side in (12, 16, 18, 24, 36))))
 
 
