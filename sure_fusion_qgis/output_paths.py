@@ -40,7 +40,7 @@ _IMMUTABLE_OR_APPEND_ONLY = 0x10 | 0x20
 class PlannedOutput:
     label: str                 # as the user knows it: "OUTPUT", "REPORT", "the output of scene x"
     path: str
-    extensions: tuple[str, ...]
+    extensions: tuple[str, ...]  # the ones written in this format; () any
     kind: str                  # "a GeoTIFF", "an HTML report"
     estimated_bytes: int = 0
 
@@ -119,7 +119,7 @@ def same_file(a: str | Path, b: str | Path) -> bool:
 def _check_name(output: PlannedOutput) -> None:
     path = Path(output.path)
     extension = path.suffix.lower()
-    if extension not in output.extensions:
+    if output.extensions and extension not in output.extensions:
         wanted = " or ".join(output.extensions)
         given = f"the extension {path.suffix!r}" if path.suffix else "no extension"
         raise RasterOutputError(

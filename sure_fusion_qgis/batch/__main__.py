@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--iterations, --width, --workers, --retries and --tile-size must be ≥ 0")
 
     from ..raster_io import RasterIOError
+    from ..safe_output import stage_text
     from .outputs import remove_stale_partials
     from .runner import ClusterSettings, ProgressDisplay, check_workers, dask_client, format_summary, plan, run_scenes
     from .scenes import SceneListError, collect_scenes
@@ -85,11 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = {o.name: o for o in skipped}
     if to_run:
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
-        try:
-            check_output_paths(scenes, to_run)
-        except RasterIOError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+    try:
+        check_output_paths(scenes, to_run, args.summary)
+    except RasterIOError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if to_run:
         signal.signal(signal.SIGTERM, _interrupt)   # batch systems stop jobs by SIGTERM: shut the cluster down
         try:
             with dask_client(cluster, args.threads) as client:
@@ -112,20 +114,28 @@ def main(argv: list[str] | None = None) -> int:
     ordered = [outcomes[scene.name] for scene in scenes]
     print(format_summary(ordered))
     if args.summary:
-        with open(args.summary, "w", encoding="utf-8") as handle:
-            json.dump([asdict(o) for o in ordered], handle, indent=1)
+        try:  # like every output: a temporary file, renamed when complete
+            stage_text(args.summary, json.dumps([asdict(o) for o in ordered], indent=1), "--summary").commit()
+        except RasterIOError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
     return 1 if any(o.status == "failed" for o in ordered) else 0
 
 
-def check_output_paths(scenes, to_run) -> None:
-    """Before any cluster starts: no output of a scene to run is an input of any scene, and each output's folder
-    can be written with its temporary name (`output_paths`; sizes are checked by the task, which opens the inputs)."""
+def check_output_paths(scenes, to_run, summary: str | None = None) -> None:
+    """Before any cluster starts: no output of a scene to run (nor the --summary file) is an input of any scene or
+    another output, and each output's folder can be written with its temporary name (`output_paths`; the outputs'
+    sizes are checked by the task, which opens the inputs)."""
     from .. import output_paths
     from .task import planned_output, scene_inputs
 
     inputs = {label: path for scene in scenes for label, path in scene_inputs(scene).items()}
     for scene in to_run:
         output_paths.check_outputs([planned_output(scene)], inputs)
+    if summary:
+        outputs = {f"the output of scene {scene.name}": scene.output for scene in scenes}
+        output_paths.check_outputs([output_paths.PlannedOutput("--summary", summary, (), "a JSON summary")],
+                                   {**inputs, **outputs})
 
 
 def _interrupt(signum, frame):

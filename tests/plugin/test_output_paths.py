@@ -199,3 +199,15 @@ def test_batch_task_refuses_an_output_that_is_its_input(tmp_path):
     outcome = sharpen_scene(scene, BatchSettings(iterations=2, device="cpu", overwrite=True))
     assert outcome.status == "failed" and "would destroy the input" in outcome.message
     assert fingerprint(paths["20m"]) == before
+
+
+def test_batch_summary_that_is_an_input_is_refused(tmp_path, capsys):
+    """--summary is an output too: it may not overwrite the manifest (or any input), checked before anything runs."""
+    from sure_fusion_qgis.batch.__main__ import main
+
+    paths = s2_fixtures.write_band_rasters(tmp_path / "in", s2_fixtures.synthetic_scene(48, seed=1))
+    manifest = tmp_path / "scenes.csv"
+    manifest.write_text(f"name,bands_10m,bands_20m\na,{paths['10m']},{paths['20m']}\n")
+    before = fingerprint(paths["10m"])
+    code = main([str(manifest), "-o", str(tmp_path / "out"), "--summary", paths["10m"]])
+    assert code == 2 and "--summary" in capsys.readouterr().err and fingerprint(paths["10m"]) == before
