@@ -36,7 +36,7 @@ test-plugin: setup
 	$(PY) -m pytest -q tests/plugin
 
 # The hostile-input QA of 2026-12 (114 cases: bad inputs, output paths, signals, full disk, batch, security) as a
-# script; writes out/qa/qa_report.md. About 20 min. ARGS="--cases 1-30,72" runs some of them.
+# script; writes out/qa/qa_report.md. 15–20 min. ARGS="--cases 1-30,72" runs some of them.
 qa: setup
 	$(PY) tools/qa_hostile.py $(ARGS)
 

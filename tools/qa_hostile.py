@@ -12,7 +12,7 @@ no program can clean up after; the next run removes it, case 88).
 Writes a Markdown table (number, case, exit code, message, seconds, leftovers, data lost, verdict) to
 out/qa/qa_report.md and prints a summary. Exit code 1 when a case is a DEFECT. Cases that need root (a tmpfs
 for the full disk, chattr +i), strace or a GPU-less machine say "not run" where that is missing. It takes
-about 15–25 minutes on 2 busy cores (most of it QGIS and torch start-up, 5–8 s per run).
+15–20 minutes on 2 busy cores (16.6 min measured) (most of it QGIS and torch start-up, 5–8 s per run).
 """
 from __future__ import annotations
 
