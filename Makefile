@@ -7,7 +7,7 @@ export QT_QPA_PLATFORM := offscreen
 # keep torch from fighting over the two cores with itself
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup system dev-plugin test test-modern test-core test-plugin demo bench-apex bench-apex-paper bench-s2-real bench-hsms bench-pan bench-scale bench-coregistration batch package clean
+.PHONY: setup system dev-plugin test test-modern test-core test-plugin qa demo bench-apex bench-apex-paper bench-s2-real bench-hsms bench-pan bench-scale bench-coregistration batch package clean
 
 # QGIS ≥ 3.40 and GDAL from apt (checked every time, in about a second), then the venv (once per requirements change)
 setup: system $(STAMP)
@@ -38,6 +38,11 @@ test-core: setup
 # QGIS plugin tests: pytest-qgis + processing.run, qgis_process.bin smoke runs, a .model3, the package
 test-plugin: setup
 	$(PY) -m pytest -q tests/plugin
+
+# The hostile-input QA of 2026-12 (114 cases: bad inputs, output paths, signals, full disk, batch, security) as a
+# script; writes out/qa/qa_report.md. 15–20 min. ARGS="--cases 1-30,72" runs some of them.
+qa: setup
+	$(PY) tools/qa_hostile.py $(ARGS)
 
 # Sharpens the embedded (simulated) sample through qgis_process; prints where the GeoTIFF, PNG and report are
 demo: setup

@@ -17,6 +17,7 @@ _MAD_TO_SIGMA = 0.6744897501960817  # Φ⁻¹(3/4): median(|N(0,1)|)
 BLOCK = 8             # HH coefficients per block side (a 16×16-pixel window of the band)
 QUANTILE = 0.1        # of the block estimates
 MIN_BLOCKS = 16       # fewer usable blocks: use the whole band
+MIN_SIDE = 8          # the smallest band (pixels per side) a noise estimate accepts (cross_band_noise: the same)
 _CALIBRATION: dict[tuple[int, float], float] = {}
 
 
@@ -54,8 +55,9 @@ def estimate_noise_sigma(image: np.ndarray | torch.Tensor) -> np.ndarray:
     x = torch.as_tensor(np.asarray(image), dtype=torch.float64)
     if x.ndim == 2:
         x = x[None]
-    if min(x.shape[-2:]) < 8:
-        raise ImageTooSmallError(f"noise estimation needs at least 8×8 pixels per band, got {tuple(x.shape[-2:])}")
+    if min(x.shape[-2:]) < MIN_SIDE:
+        raise ImageTooSmallError(f"noise estimation needs at least {MIN_SIDE}×{MIN_SIDE} pixels per band, got "
+                                 f"{tuple(x.shape[-2:])}")
     diagonal = _dwt_diagonal(x)
     block_sigma, usable = _block_sigmas(diagonal)
     sigmas = []

@@ -267,3 +267,23 @@ class S2SceneCase:
     def output(self, x_hat: torch.Tensor, problem: FusionProblem) -> np.ndarray:
         grouped = s2.GROUP_10M + s2.GROUP_20M + (s2.GROUP_60M if self.with_60m else ())
         return x_hat[s2.grouped_to_spectral(grouped)].float().cpu().numpy() * float(problem.scale)
+
+
+def minimum_size(with_60m: bool, sigma_given: bool, geometry: Geometry | str = Geometry.AREA) -> int:
+    """The smallest side, in 10 m pixels, of an area `sharpen` accepts (a multiple of the coarsest ratio).
+
+    Every coarse group's blur must fit on the 10 m grid (its PSF support); with σ estimated, every band needs
+    `noise.MIN_SIDE` pixels on its own grid, and the 60 m σ estimate also blurs the 20 m bands onto the 60 m grid
+    (ratio 3 on the 20 m grid). 16 without 60 m input; with it 18 (σ given) or 48 (σ estimated).
+    """
+    from .noise import MIN_SIDE
+    from .psf import geometry_offset, psf_support
+
+    ratios = (2, 6) if with_60m else (2,)
+    side = max(psf_support(geometry_offset(geometry, r)) for r in ratios)
+    if not sigma_given:
+        side = max(side, *(MIN_SIDE * r for r in ratios))
+        if with_60m:
+            side = max(side, 2 * psf_support(geometry_offset(geometry, 3)))
+    step = max(ratios)
+    return -(-side // step) * step

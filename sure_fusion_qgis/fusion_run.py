@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from .core_loader import core_module
+from .plausibility import check_finite
 from .raster_io import OUTPUT_NODATA, GeoTiffWriter, Grid, RasterInputError, Window, output_block_size
 from .tiling import Tile, plan_tiles
 
@@ -154,13 +155,18 @@ def scene_tile_fuser(train: Callable[[], object], read: Callable[[Window], tuple
 
 def write_tiles(target: str, grid: Grid, descriptions: list[str], result: FusionResult,
                 fuse_tile: Callable[[Tile], tuple], *, metadata: Callable[[FusionResult], dict],
-                nothing_valid: str, log=None, block: int = 256, flush_tiles: bool = False) -> FusionResult:
+                nothing_valid: str, log=None, block: int = 256, flush_tiles: bool = False,
+                before_commit: Callable[[FusionResult, str], list] | None = None) -> FusionResult:
     """Fuse `result.tiles` one by one into the GeoTIFF `target` on `grid` (whose origin is `result.window`'s).
 
     `fuse_tile(tile)` returns (array (bands, rows, cols) over `tile.read`, run record) or (None, None) when the
     tile holds nodata only; `metadata(result)` returns {domain ('' = default): (dataset items, [items per band])},
     written before commit.
-    Raises RasterInputError(`nothing_valid`) when every tile is nodata. Any exception leaves no file at `target`.
+    Raises RasterInputError(`nothing_valid`) when every tile is nodata, InvalidResultError when a tile's result is
+    not finite. Any exception leaves `target` as it was (and no temporary file).
+    `before_commit(result, written)` runs once the output is written and validated, with the path of its temporary
+    file (readable, not yet in place); it may stop the run (raise), or return `safe_output.StagedFile`s (the
+    report) to put in place right after the output. Nothing replaces an existing file before it has returned.
     `block`: the output's block side; `flush_tiles`: free each tile's blocks once written (tiles on the block grid,
     see `plan_output_tiles`), which bounds GDAL's share of the memory by one tile.
     """
@@ -181,6 +187,7 @@ def write_tiles(target: str, grid: Grid, descriptions: list[str], result: Fusion
             else:
                 result.records.append(record)
                 block_data = fused[:, rows, cols]
+                check_finite(block_data, f"tile {tile.index + 1} of {tile.count}" if tile.count > 1 else "the area")
             writer.write(block_data, tile.core.col - window.col, tile.core.row - window.row)
             if flush_tiles:
                 writer.flush()
@@ -191,7 +198,15 @@ def write_tiles(target: str, grid: Grid, descriptions: list[str], result: Fusion
         result.seconds = time.perf_counter() - start
         for domain, (dataset_items, band_items) in metadata(result).items():
             writer.set_metadata(dataset_items, band_items, domain)
-        result.path = writer.commit()
+        written = writer.finish()
+        companions = list(before_commit(result, written)) if before_commit else []
+        try:
+            result.path = writer.commit()
+            for companion in companions:
+                companion.commit()
+        finally:
+            for companion in companions:  # after a failure; a committed one has nothing left to delete
+                companion.discard()
     return result
 
 

@@ -19,7 +19,8 @@ from .core_loader import core_module
 from .fusion_run import (TRAINING_STAGE, CoarseGroup, FusionResult, RunSettings, fill_invalid, plan_output_tiles,
                          registration_summary, run_provenance, scene_tile_fuser, upsample_mask, write_tiles)
 from .pair_io import InputRaster, RasterPair, output_grid, read_pair
-from .raster_io import OUTPUT_NODATA, RasterInputError, Window
+from .plausibility import SPREAD_OVERVIEW_PX, band_spread, check_noise_sigma
+from .raster_io import OUTPUT_NODATA, RasterInputError, Window, read_bands_overview
 
 
 @dataclass
@@ -135,17 +136,36 @@ def train_pair_on_scene(pair: RasterPair, window: Window, settings: RunSettings,
                              callback=callback, log=log, crops=crops)
 
 
+def check_sigma(pair: RasterPair, window: Window, settings: RunSettings) -> None:
+    """A given NOISE_SIGMA against each band's spread over the area (`plausibility.check_noise_sigma`), measured
+    on an overview of each layer."""
+    if not settings.sigma:
+        return
+    given, spread = {}, {}
+    for key, raster, win in (("low", pair.low, pair.low_window(window)), ("high", pair.high, window)):
+        if not settings.sigma.get(key):
+            continue
+        names = [f"{raster.label} band {i}" for i in range(1, raster.band_count + 1)]
+        given.update(zip(names, np.broadcast_to(np.asarray(settings.sigma[key], dtype=float), (raster.band_count,))))
+        size = (min(SPREAD_OVERVIEW_PX, win.width), min(SPREAD_OVERVIEW_PX, win.height))
+        spread.update(band_spread(names, read_bands_overview(raster.path, raster.label, raster.band_indexes,
+                                                             raster.scales, raster.offsets, win, size)))
+    check_noise_sigma(given, spread, pair.units)
+
+
 def run_guided_fusion(pair: RasterPair, window: Window, target: str, settings: RunSettings, fuse: Callable,
                       bands: OutputBands, *, provenance: dict[str, str] | None = None, progress=None,
-                      log=None, scene_case: Callable | None = None) -> GuidedResult:
+                      log=None, scene_case: Callable | None = None, before_commit=None) -> GuidedResult:
     """Fuse `window` (high-resolution pixels) of `pair` into the GeoTIFF `target`, on the guide's grid.
 
     `progress(tile, core_progress)` is called per iteration and returns True to stop (the core then raises
     FusionCancelled); `log(text)` receives one line per tile; `provenance` adds dataset metadata items (the
     algorithm's own settings: SRF and PSF sources, sensor). With 'scene' training (`settings.training`, or
     'auto' on a large area) `scene_case(samples, σ_lr, σ_guide)` builds the core's scene case, the training iterations come
-    under `TRAINING_STAGE` and each tile then reports once. Any exception leaves no file at `target`.
+    under `TRAINING_STAGE` and each tile then reports once. A given σ is checked against the data first;
+    `before_commit` see `fusion_run.write_tiles`. Any exception leaves `target` as it was.
     """
+    check_sigma(pair, window, settings)
     mode, tiles, block, aligned = plan_output_tiles(settings, window, pair.ratio)
     if mode == "scene" and scene_case is None:
         raise RasterInputError("scene training is not available for this fusion: choose TRAINING whole or tiles")
@@ -189,7 +209,7 @@ def run_guided_fusion(pair: RasterPair, window: Window, target: str, settings: R
         return domains
 
     return write_tiles(target, output_grid(pair, window), bands.descriptions, result, fuse_tile, metadata=metadata,
-                       log=log, block=block, flush_tiles=aligned,
+                       log=log, block=block, flush_tiles=aligned, before_commit=before_commit,
                        nothing_valid=f"the processed area holds nodata only (in {pair.low.label} or "
                                               f"{pair.high.label} at every pixel): choose an area over valid data")
 

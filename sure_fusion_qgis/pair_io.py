@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal, osr
 
-from .raster_io import Grid, RasterInputError, Window, _band_scaling, _crs_name, _grid_of, _open, read_bands
+from .raster_io import (Grid, RasterInputError, Window, _band_scaling, _crs_name, _grid_of, _open, check_extent,
+                        read_bands)
 
 #: how far (in high-resolution pixels) a grid origin may sit off the common lattice and still count as aligned
 ALIGN_TOLERANCE_PX = 0.01
@@ -266,6 +267,7 @@ def plan_pair_area(pair: RasterPair, extent: tuple[float, float, float, float] |
     if extent is not None:
         g, r, (oc, orow) = pair.high.grid, pair.ratio, pair.origin
         xmin, ymin, xmax, ymax = extent
+        check_extent(extent, min(g.pixel, g.pixel_y), f"{pair.high.label}")
         ec0, ec1 = (xmin - g.x0) / g.pixel, (xmax - g.x0) / g.pixel
         er0, er1 = (g.y0 - ymax) / g.pixel_y, (g.y0 - ymin) / g.pixel_y
         ec0, ec1 = oc + math.floor((ec0 - oc) / r) * r, oc + math.ceil((ec1 - oc) / r) * r

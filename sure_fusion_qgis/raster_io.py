@@ -7,8 +7,9 @@
 * `plan_area` — the processed area on the 10 m grid, snapped to the coarsest grid so that every
   window maps to whole pixels at 10, 20 and 60 m.
 * `read_group` — one window of one resolution group as float64 plus an invalid-pixel mask.
-* `GeoTiffWriter` — a tiled, compressed GeoTIFF written to a temporary file beside the target and
-  renamed only on success, so a failure or a cancel leaves nothing behind.
+* `GeoTiffWriter` — a tiled, compressed GeoTIFF written to a temporary file beside the target, every GDAL
+  write checked, re-opened and read back (`validate_geotiff`), and renamed over the target only on success,
+  so a failure, a full disk or a cancel leaves the target as it was.
 
 Errors are `RasterInputError` / `RasterOutputError` with messages meant for the end user.
 """
@@ -26,6 +27,8 @@ import numpy as np
 from osgeo import gdal, osr
 
 from .core_loader import core_module
+from .io_errors import RasterInputError, RasterIOError, RasterOutputError  # noqa: F401  (raised and re-exported here)
+from .safe_output import StagedFile, remove_file, write_failure
 
 OUTPUT_NODATA = -9999.0
 #: Band numbering of Sentinel-2 product metadata (band_id attributes): 0 = B1 … 12 = B12.
@@ -34,17 +37,6 @@ GROUP_RATIOS = {"10m": 1, "20m": 2, "60m": 6}
 _ALIGN_TOLERANCE_PX = 1e-3
 _S2_BAND_NAME = re.compile(r"^\s*B0?(8A|1[0-2]|[1-9])(?![0-9A-Za-z])", re.IGNORECASE)
 
-
-class RasterIOError(ValueError):
-    """A problem with the data or the output path that the user can fix; the message says how."""
-
-
-class RasterInputError(RasterIOError):
-    pass
-
-
-class RasterOutputError(RasterIOError):
-    pass
 
 
 # ----------------------------------------------------------------------------------------- grids
@@ -132,6 +124,9 @@ def _gdal_call(make):
 
 def _open(path: str, label: str) -> gdal.Dataset:
     ds, message = _gdal_call(lambda: gdal.OpenEx(str(path), gdal.OF_RASTER | gdal.OF_READONLY))
+    plain = str(path).split("|")[0]
+    if ds is None and not re.match(r"^[A-Za-z0-9_]{2,}:|/vsi", plain) and not os.path.exists(plain):
+        raise RasterInputError(f"{label}: {plain!r} does not exist; check the path")
     if ds is None:
         raise RasterInputError(f"{label}: GDAL cannot open {path!r} as a raster ({message or 'unknown format'}); "
                                f"check the path and that the file is a complete, readable image")
@@ -170,24 +165,65 @@ def _band_names_of(ds: gdal.Dataset) -> list[str | None]:
     return names
 
 
-def _select_bands(ds: gdal.Dataset, expected: tuple[str, ...], label: str) -> tuple[list[int], bool]:
-    """1-based band numbers of `expected`: by name when the bands are named, else by position.
+def _select_bands(ds: gdal.Dataset, expected: tuple[str, ...], label: str,
+                  others: dict[str, tuple[str, ...]] | None = None) -> tuple[list[int], str | None]:
+    """1-based band numbers of `expected`, and a warning for the user (or None).
 
-    Returns (indexes, matched_by_name).
+    Band descriptions (or BANDNAME) either name every expected band exactly once, and the bands are picked by
+    name in any order; or they are not used, and the bands are taken in file order (with a warning when some
+    bands carry names, which must then agree with that order). Duplicate names and names that contradict the
+    file order are errors: falling back to file order there once swapped B5↔B12, B6↔B11 and B7↔B8A without a
+    word. `others` ({input: its band names}) turns a raster given to the wrong input into a "swapped?" hint.
     """
     found = _band_names_of(ds)
-    if all(name in found for name in expected):
-        return [found.index(name) + 1 for name in expected], True
-    named = [n for n in found if n]
-    if named and ds.RasterCount == len(expected) and len(set(named)) == len(named) and set(named) - set(expected):
-        raise RasterInputError(f"{label}: its band descriptions name {', '.join(named)}, but this input needs "
-                               f"{', '.join(expected)}: pick the right raster for this input")
+    positions: dict[str, list[int]] = {}
+    for number, name in enumerate(found, start=1):
+        if name:
+            positions.setdefault(name, []).append(number)
+    twice = {name: numbers for name, numbers in positions.items() if len(numbers) > 1 and name in expected}
+    if twice:
+        name, numbers = next(iter(twice.items()))
+        raise RasterInputError(
+            f"{label}: the band descriptions name {name} {len(numbers)} times (bands "
+            f"{', '.join(map(str, numbers))}), so it is not clear which band is {name}: give every band its own "
+            f"name ({', '.join(expected)}, in any order), or clear all descriptions to take the bands in file order")
+    if all(name in positions for name in expected):
+        return [positions[name][0] for name in expected], None
+    named = [name for name in found if name]
     if ds.RasterCount != len(expected):
+        hint = ""
+        for other, names in (others or {}).items():
+            if named and set(named) <= set(names):
+                hint = f"; its band descriptions name {', '.join(named)}, the {other} bands: are the inputs swapped?"
+            elif not hint and not named and ds.RasterCount == len(names):
+                hint = f"; {ds.RasterCount} bands is what the {other} input has: are the inputs swapped?"
         raise RasterInputError(
             f"{label} has {ds.RasterCount} band(s) but needs exactly {len(expected)} ({', '.join(expected)}, in this "
             f"order), or band descriptions that name these bands: stack the right bands (e.g. gdalbuildvrt "
-            f"-separate) or set the band descriptions")
-    return list(range(1, len(expected) + 1)), False
+            f"-separate) or set the band descriptions{hint}")
+    foreign = [name for name in named if name not in expected]
+    if foreign:
+        raise RasterInputError(f"{label}: its band descriptions name {', '.join(named)}, but this input needs "
+                               f"{', '.join(expected)}: pick the right raster for this input")
+    wrong = [(number, name, expected[number - 1]) for number, name in enumerate(found, start=1)
+             if name and name != expected[number - 1]]
+    if wrong:
+        details = "; ".join(f"band {n} is described as {name} but holds {want} in file order"
+                            for n, name, want in wrong[:3]) + ("; …" if len(wrong) > 3 else "")
+        raise RasterInputError(
+            f"{label}: only {len(named)} of {len(expected)} bands are named, and the names contradict the file order "
+            f"({details}), so neither can be trusted: name every band ({', '.join(expected)}, in any order), or "
+            f"clear all descriptions to take the bands in file order")
+    described = [ds.GetRasterBand(i).GetDescription().strip() for i in range(1, ds.RasterCount + 1)]
+    if named:
+        return list(range(1, len(expected) + 1)), (
+            f"{label}: only {len(named)} of {len(expected)} bands are named in their descriptions; the names agree "
+            f"with the file order, so the bands are taken in file order ({', '.join(expected)})")
+    if any(described):
+        return list(range(1, len(expected) + 1)), (
+            f"{label}: the band descriptions ({', '.join(repr(d) for d in described)}) name no Sentinel-2 band, so "
+            f"the bands are taken in file order ({', '.join(expected)}); check that this is their order")
+    return list(range(1, len(expected) + 1)), None
 
 
 def _band_scaling(ds: gdal.Dataset, indexes: list[int]) -> tuple[list[float], list[float]]:
@@ -209,6 +245,7 @@ def open_band_rasters(paths: dict[str, str | None], band_names: dict[str, tuple[
     """
     labels = labels or {}
     groups = {}
+    warnings = []
     any_scaled = False
     for key in ("10m", "20m", "60m"):
         path = paths.get(key)
@@ -216,7 +253,9 @@ def open_band_rasters(paths: dict[str, str | None], band_names: dict[str, tuple[
             continue
         label = labels.get(key, f"the {key} raster")
         ds = _open(path, label)
-        indexes, _ = _select_bands(ds, band_names[key], label)
+        others = {f"{k[:-1]} m": names for k, names in band_names.items() if k != key}
+        indexes, warning = _select_bands(ds, band_names[key], label, others)
+        warnings += [warning] if warning else []
         scales, offsets = _band_scaling(ds, indexes)
         any_scaled |= any(s != 1.0 for s in scales) or any(o != 0.0 for o in offsets)
         groups[key] = BandGroup(key, label, str(path), _grid_of(ds, label), tuple(band_names[key]), indexes,
@@ -227,7 +266,8 @@ def open_band_rasters(paths: dict[str, str | None], band_names: dict[str, tuple[
     check_grid_relation(groups)
     name = scene_name or Path(str(paths["10m"]).split("|")[0]).stem
     units = "input units with band scale/offset applied" if any_scaled else "input units (as stored)"
-    return SentinelInputs(groups, name, units, {"INPUTS": "; ".join(f"{k}={g.path}" for k, g in groups.items())})
+    return SentinelInputs(groups, name, units, {"INPUTS": "; ".join(f"{k}={g.path}" for k, g in groups.items())},
+                          warnings)
 
 
 def check_grid_relation(groups: dict[str, BandGroup]) -> None:
@@ -299,9 +339,13 @@ def open_s2_product(path: str, band_names: dict[str, tuple[str, ...]], with_60m:
     reflectance = (DN + offset) / quantification, with the offset (BOA_ADD_OFFSET for L2A, RADIO_ADD_OFFSET for
     L1C, processing baseline ≥ 04.00) read from the product XML because GDAL < 3.8 does not apply it. DN 0 is nodata.
     """
-    label = "PRODUCT"
     source = resolve_product_path(path)
-    ds = _open(source, label)
+    ds, message = _gdal_call(lambda: gdal.OpenEx(str(source), gdal.OF_RASTER | gdal.OF_READONLY))
+    if ds is None:  # an empty or foreign .zip, a corrupt MTD file: say what it is not, not just "unreadable"
+        raise RasterInputError(f"PRODUCT {path!r} is not a Sentinel-2 L1C/L2A product GDAL can read: GDAL cannot "
+                               f"open it ({message or 'unknown format'}). Give the .SAFE folder, its .zip as "
+                               f"downloaded, or its MTD_MSIL1C.xml/MTD_MSIL2A.xml; for single rasters use "
+                               f"INPUT_10M/INPUT_20M/INPUT_60M instead")
     driver = ds.GetDriver().ShortName
     if driver != "SENTINEL2":
         raise RasterInputError(f"{path!r} is not a Sentinel-2 L1C/L2A product (GDAL reads it as {driver}): give the "
@@ -415,15 +459,22 @@ def plan_area(inputs: SentinelInputs, extent: tuple[float, float, float, float] 
         gc, gr = group.origin_10m
         c0, r0 = max(c0, gc), max(r0, gr)
         c1, r1 = min(c1, gc + group.grid.width * group.ratio), min(r1, gr + group.grid.height * group.ratio)
+    common = (c1 - c0, r1 - r0)
     c0, c1 = oc + math.ceil((c0 - oc) / step) * step, oc + math.floor((c1 - oc) / step) * step
     r0, r1 = orow + math.ceil((r0 - orow) / step) * step, orow + math.floor((r1 - orow) / step) * step
     if c1 <= c0 or r1 <= r0:
-        raise RasterInputError("the 10 m, 20 m and 60 m inputs do not overlap by even one 60 m pixel: "
-                               "use bands of the same scene and area")
+        inputs_named = " and ".join(f"{k[:-1]} m" for k in inputs.groups)
+        if common[0] > 0 and common[1] > 0:
+            raise RasterInputError(
+                f"the {inputs_named} inputs have only {common[0]}×{common[1]} 10 m pixels in common, less than one "
+                f"{coarse.key[:-1]} m pixel ({step}×{step} 10 m pixels), let alone the smallest area that can be "
+                f"sharpened (docs/plugin.md, 'Smallest area'): give inputs that cover a larger common area")
+        raise RasterInputError(f"the {inputs_named} inputs do not overlap: use bands of the same scene and area")
     data = (c0, r0, c1, r1)
     if extent is not None:
         xmin, ymin, xmax, ymax = extent
         p = g10.grid.pixel
+        check_extent(extent, p, "10 m")
         ec0 = (xmin - g10.grid.x0) / p
         ec1 = (xmax - g10.grid.x0) / p
         er0 = (g10.grid.y0 - ymax) / p
@@ -438,6 +489,21 @@ def plan_area(inputs: SentinelInputs, extent: tuple[float, float, float, float] 
                 f"the extent ({xmin:.1f}, {ymin:.1f}, {xmax:.1f}, {ymax:.1f}) lies outside the data, which covers "
                 f"({gx0:.1f}, {gy0:.1f}, {gx1:.1f}, {gy1:.1f}) in the inputs' CRS: choose an extent inside the image")
     return Window(int(c0), int(r0), int(c1 - c0), int(r1 - r0))
+
+
+def check_extent(extent: tuple[float, float, float, float], pixel: float, grid_name: str) -> None:
+    """An extent must span at least one pixel of the output grid each way: a zero-width box was once read as "no
+    extent" and the whole image processed (hours on a full tile)."""
+    xmin, ymin, xmax, ymax = extent
+    width, height = xmax - xmin, ymax - ymin
+    box = f"({xmin:.6g}, {ymin:.6g}, {xmax:.6g}, {ymax:.6g})"
+    if not (width > 0 and height > 0):
+        raise RasterInputError(f"the extent {box} has no area (xmin ≥ xmax or ymin ≥ ymax): give xmin < xmax and "
+                               f"ymin < ymax, in the inputs' CRS or with its [EPSG:code]")
+    if width < pixel or height < pixel:
+        raise RasterInputError(f"the extent {box} is {width:.4g} × {height:.4g} map units, smaller than one "
+                               f"{grid_name} pixel ({pixel:g}): choose a larger extent; if it is in another CRS "
+                               f"(degrees?), say so, e.g. '{box[1:-1]} [EPSG:4326]'")
 
 
 def group_window(group: BandGroup, window_10m: Window) -> Window:
@@ -497,83 +563,146 @@ def output_block_size(step: int, target: int = 256) -> int:
 
 
 class GeoTiffWriter:
-    """A Float32, tiled, DEFLATE-compressed GeoTIFF written beside `target` and renamed into place by `commit`.
+    """A Float32, tiled, DEFLATE-compressed GeoTIFF written into a temporary file beside `target`
+    (`safe_output.StagedFile`) and renamed over it by `commit`.
 
-    Use as a context manager: leaving the block by an exception (error or cancel) deletes the partial file.
+    Every GDAL call is checked, by its return code and by GDAL's last error: GDAL reports a full disk or an I/O
+    error as an error message and carries on, so an unchecked writer would rename a truncated file over a good one.
+    `finish()` closes the file, re-opens it and reads every pixel back (`validate_geotiff`); `commit()` then renames
+    it. Use as a context manager: leaving the block by an exception (error or cancel) deletes the temporary file
+    and leaves the target untouched.
     `flush()` after each written tile hands its blocks to the file and frees them from GDAL's cache, so memory
     does not grow with the output (tiles planned with `align=block` write whole blocks).
     """
 
     def __init__(self, target: str, grid: Grid, band_descriptions: list[str], nodata: float = OUTPUT_NODATA,
-                 block: int = 256):
+                 block: int = 256, label: str = "OUTPUT"):
         self.target = Path(target)
-        folder = self.target.parent
-        if not folder.is_dir():
-            raise RasterOutputError(f"cannot write {target!r}: the folder {str(folder)!r} does not exist; "
-                                    f"create it or choose another output path")
-        if self.target.exists() and self.target.is_dir():
-            raise RasterOutputError(f"cannot write {target!r}: it is a folder; give a file name ending in .tif")
-        self.partial = folder / f".{self.target.name}.partial-{uuid.uuid4().hex[:8]}.tif"
+        self.label = label
+        self.grid = grid
+        self.bands = len(band_descriptions)
+        self.staged = StagedFile(target, label)
+        self.partial = self.staged.path
         self.nodata = nodata
+        self._ds = None
         options = ["TILED=YES", f"BLOCKXSIZE={block}", f"BLOCKYSIZE={block}", "COMPRESS=DEFLATE", "PREDICTOR=3",
                    "BIGTIFF=IF_SAFER", "INTERLEAVE=BAND"]
-        ds, message = _gdal_call(lambda: gdal.GetDriverByName("GTiff").Create(
-            str(self.partial), grid.width, grid.height, len(band_descriptions), gdal.GDT_Float32, options))
-        if ds is None:
-            raise RasterOutputError(f"cannot write {target!r}: {message or 'GDAL could not create the file'}; "
-                                    f"check that the folder is writable and the disk not full")
-        ds.SetGeoTransform(grid.geotransform)
-        ds.SetProjection(grid.crs_wkt)
-        for i, description in enumerate(band_descriptions, start=1):
-            band = ds.GetRasterBand(i)
-            band.SetDescription(description)
-            band.SetNoDataValue(nodata)
-        self._ds = ds
+        try:
+            ds = self._checked("creating the file", lambda: gdal.GetDriverByName("GTiff").Create(
+                str(self.partial), grid.width, grid.height, self.bands, gdal.GDT_Float32, options))
+            if ds is None:
+                raise self._failure("creating the file", "GDAL could not create it")
+            self._ds = ds
+            self._checked("setting the georeferencing", lambda: ds.SetGeoTransform(grid.geotransform))
+            self._checked("setting the CRS", lambda: ds.SetProjection(grid.crs_wkt))
+            for i, description in enumerate(band_descriptions, start=1):
+                band = ds.GetRasterBand(i)
+                self._checked("describing the bands", lambda: band.SetDescription(description))
+                self._checked("setting nodata", lambda: band.SetNoDataValue(nodata))
+        except BaseException:
+            self.discard()
+            raise
+
+    def _failure(self, action: str, message: str) -> RasterOutputError:
+        return write_failure(self.target, self.label, f"GDAL failed while {action} ({message}); check that the disk "
+                                                      f"is not full and the folder is writable")
+
+    def _checked(self, action: str, call):
+        """`call()`, raising RasterOutputError when it returns an error code or GDAL recorded an error meanwhile
+        (whether or not some other code enabled gdal.UseExceptions())."""
+        gdal.ErrorReset()
+        try:
+            result = call()
+        except RuntimeError as e:
+            raise self._failure(action, str(e)) from None
+        if (type(result) is int and result != gdal.CE_None) or gdal.GetLastErrorType() >= gdal.CE_Failure:
+            raise self._failure(action, gdal.GetLastErrorMsg() or f"error code {result}")
+        return result
 
     def write(self, array: np.ndarray, col: int, row: int) -> None:
         """Write (bands, rows, cols) at pixel offset (col, row) of the output."""
         for i in range(array.shape[0]):
-            self._ds.GetRasterBand(i + 1).WriteArray(np.asarray(array[i], dtype=np.float32), col, row)
+            band = self._ds.GetRasterBand(i + 1)
+            data = np.asarray(array[i], dtype=np.float32)
+            self._checked(f"writing band {i + 1}", lambda: band.WriteArray(data, col, row))
 
     def flush(self) -> None:
-        self._ds.FlushCache()
+        self._checked("writing tiles to disk", self._ds.FlushCache)
 
     def set_metadata(self, dataset: dict[str, str], bands: list[dict[str, str]] | None = None,
                      domain: str = "") -> None:
         """Dataset and per-band metadata items of one metadata domain ('' = the default domain)."""
+        ds = self._ds
         if dataset:
-            self._ds.SetMetadata({k: str(v) for k, v in dataset.items()}, domain)
+            self._checked("writing metadata", lambda: ds.SetMetadata({k: str(v) for k, v in dataset.items()}, domain))
         for i, items in enumerate(bands or [], start=1):
             if items:
-                self._ds.GetRasterBand(i).SetMetadata({k: str(v) for k, v in items.items()}, domain)
+                band = ds.GetRasterBand(i)
+                self._checked("writing band metadata",
+                              lambda: band.SetMetadata({k: str(v) for k, v in items.items()}, domain))
+
+    def finish(self) -> str:
+        """Flush and close the file (errors checked), sync it to disk, re-open it and validate it
+        (`validate_geotiff`). Returns the temporary file's path: readable, not yet in place."""
+        self.flush()
+        gdal.ErrorReset()
+        self._ds = None   # closes the dataset: GDAL writes the last blocks and the TIFF directory now
+        if gdal.GetLastErrorType() >= gdal.CE_Failure:
+            raise self._failure("closing the file", gdal.GetLastErrorMsg())
+        self.staged.sync()
+        validate_geotiff(str(self.partial), self.grid.width, self.grid.height, self.bands, self.target, self.label)
+        return str(self.partial)
 
     def commit(self) -> str:
-        ds, self._ds = self._ds, None
-        ds.FlushCache()
-        del ds
-        stale_aux = Path(str(self.target) + ".aux.xml")
-        try:
-            os.replace(self.partial, self.target)
-        except OSError as e:
-            self.discard()
-            raise RasterOutputError(f"cannot write {str(self.target)!r}: {e.strerror}; the file may be open in "
-                                    f"another program") from None
-        if stale_aux.exists():  # statistics of an older file by the same name would be wrong now
-            stale_aux.unlink()
-        return str(self.target)
+        """Finish (if not done) and rename the validated file over the target; returns the target's path."""
+        if self._ds is not None:
+            self.finish()
+        path = self.staged.commit()
+        remove_file(Path(path + ".aux.xml"))  # statistics of an older file by the same name would be wrong now
+        self.committed = True
+        return path
+
+    committed = False
 
     def discard(self) -> None:
-        self._ds = None
-        for path in (self.partial, Path(str(self.partial) + ".aux.xml")):
-            if path.exists():
-                path.unlink()
+        self._ds = None   # a failed close here changes nothing: the file is deleted next
+        self.staged.discard()
 
     def __enter__(self) -> "GeoTiffWriter":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None or self._ds is not None:
+        if exc_type is not None or not self.committed:
             self.discard()
+
+
+def validate_geotiff(path: str, width: int, height: int, bands: int, target=None, label: str = "OUTPUT") -> None:
+    """Re-open a written GeoTIFF and read every pixel back: it must have the planned size and band count and hold
+    finite values only (nodata is −9999). Catches truncated files and failed writes that GDAL did not report
+    where they happened, so that such a file never replaces a good one."""
+    target = target or path
+
+    def fail(reason: str) -> RasterOutputError:
+        return write_failure(target, label, f"the written file does not read back correctly ({reason}); check that "
+                                            f"the disk is not full")
+
+    ds, message = _gdal_call(lambda: gdal.OpenEx(str(path), gdal.OF_RASTER | gdal.OF_READONLY))
+    if ds is None:
+        raise fail(f"GDAL cannot open it: {message or 'unknown error'}")
+    found = (ds.RasterXSize, ds.RasterYSize, ds.RasterCount)
+    if found != (width, height, bands):
+        raise fail(f"{found[0]}×{found[1]} px and {found[2]} bands instead of {width}×{height} px and {bands} bands")
+    rows = max(1, ds.GetRasterBand(1).GetBlockSize()[1])
+    for i in range(1, bands + 1):
+        band = ds.GetRasterBand(i)
+        for row in range(0, height, rows):
+            count = min(rows, height - row)
+            gdal.ErrorReset()
+            data, message = _gdal_call(lambda: band.ReadAsArray(0, row, width, count))
+            if data is None or gdal.GetLastErrorType() >= gdal.CE_Failure:
+                raise fail(f"band {i}, rows {row}–{row + count}: {message or 'unreadable'}")
+            if not np.isfinite(data).all():
+                raise fail(f"band {i} holds NaN or infinite values")
 
 
 def read_group_overview(group: BandGroup, window_10m: Window, band_names: list[str], size: tuple[int, int]

@@ -12,7 +12,8 @@ from .core_loader import core_module
 from .fusion_run import (METHOD, PLUGIN_VERSION, TRAINING_STAGE, CoarseGroup, FusionResult, RunSettings,  # noqa: F401
                          fill_invalid, plan_output_tiles, registration_summary, run_provenance, scene_tile_fuser,
                          upsample_mask, write_tiles)
-from .raster_io import OUTPUT_NODATA, SentinelInputs, Window
+from .plausibility import SPREAD_OVERVIEW_PX, band_spread, check_noise_sigma
+from .raster_io import OUTPUT_NODATA, RasterInputError, SentinelInputs, Window
 
 #: settings of a Sentinel-2 run: `sigma` is {'10m': [...], '20m': [...], '60m': [...]} in output units;
 #: tile size and overlap in 10 m pixels
@@ -68,16 +69,66 @@ def train_on_scene(inputs: SentinelInputs, window: Window, settings: SharpeningS
                              noise=settings.sigma, callback=callback, log=log, crops=crops)
 
 
+def minimum_side(inputs: SentinelInputs, settings: SharpeningSettings) -> int:
+    """The smallest side, in 10 m pixels, of an area (or tile window) these inputs and settings can sharpen."""
+    return core_module("s2_sharpening").minimum_size("60m" in inputs.groups, settings.sigma is not None)
+
+
+def check_area(inputs: SentinelInputs, window: Window, settings: SharpeningSettings, mode: str, tiles: list) -> None:
+    """The area, and with TRAINING=tiles each tile's window, at least `minimum_side` on each side, said in 10 m
+    pixels of the user's area (the core's own errors speak of its internal grids, with thresholds that differ
+    from one grid to the next)."""
+    s2 = core_module("s2_sharpening")
+    need = minimum_side(inputs, settings)
+    pixel = inputs.grid_10m.pixel
+    if min(window.width, window.height) < need:
+        how = ("with 60 m input and σ estimated from the data" if "60m" in inputs.groups and settings.sigma is None
+               else "with 60 m input" if "60m" in inputs.groups else "")
+        raise RasterInputError(
+            f"the processed area is {window.width}×{window.height} 10 m pixels ({window.width * pixel:g} m × "
+            f"{window.height * pixel:g} m), smaller than the {need}×{need} 10 m pixels ({need * pixel:g} m × "
+            f"{need * pixel:g} m) that sharpening needs{' ' + how if how else ''}: choose a larger EXTENT, or inputs "
+            f"that cover more. The smallest areas are {s2.minimum_size(False, False)}×{s2.minimum_size(False, False)} "
+            f"px without 60 m input, {s2.minimum_size(True, True)}×{s2.minimum_size(True, True)} px with 60 m input "
+            f"and NOISE_SIGMA given, {s2.minimum_size(True, False)}×{s2.minimum_size(True, False)} px with 60 m input "
+            f"and σ estimated")
+    if mode == "tiles":
+        smallest = min(tiles, key=lambda t: min(t.read.width, t.read.height)).read
+        if min(smallest.width, smallest.height) < need:
+            raise RasterInputError(
+                f"TILE_SIZE {settings.tile_size} with TILE_OVERLAP {settings.tile_overlap} gives tile windows as small "
+                f"as {smallest.width}×{smallest.height} 10 m pixels (halo included), but each must be at least "
+                f"{need}×{need}: raise TILE_SIZE (or TILE_OVERLAP), or set TILE_SIZE 0 to train on the whole area")
+
+
+def check_sigma(inputs: SentinelInputs, window: Window, settings: SharpeningSettings) -> None:
+    """A given NOISE_SIGMA against each band's spread over the area (`plausibility.check_noise_sigma`), measured
+    on an overview of each group."""
+    if not settings.sigma:
+        return
+    given, spread = {}, {}
+    for key, group in inputs.groups.items():
+        given.update(zip(group.names, settings.sigma.get(key) or []))
+        size = tuple(max(1, min(SPREAD_OVERVIEW_PX, n // group.ratio)) for n in (window.width, window.height))
+        spread.update(band_spread(list(group.names), raster_io.read_group_overview(group, window, list(group.names),
+                                                                                   size)))
+    check_noise_sigma(given, spread, inputs.units)
+
+
 def run_sharpening(inputs: SentinelInputs, window: Window, target: str, settings: SharpeningSettings,
-                   progress=None, log=None) -> SharpeningResult:
+                   progress=None, log=None, before_commit=None) -> SharpeningResult:
     """Sharpen `window` (10 m pixels of the input grid) of `inputs` into the GeoTIFF `target`.
 
     `progress(tile, core_progress)` is called per iteration and returns True to stop (the core then raises
-    FusionCancelled); `log(text)` receives one line per tile. Any exception leaves no file at `target`.
-    With 'scene' training, the training iterations come under `TRAINING_STAGE` and each tile then reports once.
+    FusionCancelled); `log(text)` receives one line per tile; `before_commit` see `fusion_run.write_tiles`. The
+    area's size and a given σ are checked against the data before anything is trained. Any exception leaves
+    `target` as it was. With 'scene' training, the training iterations come under `TRAINING_STAGE` and each tile
+    then reports once.
     """
     names = core_module("s2_sharpening").output_band_names("60m" in inputs.groups)
     mode, tiles, block, aligned = plan_output_tiles(settings, window, inputs.coarsest.ratio)
+    check_area(inputs, window, settings, mode, tiles)
+    check_sigma(inputs, window, settings)
     result = SharpeningResult(target, names, tiles=tiles, window=window, training=mode)
 
     def fuse_tile(tile):
@@ -94,7 +145,7 @@ def run_sharpening(inputs: SentinelInputs, window: Window, target: str, settings
         return {"": provenance(inputs, settings, done)}
 
     return write_tiles(target, raster_io.output_grid(inputs, window), band_descriptions(names), result, fuse_tile,
-                       metadata=metadata, log=log, block=block, flush_tiles=aligned,
+                       metadata=metadata, log=log, block=block, flush_tiles=aligned, before_commit=before_commit,
                        nothing_valid="the processed area holds nodata only (in at least one of the 10/20/60 m "
                                      "inputs at every pixel): choose an extent over valid data")
 

@@ -159,38 +159,92 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputString("DEVICE_USED", tr("Device that ran")))
         self.addOutput(QgsProcessingOutputNumber("SECONDS", tr("Wall time in seconds")))
 
-    def run_driver(self, run, core, parameters, context, feedback, write_report, layer_name: str) -> dict:
-        """Run `run()` (a QGIS-free driver returning a FusionResult), turning the core's and raster_io's errors
-        and a cancel into QgsProcessingException; log the summary, write the REPORT if asked
-        (`write_report(path, result)`), name the layer the Toolbox loads, and return the outputs."""
+    def input_sources(self, parameters, context) -> dict[str, str]:
+        """{parameter: file or GDAL source} of every raster-layer and file input: what no output may overwrite."""
+        sources = {}
+        for definition in self.parameterDefinitions():
+            name = definition.name()
+            if definition.type() == "raster":
+                layer = self.parameterAsRasterLayer(parameters, name, context)
+                if layer is not None:
+                    sources[name] = layer.source()
+            elif definition.type() == "file" and self.parameterAsFile(parameters, name, context):
+                sources[name] = self.parameterAsFile(parameters, name, context)
+        return sources
+
+    def check_output_paths(self, parameters, context, feedback, width: int, height: int, bands: int
+                           ) -> tuple[str, str]:
+        """(OUTPUT, REPORT or '') once every check of `output_paths` passed for them, before any training; deletes
+        the temporary files that killed runs left for them. `width`×`height`×`bands`: the output's size."""
+        from .. import output_paths
         from ..raster_io import RasterIOError
 
+        target = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        report = self.parameterAsFileOutput(parameters, "REPORT", context) or ""
+        planned = [output_paths.geotiff_output("OUTPUT", target, width, height, bands)]
+        if report:
+            planned.append(output_paths.report_output("REPORT", report))
         try:
-            result = run()
-        except core.FusionCancelled as e:
-            raise QgsProcessingException(f"Cancelled ({e}); no output was written") from None
-        except (core.SureFusionError, RasterIOError) as e:
+            removed = output_paths.check_outputs(planned, self.input_sources(parameters, context))
+        except RasterIOError as e:
             raise QgsProcessingException(str(e)) from None
+        for path in removed:
+            feedback.pushInfo(f"Deleted {path}, a temporary file that an interrupted run had left")
+        return target, report
+
+    def run_driver(self, run, core, parameters, context, feedback, report_path: str, report_html,
+                   layer_name: str) -> dict:
+        """Run `run(before_commit)` (a QGIS-free driver returning a FusionResult; `before_commit` as in
+        `fusion_run.write_tiles`), turning the core's and raster_io's errors, a cancel and a SIGTERM into
+        QgsProcessingException; log the summary, name the layer the Toolbox loads, and return the outputs.
+
+        The REPORT (`report_html(result, written output) -> str`) is written before the output is put in place, and
+        put in place right after it: a report that cannot be written leaves the old output untouched too.
+        """
+        from ..raster_io import RasterIOError
+        from ..safe_output import stage_text
+        from ..stop_signals import sigterm_cancels
+
+        def before_commit(result, written):
+            if feedback.isCanceled():  # asked after the last iteration: still nothing replaced
+                raise core.FusionCancelled("stopped before the output was put in place")
+            return [stage_text(report_path, report_html(result, written), "REPORT")] if report_path else []
+
+        with sigterm_cancels(feedback.cancel) as sigterm:
+            try:
+                result = run(before_commit)
+            except core.FusionCancelled as e:
+                how = "Stopped by SIGTERM" if sigterm else "Cancelled"
+                raise QgsProcessingException(f"{how} ({e}); no output was written, and no existing file was "
+                                             f"changed") from None
+            except (core.SureFusionError, RasterIOError) as e:
+                raise QgsProcessingException(str(e)) from None
         for text, warning in result.registration_log:
             (feedback.pushWarning if warning else feedback.pushInfo)(text)
         feedback.pushInfo(result.network_decision)
         feedback.pushInfo(f"Done in {result.seconds:.1f} s on {result.device} ({result.device_reason}); "
                           f"final SURE risk {result.final_risk:.4g}; wrote {result.path}")
+        if result.final_risk < 0 and (self.parameterAsString(parameters, self.NOISE_SIGMA, context) or "").strip():
+            feedback.pushWarning(f"The final SURE risk is negative ({result.final_risk:.4g}): SURE estimates an "
+                                 f"error, which is never negative on average, so the NOISE_SIGMA given is probably "
+                                 f"larger than the data's real noise and the result smoother than it should be; "
+                                 f"leave NOISE_SIGMA empty to estimate σ")
         outputs = {"OUTPUT": result.path, "FINAL_RISK": result.final_risk, "DEVICE_USED": result.device,
                    "SECONDS": result.seconds}
-        report_path = self.parameterAsFileOutput(parameters, "REPORT", context)
         if report_path:
-            outputs["REPORT"] = write_report(report_path, result)
+            outputs["REPORT"] = report_path
         if context.willLoadLayerOnCompletion(result.path):
             context.layerToLoadOnCompletionDetails(result.path).name = layer_name
         return outputs
 
     def extent_in_crs(self, parameters, name: str, context, crs_wkt: str):
-        """The optional extent parameter `name` as (xmin, ymin, xmax, ymax) in the CRS `crs_wkt`, or None."""
+        """The optional extent parameter `name` as (xmin, ymin, xmax, ymax) in the CRS `crs_wkt`, or None when it
+        is not given. An empty extent is returned as it is, for the planning to refuse (it once meant "no extent",
+        and the whole image was processed)."""
         if parameters.get(name) in (None, ""):
             return None
         rect = self.parameterAsExtent(parameters, name, context, QgsCoordinateReferenceSystem.fromWkt(crs_wkt))
-        if rect.isNull() or rect.isEmpty():
+        if rect.isNull() and not (rect.xMinimum() or rect.xMaximum() or rect.yMinimum() or rect.yMaximum()):
             return None
         return rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()
 
@@ -256,12 +310,17 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(
                 f"NOISE_SIGMA {text!r} is not a list of numbers: give one number, or {len(band_names)} comma-separated "
                 f"numbers for {', '.join(band_names)}, or leave it empty to estimate σ") from None
-        if len(values) == 1:
-            values = values * len(band_names)
-        if len(values) != len(band_names) or any(not math.isfinite(v) or v < 0 for v in values):
+        bad = [v for v in values if not math.isfinite(v) or v < 0]
+        if len(values) not in (1, len(band_names)) or bad:
+            if bad:
+                problem = f"{', '.join(f'{v:g}' for v in bad)} {'is' if len(bad) == 1 else 'are'} not finite and ≥ 0"
+            else:
+                problem = f"{len(values)} values were given"
             raise QgsProcessingException(
                 f"NOISE_SIGMA needs 1 or {len(band_names)} finite values ≥ 0 ({', '.join(band_names)}), "
-                f"got {len(values)}: {text!r}")
+                f"but {problem}: {text!r}")
+        if len(values) == 1:
+            values = values * len(band_names)
         by_band = dict(zip(band_names, values))
         return {key: [by_band[n] for n in names] for key, names in groups.items()}
 

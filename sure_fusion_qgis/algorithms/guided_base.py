@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 from qgis.core import (QgsProcessingException, QgsProcessingParameterEnum, QgsProcessingParameterExtent,
@@ -136,7 +135,8 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
                                tile_overlap=self.parameterAsInt(parameters, self.TILE_OVERLAP, context),
                                training=self.training_choice(parameters, context),
                                coregistration=self.coregistration_choice(parameters, context))
-        target = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        target, report = self.check_output_paths(parameters, context, feedback, window.width, window.height,
+                                                 len(plan.bands.names))
         feedback.pushInfo(
             f"{pair.low.label}: {pair.low.band_count} band(s); {pair.high.label}: {pair.high.band_count} band(s); "
             f"ratio {pair.ratio}; area {window.width}×{window.height} px on the {self.HIGH_ROLE} grid; "
@@ -146,11 +146,12 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
             feedback.pushInfo(line)
         bridge = FeedbackBridge(feedback, options.iterations)
         return self.run_driver(
-            lambda: run_guided_fusion(pair, window, target, settings, plan.fuse, plan.bands,
-                                      provenance=plan.provenance, progress=bridge, log=feedback.pushInfo,
-                                      scene_case=plan.scene_case),
-            core, parameters, context, feedback,
-            lambda path, result: self._write_report(path, result, pair, settings, plan),
+            lambda before_commit: run_guided_fusion(pair, window, target, settings, plan.fuse, plan.bands,
+                                                    provenance=plan.provenance, progress=bridge,
+                                                    log=feedback.pushInfo, scene_case=plan.scene_case,
+                                                    before_commit=before_commit),
+            core, parameters, context, feedback, report,
+            lambda result, written: self._report_html(result, written, pair, settings, plan),
             f"{pair.scene_name} {self.RESULT_NAME}")
 
     def _open_pair(self, parameters, context) -> pair_io.RasterPair:
@@ -198,7 +199,8 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
         return values
 
     # ------------------------------------------------------------------ report
-    def _write_report(self, path, result, pair, settings, plan) -> str:
+    def _report_html(self, result, written, pair, settings, plan) -> str:
+        """The report of `result`, its quick-look read from `written` (the output, before it is put in place)."""
         window = result.window
         size = quicklook.overview_size(window.width, window.height)
         picks = quicklook_bands(plan.bands)
@@ -206,17 +208,15 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
         before = raster_io.read_bands_overview(low.path, low.label, [low.band_indexes[k] for k in picks],
                                                [low.scales[k] for k in picks], [low.offsets[k] for k in picks],
                                                pair.low_window(window), size)
-        after = raster_io.read_overview(result.path, [k + 1 for k in picks], size)
+        after = raster_io.read_overview(written, [k + 1 for k in picks], size)
         png = raster_io.png_bytes(quicklook.before_after(before, after))
         names = "-".join(plan.bands.names[k] for k in picks)
         rows = [(k.lower().replace("_", " "), v) for k, v in plan.provenance.items()]
         rows.append(("guide noise σ", ", ".join(f"{s:.4g}" for s in result.guide_sigma)))
-        html_text = build_report(result, pair, settings, png, title=self.displayName(),
-                                 pixels=f"px on the {self.HIGH_ROLE} grid",
-                                 quicklook_caption=f"Quick-look ({names}): before ({self.LOW_ROLE}) | after (fused)",
-                                 extra_rows=rows)
-        Path(path).write_text(html_text, encoding="utf-8")
-        return path
+        return build_report(result, pair, settings, png, title=self.displayName(),
+                            pixels=f"px on the {self.HIGH_ROLE} grid",
+                            quicklook_caption=f"Quick-look ({names}): before ({self.LOW_ROLE}) | after (fused)",
+                            extra_rows=rows)
 
 
 def quicklook_bands(bands: OutputBands) -> list[int]:

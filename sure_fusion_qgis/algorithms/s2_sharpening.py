@@ -1,8 +1,6 @@
 """sure_fusion:s2_sharpening — Sentinel-2 20 m and 60 m bands sharpened to 10 m by Deep SURE."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from qgis.core import (QgsProcessingException, QgsProcessingParameterExtent,
                        QgsProcessingParameterFile, QgsProcessingParameterRasterLayer)
 
@@ -32,6 +30,12 @@ method, iterations, loss, seed, noise σ per band, final SURE risk, device and t
 The optional report shows the loss and risk curves and a before/after quick-look.
 
 Runtime grows with area × iterations: on a CPU, try a small extent first."""
+
+
+#: "*zip", not "*.zip": QGIS checks a File parameter's value against the filter's "*.ext" patterns and appends the
+#: first extension to a name without a dot, so a renamed product folder ("S2_scene") was refused with a bare
+#: "Incorrect parameter value for PRODUCT"; the plugin itself says what is wrong with a path
+PRODUCT_FILTER = "Sentinel-2 products (MTD_MSIL1C.xml MTD_MSIL2A.xml *zip *SAFE);;All files (*)"
 
 
 class S2SharpeningAlgorithm(SureFusionAlgorithm):
@@ -65,8 +69,7 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
     def initAlgorithm(self, config=None):
         product = QgsProcessingParameterFile(
             self.PRODUCT, tr("Sentinel-2 product (.SAFE folder, .zip or MTD_MSIL*.xml) — or use the rasters below"),
-            behavior=FILE_BEHAVIOR_FILE, fileFilter="Sentinel-2 products (MTD_MSIL1C.xml MTD_MSIL2A.xml *.zip);;"
-                                                   "All files (*.*)", optional=True)
+            behavior=FILE_BEHAVIOR_FILE, fileFilter=PRODUCT_FILTER, optional=True)
         self.addParameter(product)
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.INPUT_10M, tr("10 m bands (B2, B3, B4, B8)"), optional=True))
@@ -122,7 +125,8 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
             window = raster_io.plan_area(inputs, self.extent_in_crs(parameters, self.EXTENT, context, inputs.grid_10m.crs_wkt))
         except RasterIOError as e:
             raise QgsProcessingException(str(e)) from None
-        target = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        target, report = self.check_output_paths(parameters, context, feedback, window.width, window.height,
+                                                 len(band_names))
         feedback.pushInfo(f"Scene {inputs.scene_name}: {window.width}×{window.height} px at 10 m, "
                           f"{options.iterations} iterations, loss {options.loss}, seed {options.seed}, "
                           f"{options.threads} CPU thread(s); "
@@ -130,8 +134,10 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
 
         bridge = FeedbackBridge(feedback, options.iterations)
         return self.run_driver(
-            lambda: run_sharpening(inputs, window, target, settings, progress=bridge, log=feedback.pushInfo), core,
-            parameters, context, feedback, lambda path, result: self._write_report(path, result, inputs, settings),
+            lambda before_commit: run_sharpening(inputs, window, target, settings, progress=bridge,
+                                                 log=feedback.pushInfo, before_commit=before_commit),
+            core, parameters, context, feedback, report,
+            lambda result, written: self._report_html(result, written, inputs, settings),
             f"{inputs.scene_name} sharpened 10 m")
 
     def _open_inputs(self, parameters, context, core_groups):
@@ -153,12 +159,12 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
         except RasterIOError as e:
             raise QgsProcessingException(str(e)) from None
 
-    def _write_report(self, path, result, inputs, settings) -> str:
+    def _report_html(self, result, written, inputs, settings) -> str:
+        """The report of `result`, its quick-look read from `written` (the output, before it is put in place)."""
         window = result.window
         size = quicklook.overview_size(window.width, window.height)
         names = list(quicklook.FALSE_COLOUR)
-        after = raster_io.read_overview(result.path, [result.band_names.index(n) + 1 for n in names], size)
+        after = raster_io.read_overview(written, [result.band_names.index(n) + 1 for n in names], size)
         before = raster_io.read_group_overview(inputs.groups["20m"], window, names, size)
         png = raster_io.png_bytes(quicklook.before_after(before, after))
-        Path(path).write_text(build_report(result, inputs, settings, png), encoding="utf-8")
-        return path
+        return build_report(result, inputs, settings, png)

@@ -12,7 +12,8 @@ EPILOG = """\
 scenes: Sentinel-2 products (.SAFE folder, .zip, MTD_MSIL1C/2A.xml) and/or manifest CSV files with the columns
 name,product,bands_10m,bands_20m,bands_60m,xmin,ymin,xmax,ymax (one scene per row; see docs/plugin.md).
 Outputs: OUTPUT_DIR/<scene>_sharpened.tif. Finished outputs are skipped on a re-run (use --overwrite to redo).
-Exit code: 0 when every scene is done or was finished earlier, 1 when a scene failed, 2 for bad arguments.
+Exit code: 0 when every scene is done or was finished earlier, 1 when a scene failed, 2 for bad arguments or
+unusable output paths, 130 after Ctrl-C, 143 after SIGTERM.
 
 examples:
   python -m sure_fusion_qgis.batch S2*.SAFE -o out/ --iterations 300
@@ -69,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.iterations < 0 or args.width < 0 or args.workers < 0 or args.retries < 0 or args.tile_size < 0:
         parser.error("--iterations, --width, --workers, --retries and --tile-size must be ≥ 0")
 
+    from ..raster_io import RasterIOError
+    from ..safe_output import stage_text
+    from .outputs import remove_stale_partials
     from .runner import ClusterSettings, ProgressDisplay, check_workers, dask_client, format_summary, plan, run_scenes
     from .scenes import SceneListError, collect_scenes
     from .task import BatchSettings
@@ -90,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = {o.name: o for o in skipped}
     if to_run:
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        check_output_paths(scenes, to_run, args.summary)
+    except RasterIOError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if to_run:
         signal.signal(signal.SIGTERM, _interrupt)   # batch systems stop jobs by SIGTERM: shut the cluster down
         try:
             with dask_client(cluster, args.threads) as client:
@@ -101,22 +111,43 @@ def main(argv: list[str] | None = None) -> int:
                 display = ProgressDisplay(len(to_run), stream=None if args.quiet else sys.stderr)
                 for outcome in run_scenes(client, to_run, settings, retries=args.retries, display=display):
                     outcomes[outcome.name] = outcome
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
+            for scene in to_run:  # the cluster is down: what its killed tasks were writing (a task still running
+                remove_stale_partials(scene.output)  # elsewhere holds its file, which is kept)
             print("interrupted: finished outputs are kept; run the same command again to resume", file=sys.stderr)
-            return 130
+            return 128 + (stop.args[0] if stop.args and isinstance(stop.args[0], int) else signal.SIGINT)
         except (RuntimeError, OSError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
     ordered = [outcomes[scene.name] for scene in scenes]
     print(format_summary(ordered))
     if args.summary:
-        with open(args.summary, "w", encoding="utf-8") as handle:
-            json.dump([asdict(o) for o in ordered], handle, indent=1)
+        try:  # like every output: a temporary file, renamed when complete
+            stage_text(args.summary, json.dumps([asdict(o) for o in ordered], indent=1), "--summary").commit()
+        except RasterIOError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
     return 1 if any(o.status == "failed" for o in ordered) else 0
 
 
+def check_output_paths(scenes, to_run, summary: str | None = None) -> None:
+    """Before any cluster starts: no output of a scene to run (nor the --summary file) is an input of any scene or
+    another output, and each output's folder can be written with its temporary name (`output_paths`; the outputs'
+    sizes are checked by the task, which opens the inputs)."""
+    from .. import output_paths
+    from .task import planned_output, scene_inputs
+
+    inputs = {label: path for scene in scenes for label, path in scene_inputs(scene).items()}
+    for scene in to_run:
+        output_paths.check_outputs([planned_output(scene)], inputs)
+    if summary:
+        outputs = {f"the output of scene {scene.name}": scene.output for scene in scenes}
+        output_paths.check_outputs([output_paths.PlannedOutput("--summary", summary, (), "a JSON summary")],
+                                   {**inputs, **outputs})
+
+
 def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+    raise KeyboardInterrupt(signum)  # exit code 128 + signal: 143 for SIGTERM, 130 for Ctrl-C
 
 
 if __name__ == "__main__":

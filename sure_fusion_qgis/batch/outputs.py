@@ -12,7 +12,8 @@ replaced by something else since. An output is finished when:
 4. its last block (bottom-right, last band) can be read, which catches a truncated file.
 
 A task killed mid-run (worker lost, power cut) cannot clean up its partial file; `stale_partials` finds them
-and the runner deletes them before a scene runs again and after it completed.
+and the runner deletes them before a scene runs again and after it completed (`safe_output`: a file a running
+writer holds is never deleted).
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from osgeo import gdal
+
+from ..safe_output import remove_stale_temporaries, temporary_files
 
 #: dataset metadata items the writer sets once everything else is written
 PROVENANCE_KEYS = ("SURE_FUSION_PLUGIN_VERSION", "METHOD", "BAND_ORDER")
@@ -76,19 +79,9 @@ def setting_differences(metadata: dict[str, str], requested: dict[str, str]) -> 
 
 def stale_partials(path: str) -> list[Path]:
     """Temporary files of the writer for target `path` (and their .aux.xml): `.<name>.partial-*`."""
-    target = Path(path)
-    if not target.parent.is_dir():
-        return []
-    return sorted(target.parent.glob(f".{target.name}.partial-*"))
+    return temporary_files(path)
 
 
 def remove_stale_partials(path: str) -> list[Path]:
-    """Delete what `stale_partials` finds; returns the deleted paths. Call only when no task writes `path`."""
-    removed = []
-    for partial in stale_partials(path):
-        try:
-            partial.unlink()
-        except FileNotFoundError:
-            continue
-        removed.append(partial)
-    return removed
+    """Delete what `stale_partials` finds, except files a running writer still holds; returns the deleted paths."""
+    return remove_stale_temporaries(path)

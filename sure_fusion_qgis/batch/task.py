@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .. import raster_io
+from .. import output_paths, raster_io
 from ..core_loader import core_module
 from ..raster_io import RasterIOError
 from ..sharpening import SharpeningSettings, run_sharpening
@@ -78,6 +78,8 @@ def sharpen_scene(scene: Scene, settings: BatchSettings) -> SceneOutcome:
         run_settings = SharpeningSettings(options=solver_options(settings), tile_size=settings.tile_size,
                                           tile_overlap=settings.tile_overlap, coregistration=settings.coregistration)
         Path(scene.output).parent.mkdir(parents=True, exist_ok=True)
+        bands = len(core_module("s2_sharpening").output_band_names("60m" in inputs.groups))
+        output_paths.check_outputs([planned_output(scene, window.width, window.height, bands)], scene_inputs(scene))
         result = run_sharpening(inputs, window, scene.output, run_settings,
                                 progress=ProgressReporter(scene.name, settings.progress_seconds))
     except (RasterIOError, core.SureFusionError) as e:
@@ -86,6 +88,18 @@ def sharpen_scene(scene: Scene, settings: BatchSettings) -> SceneOutcome:
     return SceneOutcome(scene.name, "done", time.perf_counter() - start, result.path,
                         f"{window.width}×{window.height} px, {len(result.tiles)} tile(s){registration}", worker,
                         result.device, result.final_risk)
+
+
+def planned_output(scene: Scene, width: int = 0, height: int = 0, bands: int = 0) -> output_paths.PlannedOutput:
+    """The scene's output for `output_paths.check_outputs` (its size unknown, 0, before the inputs are opened)."""
+    return output_paths.geotiff_output(f"the output of scene {scene.name}", scene.output, width, height, bands)
+
+
+def scene_inputs(scene: Scene) -> dict[str, str]:
+    """{label: path} of the scene's inputs: what its output must never overwrite."""
+    if scene.product:
+        return {f"{scene.name}: product": scene.product}
+    return {f"{scene.name}: bands_{key}": path for key, path in scene.rasters}
 
 
 def open_inputs(scene: Scene, settings: BatchSettings) -> raster_io.SentinelInputs:

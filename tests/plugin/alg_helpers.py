@@ -19,3 +19,21 @@ def run_alg(parameters: dict, feedback=None, context=None):
     import processing
 
     return processing.run("sure_fusion:s2_sharpening", {**FAST, **parameters}, feedback=feedback, context=context)
+
+
+def fingerprint(path) -> tuple:
+    """What must not change in a file the user owns: content hash, size, inode, modification time."""
+    import hashlib
+    import os
+
+    st = os.stat(path)
+    with open(path, "rb") as handle:
+        digest = hashlib.sha256(handle.read()).hexdigest()
+    return digest, st.st_size, st.st_ino, st.st_mtime_ns
+
+
+def temporaries(folder) -> list[str]:
+    """Temporary output files (`.NAME.partial-…`) left in `folder`."""
+    from pathlib import Path
+
+    return sorted(p.name for p in Path(folder).iterdir() if ".partial-" in p.name) if Path(folder).is_dir() else []
