@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from . import guided_smoothing
+from .error_estimate import ErrorEstimate, estimate_error, pooled
 from .errors import FusionCancelled, SureFusionError
 from .injection import DetailInjectionBase, InjectionFit, fit_injection
 from .losses import BackProjectionLoss, SureLoss
@@ -53,6 +54,7 @@ class SolverOptions:
     threads: int | None = None         # CPU threads for torch (None: leave torch's default)
     progress_every: int | None = None  # callback interval; default 1 on CPU, 10 on CUDA (fewer host syncs)
     mixed_precision: bool = True       # CUDA only, and only for the BP loss (the SURE divergence needs float32)
+    error_estimate: bool = True        # estimate each band's error after training (see `error_estimate`)
 
     @classmethod
     def paper(cls, **overrides) -> "SolverOptions":
@@ -103,6 +105,8 @@ class RunRecord:
     smoothing_strength: float = 0.0                           # h of the guided smoothing (0: none)
     cross_band_shrinkage: bool = False                        # first estimate's LR residuals mixed across bands
     smoothing_risks: dict = field(default_factory=dict)       # h → SURE of smoothing the guides
+    error: ErrorEstimate | None = None                        # per-band error estimate, data units (see error_estimate)
+    error_seconds: float = 0.0
 
 
 ProgressCallback = Callable[[Progress], "bool | None"]
@@ -220,6 +224,15 @@ class TrainedModel:
             return self.smoothed(problem, self.estimator(problem)(problem.network_input()))
         finally:
             self.net.eval()
+
+    def refitted(self, problem: FusionProblem) -> Callable[[torch.Tensor], torch.Tensor]:
+        """x̂(z) of another problem of this layout with this network, the first estimate fitted on that problem and
+        the smoothing weighing its own guides' noise (the error estimate's self-check, see `error_estimate`)."""
+        model = replace(self, injection=None)
+        if self.smoothing_strength > 0:
+            model.smoothing_sigma = guided_smoothing.guide_noise(*smoothing_guides(problem))
+        estimator = model.estimator(problem)
+        return lambda z: model.smoothed(problem, estimator(z))
 
     def smoothed(self, problem: FusionProblem, x_hat: torch.Tensor) -> torch.Tensor:
         """x̂ after the guided smoothing the model was trained with (unchanged when its strength is 0)."""
@@ -390,12 +403,32 @@ def train(problems: list[FusionProblem], options: SolverOptions | None = None,
         record.smoothing_risks = choice.risks
         if result is not None:
             result = model.smoothed(problem, result)
+    if options.error_estimate:
+        error_start = time.perf_counter()
+        record.error = _estimate_error(problems, model, estimators, result, options)
+        record.error_seconds = time.perf_counter() - error_start
     record.seconds = time.perf_counter() - start
     record.loss_history = losses.cpu().tolist()
     record.risk_history = risks.cpu().tolist()
     tail = [r for r in record.risk_history[-max(n_average, 10):] if math.isfinite(r)]
     record.final_risk = float(np.mean(tail)) if tail else float("nan")
     return model, record, result
+
+
+def _estimate_error(problems: list[FusionProblem], model: TrainedModel, estimators: list, result: torch.Tensor | None,
+                    options: SolverOptions) -> ErrorEstimate:
+    """The per-band error estimate of the trained model's output on its training problems (one, or the crops of a
+    scene: pooled), with the network as it ends training (BatchNorm in the mode it is left in)."""
+    estimates = []
+    for problem, estimator in zip(problems, estimators):
+        def fused(z, problem=problem, estimator=estimator):
+            return model.smoothed(problem, estimator(z))
+
+        with torch.no_grad():
+            x_out = result[0] if result is not None else fused(problem.network_input())[0]
+        estimates.append(estimate_error(problem, fused, x_out, model.refitted, epsilon=options.epsilon,
+                                        seed=options.seed))
+    return pooled(estimates)
 
 
 def solve(problem: FusionProblem, options: SolverOptions | None = None,
