@@ -9,8 +9,9 @@ import numpy as np
 
 from . import raster_io
 from .core_loader import core_module
-from .fusion_run import (METHOD, PLUGIN_VERSION, TRAINING_STAGE, FusionResult, RunSettings, fill_invalid,  # noqa: F401
-                         plan_output_tiles, run_provenance, scene_tile_fuser, upsample_mask, write_tiles)
+from .fusion_run import (METHOD, PLUGIN_VERSION, TRAINING_STAGE, FusionResult, RunSettings,  # noqa: F401
+                         band_error_items, fill_invalid, plan_output_tiles, run_provenance, scene_tile_fuser,
+                         upsample_mask, write_tiles)
 from .raster_io import OUTPUT_NODATA, SentinelInputs, Window
 
 #: settings of a Sentinel-2 run: `sigma` is {'10m': [...], '20m': [...], '60m': [...]} in output units;
@@ -76,7 +77,9 @@ def run_sharpening(inputs: SentinelInputs, window: Window, target: str, settings
     """
     names = core_module("s2_sharpening").output_band_names("60m" in inputs.groups)
     mode, tiles, block, aligned = plan_output_tiles(settings, window, inputs.coarsest.ratio)
-    result = SharpeningResult(target, names, tiles=tiles, window=window, training=mode)
+    grouped = [n for k in ("10m", "20m", "60m") if k in inputs.groups for n in inputs.groups[k].names]  # core order
+    result = SharpeningResult(target, names, tiles=tiles, window=window, training=mode, channel_names=grouped,
+                              units=inputs.units)
 
     def fuse_tile(tile):
         callback = (lambda p: progress(tile, p)) if progress else None
@@ -128,8 +131,9 @@ def provenance(inputs: SentinelInputs, settings: SharpeningSettings, result: Sha
         dataset["NOISE_SIGMA_SOURCE"] = f"estimated: {core_module('s2_sharpening').SIGMA_ESTIMATOR}"
     dataset["FIRST_ESTIMATE_SHRINKAGE"] = _first_estimate_shrinkage(result.records)
     centres = {b.name: b.centre_nm for b in core_module("sentinel2").BANDS}
+    errors = band_error_items(result)
     bands = [{"BANDNAME": n, "WAVELENGTH": f"{centres[n]:g}", "WAVELENGTH_UNIT": "nm",
               "NOISE_SIGMA": f"{result.sigma_by_band.get(n, float('nan')):.6g}",
-              "SHARPENED": "no (observed at 10 m)" if n in ("B2", "B3", "B4", "B8") else "yes"}
+              "SHARPENED": "no (observed at 10 m)" if n in ("B2", "B3", "B4", "B8") else "yes", **errors.get(n, {})}
              for n in result.band_names]
     return dataset, bands

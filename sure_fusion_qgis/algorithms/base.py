@@ -7,33 +7,57 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import replace
+from pathlib import Path
 
 from qgis.core import (QgsCoordinateReferenceSystem, QgsProcessingAlgorithm, QgsProcessingException,
-                       QgsProcessingOutputNumber, QgsProcessingOutputString, QgsProcessingParameterEnum,
-                       QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
+                       QgsProcessingOutputNumber, QgsProcessingOutputString, QgsProcessingParameterFileDestination,
+                       QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
+                       QgsProcessingParameterString)
 from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtGui import QIcon
 
+from .. import help_page, rendering
+from ..choices import labelled_enum
 from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER, advanced
 from ..core_loader import core_module
-from ..fusion_run import TRAINING_MODES, TRAINING_STAGE
+from ..error_report import error_log_lines
+from ..fusion_run import TRAINING_STAGE
 
 INSTALL_HINT = (
     "SURE Fusion needs the Python packages torch, pytorch_wavelets and PyWavelets in the Python that QGIS uses. "
-    "Linux: `python3 -m pip install --user torch pytorch_wavelets PyWavelets` (Debian 12: use a venv made with "
+    "Linux: \"python3 -m pip install --user torch pytorch_wavelets PyWavelets\" (Debian 12: use a venv made with "
     "--system-site-packages and start QGIS with its site-packages on PYTHONPATH); Windows: in the OSGeo4W Shell "
-    "`python -m pip install torch pytorch_wavelets PyWavelets`; macOS: "
-    "`/Applications/QGIS.app/Contents/MacOS/bin/python3 -m pip install torch pytorch_wavelets PyWavelets`. "
-    "Never let pip upgrade numpy: add `numpy==<the version QGIS ships>` to the command. Then restart QGIS. "
+    "\"python -m pip install torch pytorch_wavelets PyWavelets\"; macOS: "
+    "\"/Applications/QGIS.app/Contents/MacOS/bin/python3 -m pip install torch pytorch_wavelets PyWavelets\". "
+    "Never let pip upgrade numpy: add \"numpy==<the version QGIS ships>\" to the command. Then restart QGIS. "
     "See docs/plugin.md.")
 
 
-S2_SIGMA_HELP = ("Empty: estimate σ of every band from the data (the smaller of the wavelet MAD and what the other "
-                 "bands, and the finer bands, cannot predict; still an upper bound on textured scenes). Otherwise one "
-                 "number for all bands, or one per output band in spectral order "
-                 "(B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B11,B12; without 60 m: no B1, B9), comma-separated, "
-                 "in the data's units. A given σ also turns on the guided smoothing (SMOOTHING auto) and the cross-band "
-                 "shrinkage of the first estimate.")
+S2_SIGMA_HELP = ("Leave empty to estimate each band's noise from the data (the usual choice; on textured scenes the "
+                 "estimate errs high). Otherwise one number for all bands, or one per output band in spectral order "
+                 "(B1, B2, B3, B4, B5, B6, B7, B8, B8A, B9, B11, B12; without 60 m bands no B1 and B9), separated by "
+                 "commas, in the data's units. A given σ also switches on the guided smoothing (when that is "
+                 "'Automatic') and lets the first estimate borrow across bands.")
+
+#: sure_core.SolverOptions' iterations, width and learning rate, shown as the defaults (a test checks they agree)
+CORE_RECIPE = {"iterations": 300, "width": 16, "learning_rate": 3e-3}
+
+#: how long a run takes, for the help texts: measured on one core of this project's 2-core CPU, quiet machine
+#: (README: APEX 198² px, 0.48 s per iteration; DSen2 120² px, 0.19 s); about 12.5 µs per output pixel and iteration
+TIME_HELP = ("Time grows with the area × the iterations: on one CPU core about 12 µs per output pixel per iteration, "
+             "so the default 300 iterations take about 1 minute for 120 × 120 px, 2½ minutes for 200 × 200 px and "
+             "15 minutes for 500 × 500 px; a busy computer can take several times longer, a GPU far less. Larger "
+             "areas train on crops (3–4 minutes) and then need about a minute per 1000 × 1000 px. Try a small "
+             "extent first.")
+
+
+RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+
+
+def algorithm_icon_path(name: str) -> str:
+    """resources/<algorithm name>.svg, or the provider's icon for an algorithm without its own."""
+    path = RESOURCES / f"{name}.svg"
+    return str(path if path.is_file() else RESOURCES / "icon.svg")
 
 
 def tr(text: str) -> str:
@@ -54,95 +78,127 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
     THREADS = "THREADS"
     SMOOTHING = "SMOOTHING"
 
-    LOSSES = ("sure", "bp")
-    DEVICES = ("auto", "cpu", "cuda")
+    LOSSES = {"sure": "SURE (recommended)", "bp": "Data fit only (BP)"}
+    DEVICES = {"auto": "Automatic (GPU if present)", "cpu": "CPU", "cuda": "NVIDIA GPU (CUDA)"}
+    #: SMOOTHING choice → SolverOptions.smoothing (None: the case decides: S2 smooths when the 10 m σ is given)
+    SMOOTHING_CHOICES = {"auto": None, "on": True, "off": False}
+    SMOOTHING_LABELS = {"auto": "Automatic (when σ is given)", "on": "On", "off": "Off"}
+    TRAINING_LABELS = {"auto": "Automatic", "whole": "Whole area at once", "tiles": "One network per tile",
+                       "scene": "One network for the scene"}
 
     def createInstance(self):
         return type(self)()
 
+    def helpUrl(self):  # noqa: N802  (QGIS's name)
+        return help_page.help_url(self)
+
+    def icon(self):
+        return QIcon(algorithm_icon_path(self.name()))
+
+    def svgIconPath(self):  # noqa: N802  (QGIS's name)
+        return algorithm_icon_path(self.name())
+
     # ------------------------------------------------------------------ parameters
-    def add_solver_parameters(self, pixels: str = "10 m pixels", sigma_help: str = S2_SIGMA_HELP) -> None:
-        """ITERATIONS, LOSS, DEVICE, SEED and the advanced solver parameters; `pixels` names the unit of the tile
-        size and overlap (output pixels), `sigma_help` explains NOISE_SIGMA for this algorithm."""
+    def add_solver_parameters(self, pixels: str = "10 m px", sigma_help: str = S2_SIGMA_HELP) -> None:
+        """ITERATIONS, LOSS, DEVICE, SEED and the advanced solver parameters, defaults shown as the recipe's values
+        (0 still means "the recipe's"); `pixels` names the unit of the tile size and overlap (output pixels),
+        `sigma_help` explains NOISE_SIGMA for this algorithm."""
+        recipe = self.recipe_defaults()
         iterations = QgsProcessingParameterNumber(
-            self.ITERATIONS, tr("Iterations (0 = the fast recipe's default)"), type=NUMBER_INTEGER,
-            defaultValue=0, minValue=0, maxValue=100000)
-        iterations.setHelp(tr("Training iterations of the per-scene network. 0 uses the core's fast recipe; "
-                              "fewer iterations are quicker and blurrier."))
+            self.ITERATIONS, tr("Training iterations"), type=NUMBER_INTEGER, defaultValue=recipe["iterations"],
+            minValue=0, maxValue=100000)
+        iterations.setHelp(tr(f"How long the network trains on this scene ({recipe['iterations']} by default; 0 "
+                              f"means the default). Fewer iterations are quicker and a little less sharp. {TIME_HELP}"))
         self.addParameter(iterations)
-        self.addParameter(QgsProcessingParameterEnum(
-            self.LOSS, tr("Training loss"), options=list(self.LOSSES), defaultValue="sure", usesStaticStrings=True))
-        device = QgsProcessingParameterEnum(
-            self.DEVICE, tr("Device"), options=list(self.DEVICES), defaultValue="auto", usesStaticStrings=True)
-        device.setHelp(tr("auto: a CUDA GPU if PyTorch sees one, else the CPU (the log says which and why)."))
-        self.addParameter(device)
-        self.addParameter(QgsProcessingParameterNumber(
-            self.SEED, tr("Random seed"), type=NUMBER_INTEGER, defaultValue=0, minValue=0))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            self.WIDTH, tr("Network width (0 = recipe default)"), type=NUMBER_INTEGER, defaultValue=0, minValue=0,
-            maxValue=512)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            self.LEARNING_RATE, tr("Learning rate (0 = recipe default)"), type=NUMBER_DOUBLE, defaultValue=0.0,
-            minValue=0.0, maxValue=1.0)))
+        self.addParameter(labelled_enum(
+            self.LOSS, tr("Training loss"), self.LOSSES, "sure",
+            tr("SURE (Stein's unbiased risk estimate) trains the network to the smallest expected error, noise "
+               "included, without ground truth. 'Data fit only' (BP) just matches the observed bands, keeps more of "
+               "their noise, and is there for comparison with the paper.")))
+        self.addParameter(labelled_enum(
+            self.DEVICE, tr("Device"), self.DEVICES, "auto",
+            tr("Automatic: a CUDA GPU when PyTorch sees one, else the CPU (the log says which and why).")))
+        seed = QgsProcessingParameterNumber(self.SEED, tr("Random seed"), type=NUMBER_INTEGER, defaultValue=0,
+                                            minValue=0)
+        seed.setHelp(tr("The same seed and inputs give the same result."))
+        self.addParameter(seed)
+        width = QgsProcessingParameterNumber(
+            self.WIDTH, tr("Network width"), type=NUMBER_INTEGER, defaultValue=recipe["width"], minValue=0,
+            maxValue=512)
+        width.setHelp(tr("Feature channels of the network; wider is slower and rarely better (0: the default)."))
+        self.addParameter(advanced(width))
+        rate = QgsProcessingParameterNumber(
+            self.LEARNING_RATE, tr("Learning rate"), type=NUMBER_DOUBLE, defaultValue=recipe["learning_rate"],
+            minValue=0.0, maxValue=1.0)
+        rate.setHelp(tr("Peak step size of the optimiser (0: the default)."))
+        self.addParameter(advanced(rate))
         sigma = QgsProcessingParameterString(
-            self.NOISE_SIGMA, tr("Noise σ per band (empty = estimate from the data)"), defaultValue="",
-            optional=True)
+            self.NOISE_SIGMA, tr("Noise σ per band (empty: estimate)"), defaultValue="", optional=True)
         sigma.setHelp(tr(sigma_help))
         self.addParameter(advanced(sigma))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            self.TILE_SIZE, tr(f"Tile size in {pixels} (0 = whole area at once)"), type=NUMBER_INTEGER,
-            defaultValue=0, minValue=0)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            self.TILE_OVERLAP, tr(f"Tile overlap (halo) in {pixels}"), type=NUMBER_INTEGER, defaultValue=36,
-            minValue=0)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            self.THREADS, tr("CPU threads for torch (0 = all cores but one)"), type=NUMBER_INTEGER, defaultValue=0,
-            minValue=0, maxValue=256)))
+        tile = QgsProcessingParameterNumber(
+            self.TILE_SIZE, tr(f"Tile size, {pixels} (0: no tiles)"), type=NUMBER_INTEGER, defaultValue=0, minValue=0)
+        tile.setHelp(tr("Process large areas piece by piece to bound the memory; 0 lets the training mode decide."))
+        self.addParameter(advanced(tile))
+        overlap = QgsProcessingParameterNumber(
+            self.TILE_OVERLAP, tr(f"Tile overlap, {pixels}"), type=NUMBER_INTEGER, defaultValue=36, minValue=0)
+        overlap.setHelp(tr("Margin read around each tile and discarded, so that tiles join without seams."))
+        self.addParameter(advanced(overlap))
+        threads = QgsProcessingParameterNumber(
+            self.THREADS, tr("CPU threads (0: all but one)"), type=NUMBER_INTEGER, defaultValue=0, minValue=0,
+            maxValue=256)
+        threads.setHelp(tr("Threads PyTorch may use; one core is left to QGIS by default."))
+        self.addParameter(advanced(threads))
 
-    #: SMOOTHING choice → SolverOptions.smoothing (None: the case decides: S2 smooths when the 10 m σ is given)
-    SMOOTHING_CHOICES = {"auto": None, "on": True, "off": False}
+    def recipe_defaults(self) -> dict:
+        """The iterations, width and learning rate this algorithm runs with when the parameters are 0 (the core's
+        fast recipe changed by RECIPE); read without torch, so the values are kept here in step with the core
+        (a test checks them)."""
+        return {**CORE_RECIPE, **{k: v for k, v in self.RECIPE.items() if k in CORE_RECIPE}}
 
     def add_smoothing_parameter(self) -> None:
         """SMOOTHING (advanced): the guided smoothing of the output, its strength chosen by SURE (Sentinel-2)."""
-        smoothing = QgsProcessingParameterEnum(
-            self.SMOOTHING, tr("Guided smoothing of the output (strength chosen by SURE)"),
-            options=list(self.SMOOTHING_CHOICES), defaultValue="auto", usesStaticStrings=True)
-        smoothing.setHelp(tr("Averages each pixel of the sharpened bands with its neighbours whose 10 m patches look "
-                             "alike, as strongly as SURE on the 10 m bands finds useful (possibly not at all): removes "
-                             "the noise the 10 m detail carries into the sharpened bands in flat, dark areas (water, "
-                             "shadow), where it turns the spectra. SURE needs the 10 m bands' true noise σ: auto "
-                             "(default) smooths when NOISE_SIGMA gives it, and not when σ is estimated from the data "
-                             "(too high on textured scenes, where smoothing would remove real detail). The strength is "
-                             "written to the output's metadata."))
-        self.addParameter(advanced(smoothing))
+        self.addParameter(advanced(labelled_enum(
+            self.SMOOTHING, tr("Guided smoothing"), self.SMOOTHING_LABELS, "auto",
+            tr("Averages each pixel of the sharpened bands with nearby pixels whose 10 m bands look alike, as "
+               "strongly as SURE finds useful (possibly not at all). It removes the noise that the 10 m detail "
+               "carries into the sharpened bands in flat, dark areas (water, shadow). Its SURE needs the 10 m bands' "
+               "true noise σ, so 'Automatic' smooths only when 'Noise σ per band' is given. The strength used is "
+               "written to the output's metadata."))))
 
     def add_training_parameter(self) -> None:
         """TRAINING (advanced): how the network is trained over the area; read back with `training_choice`."""
-        training = QgsProcessingParameterEnum(
-            self.TRAINING, tr("Training"), options=list(TRAINING_MODES), defaultValue="auto", usesStaticStrings=True)
-        training.setHelp(tr("whole: one network trained on the whole area at once (the paper; memory and time grow "
-                            "with the area). tiles: one network per tile. scene: one network trained on crops spread "
-                            "over the area (away from nodata), then applied tile by tile (bounded memory, time linear "
-                            "in the area; for large areas and whole scenes). auto: whole up to 512×512 output px, "
-                            "tiles when a tile size is set, scene otherwise."))
-        self.addParameter(advanced(training))
+        self.addParameter(advanced(labelled_enum(
+            self.TRAINING, tr("Training"), self.TRAINING_LABELS, "auto",
+            tr("Whole area at once: one network trained on the whole area (memory and time grow with it). One "
+               "network per tile: each tile trains its own. One network for the scene: trained on crops spread over "
+               "the area, then applied tile by tile (bounded memory, time linear in the area; for whole scenes). "
+               "Automatic: the whole area up to 512 × 512 output px, per tile when a tile size is set, the scene "
+               "otherwise."))))
 
     def training_choice(self, parameters, context) -> str:
         return self.parameterAsEnumString(parameters, self.TRAINING, context) or "auto"
 
     def add_output_parameters(self, output_description: str) -> None:
-        """OUTPUT (GeoTIFF), the optional REPORT (HTML), and the numeric outputs every algorithm returns."""
+        """OUTPUT (GeoTIFF), the REPORT (HTML; made by default, in a temporary file named after the output), and
+        the numeric outputs every algorithm returns."""
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", tr(output_description)))
-        self.addParameter(QgsProcessingParameterFileDestination(
-            "REPORT", tr("Run report"), fileFilter="HTML files (*.html)", optional=True, createByDefault=False))
-        self.addOutput(QgsProcessingOutputNumber("FINAL_RISK", tr("Final SURE risk (normalised MSE)")))
+        report = QgsProcessingParameterFileDestination(
+            "REPORT", tr("Run report (HTML)"), fileFilter="HTML files (*.html)", optional=True, createByDefault=True)
+        report.setHelp(tr("Parameters, training curve, the estimated error per band and a before/after quick-look. "
+                          "By default a temporary file named after the output, listed in the Results Viewer."))
+        self.addParameter(report)
+        self.addOutput(QgsProcessingOutputNumber("FINAL_RISK", tr("SURE risk of the last iterations (normalised)")))
+        self.addOutput(QgsProcessingOutputString("ESTIMATED_RMSE", tr("Estimated RMSE per band (output units)")))
         self.addOutput(QgsProcessingOutputString("DEVICE_USED", tr("Device that ran")))
         self.addOutput(QgsProcessingOutputNumber("SECONDS", tr("Wall time in seconds")))
 
-    def run_driver(self, run, core, parameters, context, feedback, write_report, layer_name: str) -> dict:
+    def run_driver(self, run, core, parameters, context, feedback, write_report, layer_name: str,
+                   display_bands: list[int] | None) -> dict:
         """Run `run()` (a QGIS-free driver returning a FusionResult), turning the core's and raster_io's errors
-        and a cancel into QgsProcessingException; log the summary, write the REPORT if asked
-        (`write_report(path, result)`), name the layer the Toolbox loads, and return the outputs."""
+        and a cancel into QgsProcessingException; log the summary and the error estimate, write the REPORT if asked
+        (`write_report(path, result)`), name and colour the layer QGIS loads (`layer_name` for a temporary
+        output, `display_bands`: 0-based red, green, blue), and return the outputs."""
         from ..raster_io import RasterIOError
 
         try:
@@ -152,14 +208,19 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
         except (core.SureFusionError, RasterIOError) as e:
             raise QgsProcessingException(str(e)) from None
         feedback.pushInfo(f"Done in {result.seconds:.1f} s on {result.device} ({result.device_reason}); "
-                          f"final SURE risk {result.final_risk:.4g}; wrote {result.path}")
+                          f"wrote {result.path}")
+        errors = result.error_by_band()
+        for line in error_log_lines(errors, result.units):
+            feedback.pushInfo(line)
         outputs = {"OUTPUT": result.path, "FINAL_RISK": result.final_risk, "DEVICE_USED": result.device,
-                   "SECONDS": result.seconds}
+                   "SECONDS": result.seconds, "ESTIMATED_RMSE": ", ".join(
+                       f"{name}={e.rmse:.4g}±{e.rmse_sd:.2g}" for name, e in errors.items())}
         report_path = self.parameterAsFileOutput(parameters, "REPORT", context)
         if report_path:
+            if rendering.is_temporary(report_path, context):  # Results Viewer entries all read "Run report"
+                report_path = str(Path(report_path).with_name(f"{Path(result.path).stem} report.html"))
             outputs["REPORT"] = write_report(report_path, result)
-        if context.willLoadLayerOnCompletion(result.path):
-            context.layerToLoadOnCompletionDetails(result.path).name = layer_name
+        rendering.on_load(context, result.path, layer_name, display_bands)
         return outputs
 
     def extent_in_crs(self, parameters, name: str, context, crs_wkt: str):
@@ -266,9 +327,11 @@ class FeedbackBridge:
         if not math.isfinite(progress.loss):  # a tile of a scene model: no iterations to report
             return self.feedback.isCanceled()
         if progress.iteration % self.log_every == 0 or progress.iteration == progress.iterations:
+            # the loss only: the per-iteration SURE risk is one noisy Monte-Carlo draw of a normalised MSE (it went
+            # negative and rose while the loss fell, and users read it as "training made it worse"); the error
+            # estimate in output units follows the run
             prefix = f"tile {tile.index + 1}/{tile.count}, " if tile.count > 1 else ""
-            risk = f", SURE risk {progress.risk:.4g}" if math.isfinite(progress.risk) else ""
             self.feedback.pushInfo(
-                f"{prefix}iteration {progress.iteration}/{progress.iterations}: loss {progress.loss:.5g}{risk} "
+                f"{prefix}iteration {progress.iteration}/{progress.iterations}: loss {progress.loss:.5g} "
                 f"({progress.elapsed:.1f} s, about {progress.eta:.0f} s left)")
         return self.feedback.isCanceled()
