@@ -148,6 +148,21 @@ def test_error_estimate_is_near_the_sample_truth(provider, tmp_path):
     assert 0.8 < np.median([ratios[n] for n in ("B5", "B6", "B7", "B8A", "B11", "B12")]) < 1.6, ratios
 
 
+def test_no_band_goes_below_what_was_observed(sample_run):
+    """The sample's bands are all positive DN; unfloored, B11 rang down to −118 next to the river at 3 iterations."""
+    result, _ = sample_run
+    data, _, _, md = raster_io.read_raster(result["OUTPUT"])
+    assert data.min() >= 0 and "lowest observed value" in md["VALUE_FLOOR"]
+
+
+def test_floor_keeps_negative_values_a_band_was_observed_with():
+    from sure_fusion_qgis.fusion_run import floor_at_observed
+
+    fused = np.array([[[-5.0, 2.0]], [[-5.0, 2.0]], [[-0.5, 0.2]]])
+    floor_at_observed(fused, [3.0, -2.0, -0.1])   # DN observed ≥ 3, a band observed down to −2, one to −0.1
+    np.testing.assert_array_equal(fused, [[[0.0, 2.0]], [[-2.0, 2.0]], [[-0.1, 0.2]]])
+
+
 def test_iteration_lines_show_the_loss_not_a_normalised_risk(sample_run):
     _, log = sample_run
     iterations = [line for line in log if "iteration" in line]
