@@ -8,7 +8,7 @@ export QT_QPA_PLATFORM := offscreen
 # keep torch from fighting over the two cores with itself
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup test test-core test-plugin demo bench-apex bench-apex-paper bench-s2-real bench-hsms bench-pan bench-scale batch package clean
+.PHONY: setup test test-core test-plugin demo bench-apex bench-apex-paper bench-s2-real bench-hsms bench-pan bench-scale bench-error gui-screenshots batch package clean
 
 setup: $(STAMP)
 
@@ -65,6 +65,14 @@ bench-pan: setup
 # estimate; ARGS="--quality" compares tiled with whole-window training on real data
 bench-scale: setup
 	$(PY) -m benchmarks.scale $(ARGS)
+
+# The per-band error estimate against the true error: APEX (SNR 30, 40) and the DSen2 crop (Wald protocol)
+bench-error: setup
+	OMP_NUM_THREADS=1 $(PY) -m benchmarks.error_estimate $(ARGS)
+
+# The real QGIS window under Xvfb (apt-get install xvfb): each dialog and a finished run, as PNGs in out/gui
+gui-screenshots: setup
+	$(PY) tools/gui_screenshots.py out/gui
 
 # Many Sentinel-2 scenes on Dask, without QGIS (a LocalCluster here, or --scheduler ADDRESS); no ARGS: the help.
 # e.g. make batch ARGS="scenes.csv S2B_MSIL2A_....SAFE -o out/batch --iterations 300"

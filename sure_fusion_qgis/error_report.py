@@ -21,6 +21,10 @@ COVERS = ("Estimated without ground truth: the root-mean-square error of each fu
           "not estimated.")
 
 
+NO_SELF_CHECK = ("No self-check: the area is too small for it (under 96 × 96 px with 60 m bands, 32 × 32 px "
+                 "without), so the error in the finer detail is left out and these RMSEs are lower bounds")
+
+
 @dataclass
 class BandError:
     rmse: float
@@ -60,6 +64,9 @@ def error_log_lines(errors: dict[str, BandError], units: str) -> list[str]:
         return []
     lines = [f"Estimated error per band (RMSE ± Monte-Carlo spread, in {units}; PSNR against the band's peak):"]
     lines += [f"  {name}: RMSE {e.rmse:.4g} ± {e.rmse_sd:.2g}, PSNR {e.psnr:.1f} dB" for name, e in errors.items()]
+    unchecked = [name for name, e in errors.items() if not math.isfinite(e.detail)]
+    if unchecked:
+        lines.append(f"  {NO_SELF_CHECK} ({', '.join(unchecked)})")
     return lines
 
 
@@ -86,5 +93,7 @@ def error_table_html(errors: dict[str, BandError], units: str) -> str:
     rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{e.rmse:.4g}</td><td>{e.rmse_sd:.2g}</td><td>{e.psnr:.1f}</td>"
                    f"<td>{e.observed:.4g}</td><td>{e.noise:.4g}</td><td>{e.detail:.4g}</td></tr>"
                    for n, e in errors.items())
+    note = (f"<p><strong>{html.escape(NO_SELF_CHECK)}.</strong></p>"
+            if any(not math.isfinite(e.detail) for e in errors.values()) else "")
     return (f"<p>In {html.escape(units)}; the parts are RMSEs whose squares add up to the total's square.</p>"
-            f"<table>{head}{rows}</table><p><small>{html.escape(COVERS)}</small></p>")
+            f"<table>{head}{rows}</table>{note}<p><small>{html.escape(COVERS)}</small></p>")

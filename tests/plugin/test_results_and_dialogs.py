@@ -155,6 +155,18 @@ def test_no_band_goes_below_what_was_observed(sample_run):
     assert data.min() >= 0 and "lowest observed value" in md["VALUE_FLOOR"]
 
 
+def test_an_area_too_small_for_the_self_check_says_so(provider, tmp_path):
+    import processing
+
+    feedback = LogFeedback()
+    x0, y0 = 500040.0, 5100000.0   # the sample's corner (UTM 33N): 60 × 60 px at 10 m
+    result = processing.run("sure_fusion:s2_sharpening_bands",
+                            {**FAST, "ITERATIONS": 1, **SAMPLE_INPUTS, "OUTPUT": str(tmp_path / "small.tif"),
+                             "EXTENT": f"{x0},{x0 + 600},{y0 - 600},{y0} [EPSG:32633]"}, feedback=feedback)
+    assert gdal.Open(result["OUTPUT"]).RasterXSize == 60
+    assert any("No self-check: the area is too small" in line and "B5" in line for line in feedback.lines)
+
+
 def test_floor_keeps_negative_values_a_band_was_observed_with():
     from sure_fusion_qgis.fusion_run import floor_at_observed
 
