@@ -49,8 +49,9 @@ NOISE_STEP = 1e-2
 #: the smallest guide blur of the self-check, fine pixels (σ_x² may come out negative for bands that lose detail
 #: against the guides much faster than a blur would, like the SWIR bands)
 MIN_GUIDE_BLUR = 0.25
-#: self-checks whose guide blurs differ by less than this (fine pixels) are run once
+#: self-checks whose guide blurs differ by less than this (fine pixels) are run once, and at most this many
 BLUR_TOLERANCE = 0.05
+MAX_SELF_CHECKS = 8
 #: the self-check's coarse grids need this many pixels on a side for the fits it runs
 MIN_SELF_CHECK_LR = 4
 
@@ -268,6 +269,23 @@ def _checked_error(problem: FusionProblem, check: _Check, index: int,
     return outside.double().cpu()
 
 
+def _grouped_blurs(wanted: dict) -> dict[float, list]:
+    """{guide blur: the (group, band) pairs checked with it}: blurs within BLUR_TOLERANCE share one self-check, and
+    at most MAX_SELF_CHECKS are run (one per Sentinel-2 coarse band; a hyperspectral layer has a hundred): evenly spaced quantiles of the
+    wanted blurs, each band checked with the nearest."""
+    values = sorted(set(wanted.values()))
+    kept: list[float] = []
+    for value in values:
+        if not kept or value - kept[-1] >= BLUR_TOLERANCE:
+            kept.append(value)
+    if len(kept) > MAX_SELF_CHECKS:
+        kept = [values[round(q * (len(values) - 1) / (MAX_SELF_CHECKS - 1))] for q in range(MAX_SELF_CHECKS)]
+    groups: dict[float, list] = {}
+    for member, value in wanted.items():
+        groups.setdefault(min(kept, key=lambda b: abs(b - value)), []).append(member)
+    return groups
+
+
 @torch.no_grad()
 def _self_check(problem: FusionProblem, reduced_estimator: EstimatorFactory, generator: torch.Generator,
                 probes: int) -> torch.Tensor:
@@ -278,16 +296,15 @@ def _self_check(problem: FusionProblem, reduced_estimator: EstimatorFactory, gen
     if check is None:
         return detail
     guides = torch.cat([obs.data for obs in problem.observations if not obs.back_project])
-    blurs: dict[float, list[tuple[int, int]]] = {}
+    wanted = {}
     for index in check.groups:
         obs = problem.observations[index]
         delta = _relative_blur(obs, guides)
         for band in range(obs.bands):
             own = obs.operator.sigmas[band] * check.d / obs.operator.ratio
-            blur = math.sqrt(max(own ** 2 - (check.d ** 2 - 1) * float(delta[band]), MIN_GUIDE_BLUR ** 2))
-            key = next((b for b in blurs if abs(b - blur) < BLUR_TOLERANCE), blur)
-            blurs.setdefault(key, []).append((index, band))
-    for blur, members in blurs.items():
+            wanted[(index, band)] = math.sqrt(max(own ** 2 - (check.d ** 2 - 1) * float(delta[band]),
+                                                  MIN_GUIDE_BLUR ** 2))
+    for blur, members in _grouped_blurs(wanted).items():
         reduced = _reduced_problem(problem, check, blur)
         estimator = reduced_estimator(reduced)
         z = reduced.network_input()

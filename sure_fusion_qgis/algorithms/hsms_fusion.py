@@ -36,7 +36,7 @@ over, nodata −9999 wherever an input was nodata; natural colour when the wavel
 say how it was made, with the <b>estimated error</b> of every band (RMSE and PSNR in the output's units; also in \
 the log and the report).
 
-<b>Time</b>: """ + TIME_HELP + """ Many bands add to it."""
+""" + TIME_HELP + """ Many bands add to it."""
 
 SRF_MODES = {"estimate": "Estimate from the images", "gaussian": "From band wavelengths",
              "csv": "From a matrix file (CSV)"}

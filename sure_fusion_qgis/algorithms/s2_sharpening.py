@@ -35,7 +35,7 @@ colour (B4, B3, B2). Its metadata say how it was made, including the noise σ an
 every sharpened band (RMSE and PSNR in the output's units, estimated without ground truth; also in the log and \
 the report). The report (on by default) adds the training curve and a before/after quick-look.
 
-<b>Time</b>: """ + TIME_HELP
+""" + TIME_HELP
 
 
 class S2SharpeningAlgorithm(SureFusionAlgorithm):

@@ -103,6 +103,15 @@ def test_area_too_small_for_the_self_check_leaves_the_detail_out():
     assert all(math.isnan(estimate.detail[k]) and estimate.mse[k] > 0 for k in coarse)
 
 
+def test_self_checks_are_shared_by_close_blurs_and_bounded_in_number():
+    from sure_core.error_estimate import MAX_SELF_CHECKS, _grouped_blurs
+
+    assert _grouped_blurs({"a": 1.0, "b": 1.02, "c": 1.5}) == {1.0: ["a", "b"], 1.5: ["c"]}
+    many = {k: 0.3 + 0.01 * k for k in range(120)}          # a hyperspectral layer's bands
+    groups = _grouped_blurs(many)
+    assert len(groups) == MAX_SELF_CHECKS and sorted(sum(groups.values(), [])) == list(range(120))
+
+
 def test_pooled_is_pixel_weighted():
     a = ErrorEstimate([1.0], [0.1], [0.5], [0.25], [0.25], [2.0], 100)
     b = ErrorEstimate([4.0], [0.2], [2.0], [1.0], [1.0], [3.0], 300)
