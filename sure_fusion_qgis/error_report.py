@@ -16,9 +16,9 @@ COVERS = ("Estimated without ground truth: the root-mean-square error of each fu
           "band's own coarse pixels measure, the input noise carried into the finer detail (Monte-Carlo), and "
           "the error in that finer detail measured by a self-check one resolution step coarser (the inputs "
           "degraded once more and fused by the same network), assuming the band relates to the fine bands as it "
-          "does one step coarser. '±' is the Monte-Carlo spread only; against known truth (README) the estimate "
-          "came within about ±25 % on most bands, worse on some. Bands observed at the output resolution are "
-          "not estimated.")
+          "does one step coarser. '±' is the Monte-Carlo spread only. Against known truth (README: a simulated "
+          "scene, a real Sentinel-2 crop) it came within 0.76–1.58 times the true RMSE. Bands observed at the "
+          "output resolution are not estimated.")
 
 
 NO_SELF_CHECK = ("No self-check: the area is too small for it (under 96 × 96 px with 60 m bands, 32 × 32 px "
