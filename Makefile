@@ -8,7 +8,7 @@ export QT_QPA_PLATFORM := offscreen
 # keep torch from fighting over the two cores with itself
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup test test-core test-plugin demo bench-apex bench-apex-paper bench-s2-real bench-hsms bench-pan bench-scale bench-error gui-screenshots batch package clean
+.PHONY: setup test test-core test-plugin demo bench-apex bench-apex-paper bench-s2-real bench-hsms bench-pan bench-scale bench-coregistration bench-error gui-screenshots batch package clean
 
 setup: $(STAMP)
 
@@ -65,6 +65,12 @@ bench-pan: setup
 # estimate; ARGS="--quality" compares tiled with whole-window training on real data
 bench-scale: setup
 	$(PY) -m benchmarks.scale $(ARGS)
+
+# Quality against a sub-pixel misregistration of the coarse input, co-registration on and off: APEX and DSen2 (shifts
+# 0…1 px), vietnam (really misregistered), EO-1 and WV2 pairs. ARGS="--first-estimate" takes seconds; the full
+# pipeline about an hour on 2 cores
+bench-coregistration: setup
+	OMP_NUM_THREADS=1 $(PY) -m benchmarks.coregistration $(ARGS)
 
 # The per-band error estimate against the true error: APEX (SNR 30, 40) and the DSen2 crop (Wald protocol)
 bench-error: setup

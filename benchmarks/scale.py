@@ -93,7 +93,7 @@ def network_flops_per_pixel(width: int, skip_width: int) -> float:
 
 
 def quality(iterations: int, size: int = 288, offset: int = 6, crops: int = 2, crop_size: int = 192,
-            tile: int = 144, halo: int = 48, threads: int = 1) -> dict:
+            tile: int = 144, halo: int = 48, threads: int = 1, network: str = "auto") -> dict:
     """Tiled (one network on crops, tiles with halo) against whole-window training, Wald protocol on real data.
 
     The whole DSen2 scene (600² px at 10 m) is degraded by 2 (S2 MTFs, 'area'), and a `size`² window of the
@@ -126,7 +126,7 @@ def quality(iterations: int, size: int = 288, offset: int = 6, crops: int = 2, c
         return {k: win[k][:, rs.start // RATIOS[k]:rs.stop // RATIOS[k], cs.start // RATIOS[k]:cs.stop // RATIOS[k]]
                 for k in win}
 
-    options = SolverOptions(iterations=iterations, threads=threads, device="cpu")
+    options = SolverOptions(iterations=iterations, threads=threads, device="cpu", network=network)
     out = {"first_estimate": score(s2_sharpening.first_estimate(win["10m"], win["20m"], win["60m"]))}
     start = time.perf_counter()
     whole, _ = s2_sharpening.sharpen(win["10m"], win["20m"], win["60m"], options=options)
@@ -175,7 +175,8 @@ def quality(iterations: int, size: int = 288, offset: int = 6, crops: int = 2, c
 SMOOTHING = {"auto": None, "on": True, "off": False}   # SolverOptions.smoothing (auto: only with σ given)
 
 
-def run_one(folder: str, iterations: int, tile: int, threads: int, smoothing: str = "auto") -> dict:
+def run_one(folder: str, iterations: int, tile: int, threads: int, smoothing: str = "auto", network: str = "auto"
+            ) -> dict:
     """Child process: sharpen the scene in `folder` and print a JSON line with timings and peak RSS."""
     sys.path.insert(0, str(ROOT))
     import torch
@@ -189,22 +190,24 @@ def run_one(folder: str, iterations: int, tile: int, threads: int, smoothing: st
     groups = {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M, "60m": s2.GROUP_60M}
     inputs = raster_io.open_band_rasters({k: str(folder / f"{k}.tif") for k in groups}, groups)
     window = raster_io.plan_area(inputs)
-    options = SolverOptions(iterations=iterations, threads=threads, device="cpu", smoothing=SMOOTHING[smoothing])
+    options = SolverOptions(iterations=iterations, threads=threads, device="cpu", smoothing=SMOOTHING[smoothing],
+                            network=network)
     settings = sharpening.SharpeningSettings(options=options, tile_size=tile, tile_overlap=48, training="scene")
     marks = {}
 
-    def progress(t, p):
-        if t is sharpening.TRAINING_STAGE and p.iteration == p.iterations:
-            marks["trained"] = time.perf_counter()
+    def progress(t, p):   # training ends where the first tile reports (NETWORK=auto may stop it early)
+        if t is not sharpening.TRAINING_STAGE:
+            marks.setdefault("trained", time.perf_counter())
         return False
 
     start = time.perf_counter()
     result = sharpening.run_sharpening(inputs, window, str(folder / "out.tif"), settings, progress=progress)
     total = time.perf_counter() - start
     del s2_sharpening
-    return {"size": window.width, "seconds": total, "training_seconds": marks["trained"] - start,
-            "inference_seconds": total - (marks["trained"] - start), "tiles": len(result.tiles),
-            "peak_rss_mb": peak_rss_mb()}
+    trained = marks.get("trained", start + total) - start
+    return {"size": window.width, "seconds": total, "training_seconds": trained, "inference_seconds": total - trained,
+            "tiles": len(result.tiles), "peak_rss_mb": peak_rss_mb(), "network": result.network_decision,
+            "iterations_run": result.records[0].iterations_run}
 
 
 def peak_rss_mb() -> float:
@@ -237,12 +240,14 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--smoothing", choices=list(SMOOTHING), default="auto",
                         help="the guided smoothing: auto (the default: off, σ being estimated), on, off (to time it)")
+    parser.add_argument("--network", choices=("auto", "always", "never"), default="auto",
+                        help="NETWORK: auto (the default: kept where SURE says it pays), always (as before), never")
     parser.add_argument("--quality", action="store_true",
                         help="instead of the size sweep: tiled (crops + tiles) against whole-window training")
     parser.add_argument("--run-one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quality:
-        result = quality(args.iterations, threads=args.threads)
+        result = quality(args.iterations, threads=args.threads, network=args.network)
         print(json.dumps(result, indent=2))
         w, t, u = result["whole"], result["tiled"], result["scene_model_untiled"]
         print(f"whole-window training: ERGAS {w['ergas']:.3f}, MSRE {w['msre']:.2f} dB, {w['seconds']:.0f} s; "
@@ -257,7 +262,8 @@ def main(argv=None) -> int:
         write_json(args.json, result)
         return 0
     if args.run_one:
-        print(json.dumps(run_one(args.run_one, args.iterations, args.tile, args.threads, args.smoothing)))
+        print(json.dumps(run_one(args.run_one, args.iterations, args.tile, args.threads, args.smoothing,
+                                 args.network)))
         return 0
 
     bands = load_dsen2()
@@ -269,7 +275,7 @@ def main(argv=None) -> int:
             write_scene(Path(tmp), assemble(bands, size))
             child = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--run-one", tmp, "--iterations",
                                     str(args.iterations), "--tile", str(args.tile), "--threads", str(args.threads),
-                                    "--smoothing", args.smoothing],
+                                    "--smoothing", args.smoothing, "--network", args.network],
                                    cwd=ROOT, capture_output=True, text=True, check=True)
             row = json.loads(child.stdout.strip().splitlines()[-1])
         row["mpx"] = size * size / 1e6

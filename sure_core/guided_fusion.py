@@ -42,6 +42,13 @@ class GuidedSensorModel:
     psf_sigma: np.ndarray                        # (L,) Gaussian PSF σ of the lr bands, HR pixels
     response: np.ndarray                         # (G, L): guide ≈ response @ x + offset, x in lr units
     offset: np.ndarray = field(default=None)     # (G,) in guide units; None → zeros
+    shifts: np.ndarray = field(default=None)     # (L, 2) where each lr band's content lies, in lr pixels (rows,
+                                                 # cols) from its nominal place (`coregistration`); None → zeros
+    registration: dict = field(default_factory=dict)  # the measurement behind `shifts` (Registration.as_record)
+
+    @property
+    def mean_shift(self) -> np.ndarray:
+        return np.zeros(2) if self.shifts is None else np.asarray(self.shifts, dtype=np.float64).mean(axis=0)
 
     def validated(self, lr_bands: int, guide_bands: int) -> "GuidedSensorModel":
         if int(self.ratio) != self.ratio or self.ratio < 2:
@@ -65,7 +72,11 @@ class GuidedSensorModel:
         offset = np.zeros(guide_bands) if self.offset is None else np.asarray(self.offset, dtype=np.float64).reshape(-1)
         if offset.shape != (guide_bands,) or not np.isfinite(offset).all():
             raise InputShapeError(f"the guide offset must hold {guide_bands} finite values, got {offset.tolist()}")
-        return GuidedSensorModel(int(self.ratio), sigma.copy(), response, offset)
+        shifts = None if self.shifts is None else np.broadcast_to(
+            np.asarray(self.shifts, dtype=np.float64).reshape(-1, 2), (lr_bands, 2)).copy()
+        if shifts is not None and not np.isfinite(shifts).all():
+            raise InvalidInputValueError("the band shifts must be finite")
+        return GuidedSensorModel(int(self.ratio), sigma.copy(), response, offset, shifts, dict(self.registration))
 
 
 def _as_image(name: str, a, *, allow_2d: bool = False) -> np.ndarray:
@@ -115,11 +126,14 @@ def _check_sizes(lr: np.ndarray, guide: np.ndarray, ratio: int) -> None:
             f"{lr.shape[1]}×{lr.shape[2]} px low-resolution image, got {guide.shape[1]}×{guide.shape[2]}")
 
 
-def degrade(image: np.ndarray, ratio: int, psf_sigma, geometry: Geometry | str = Geometry.AREA) -> np.ndarray:
-    """H applied to every band of `image` (bands, H, W): Gaussian blur of σ (one, or one per band) and decimation."""
+def degrade(image: np.ndarray, ratio: int, psf_sigma, geometry: Geometry | str = Geometry.AREA,
+            shift=None) -> np.ndarray:
+    """H applied to every band of `image` (bands, H, W): Gaussian blur of σ (one, or one per band) and decimation,
+    sampled where lr bands displaced by `shift` ((rows, cols) lr pixels, see `coregistration`) see the scene."""
     image = np.asarray(image, dtype=np.float64)
     sigmas = np.broadcast_to(np.asarray(psf_sigma, dtype=np.float64).reshape(-1), (image.shape[0],))
-    op = BlurDecimate(sigmas.tolist(), ratio, image.shape[1:], geometry, dtype=torch.float64)
+    op = BlurDecimate(sigmas.tolist(), ratio, image.shape[1:], geometry, dtype=torch.float64,
+                      shifts=None if shift is None else [shift])
     return op.A(torch.as_tensor(image)).numpy()
 
 
@@ -198,7 +212,7 @@ def fill_from_guide(lr, guide, lr_invalid: np.ndarray, ratio: int, psf_sigma: fl
 
 def estimate_response(lr, guide, ratio: int, psf_sigma, *, geometry: Geometry | str = Geometry.AREA,
                       nonnegative: bool = True, max_pixels: int = MAX_REGRESSION_PIXELS,
-                      valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      valid: np.ndarray | None = None, shift=None) -> tuple[np.ndarray, np.ndarray]:
     """(R (G, L), offset (G,)) such that guide ≈ R x + offset, estimated at low resolution from the pair.
 
     The guide is degraded by the lr bands' PSF (their mean σ) and regressed on the lr bands, with
@@ -209,7 +223,7 @@ def estimate_response(lr, guide, ratio: int, psf_sigma, *, geometry: Geometry | 
     guide = _as_image("the guide", guide, allow_2d=True)
     _check_sizes(lr, guide, ratio)
     sigma = float(np.mean(psf_sigma))
-    degraded = degrade(guide, ratio, sigma, geometry).reshape(guide.shape[0], -1)
+    degraded = degrade(guide, ratio, sigma, geometry, shift).reshape(guide.shape[0], -1)
     pixels = _regression_pixels(degraded.shape[1], max_pixels, valid, lr.shape[0])
     response, offset, _ = _fit_response(lr.reshape(lr.shape[0], -1)[:, pixels], degraded[:, pixels], nonnegative)
     return response, offset
@@ -223,7 +237,7 @@ def _principal_components(lr_flat: np.ndarray, k: int) -> np.ndarray:
 
 def estimate_psf_sigma(lr, guide, ratio: int, *, geometry: Geometry | str = Geometry.AREA,
                        grid: np.ndarray | None = None, max_pixels: int = MAX_REGRESSION_PIXELS,
-                       valid: np.ndarray | None = None) -> float:
+                       valid: np.ndarray | None = None, shift=None) -> float:
     """One Gaussian PSF σ (HR pixels) for the lr bands: the σ whose degraded guide a linear mix of the lr bands
     explains best. The lr bands enter through their leading principal components, so that a hyperspectral
     image with more bands than its degraded size can hold does not fit any σ equally well. `valid` as for
@@ -238,10 +252,53 @@ def estimate_psf_sigma(lr, guide, ratio: int, *, geometry: Geometry | str = Geom
     components = _principal_components(lr_flat[:, pixels], min(lr.shape[0], 2 * guide.shape[0] + 4, len(pixels) // 8 or 1))
     errors = []
     for sigma in grid:
-        degraded = degrade(guide, ratio, sigma, geometry).reshape(guide.shape[0], -1)[:, pixels]
+        degraded = degrade(guide, ratio, sigma, geometry, shift).reshape(guide.shape[0], -1)[:, pixels]
         _, _, mse = _fit_response(components, degraded, nonnegative=False)
         errors.append(mse / max(float(degraded.var()), 1e-30))
     return float(grid[int(np.argmin(errors))])
+
+
+#: above this many lr bands (hyperspectral), the shift is measured on the leading principal components and pooled
+PER_BAND_REGISTRATION_MAX = 12
+REGISTRATION_COMPONENTS = 4
+
+
+def measure_registration(lr, guide, ratio: int, psf_sigma, *, geometry: Geometry | str = Geometry.AREA,
+                         valid: np.ndarray | None = None, names: list[str] | None = None) -> dict:
+    """The lr image's sub-pixel shift against the guide (`coregistration`), as a record whose "shifts" hold one
+    (rows, cols) per lr band: per band for a few bands (MS against a PAN), or one for all measured on the leading
+    principal components (a hyperspectral image: one sensor, many noisy bands)."""
+    from . import coregistration
+
+    lr = _as_image("the low-resolution image", lr)
+    guide = _as_image("the guide", guide, allow_2d=True)
+    sigma = np.broadcast_to(np.asarray(psf_sigma, dtype=np.float64).reshape(-1), (lr.shape[0],))
+    if lr.shape[0] <= PER_BAND_REGISTRATION_MAX:
+        return coregistration.measure(lr, guide, ratio, sigma, geometry=geometry, valid=valid,
+                                      names=names).as_record()
+    flat = lr.reshape(lr.shape[0], -1)
+    centred = flat - flat.mean(axis=1, keepdims=True)
+    sample = centred[:, _regression_pixels(flat.shape[1], MAX_REGRESSION_PIXELS, valid)]
+    loadings = np.linalg.svd(sample, full_matrices=False)[0][:, :REGISTRATION_COMPONENTS]   # (L, k)
+    images = (loadings.T @ centred).reshape(-1, *lr.shape[1:])
+    measured = coregistration.measure(images, guide, ratio, [float(np.mean(sigma))] * len(images), geometry=geometry,
+                                      valid=valid, names=[f"component {k + 1}" for k in range(len(images))])
+    record = measured.as_record()
+    record["shifts"] = [list(measured.pooled.shift)] * lr.shape[0]
+    return record
+
+
+def register_pair(lr, guide, ratio: int, psf_sigma, geometry, valid, coregistration: str
+                  ) -> tuple[dict, np.ndarray | None]:
+    """(registration record, mean shift) of a pair for `coregistration` 'auto' ({} and None for 'off');
+    `psf_sigma` None: a nominal PSF (MTF 0.3 at Nyquist) until the pair's own is estimated."""
+    if coregistration == "off":
+        return {}, None
+    if coregistration != "auto":
+        raise InvalidInputValueError(f"coregistration must be 'auto' or 'off', got {coregistration!r}")
+    sigma = sigma_from_mtf(0.3, ratio) if psf_sigma is None else psf_sigma
+    record = measure_registration(lr, guide, ratio, sigma, geometry=geometry, valid=valid)
+    return record, np.mean(record["shifts"], axis=0)
 
 
 def _noise(name: str, given, data: np.ndarray) -> np.ndarray:
@@ -281,7 +338,8 @@ def build_problem(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_g
         return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
 
     response = SpectralResponse(tensor(model.response * lr_scale / guide_scale))
-    blur = BlurDecimate(model.psf_sigma.tolist(), model.ratio, guide.shape[1:], geometry, cond, device, dtype)
+    blur = BlurDecimate(model.psf_sigma.tolist(), model.ratio, guide.shape[1:], geometry, cond, device, dtype,
+                        shifts=model.shifts)
     bands = list(range(lr.shape[0]))
     observations = [
         Observation("guide", tensor(guide / guide_scale), response, tensor(sig_guide / guide_scale), bands,
@@ -293,7 +351,7 @@ def build_problem(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_g
     # mismatch as missing detail (RMS 0.0074 against 0.0028 for nearest-neighbour), and on WorldView-2 it lowered Q8
     problem = FusionProblem(observations, out_channels=lr.shape[0], hr_shape=guide.shape[1:],
                             guide_channels=guide.shape[0], scale=torch.tensor(lr_scale), refined_injection=False,
-                            guided_smoothing=False)
+                            guided_smoothing=False, registration={"lr": model.registration} if model.registration else {})
     return problem, {"guide": sig_guide.tolist(), "lr": sig_lr.tolist()}
 
 
@@ -337,9 +395,16 @@ def mean_model(models: list[GuidedSensorModel]) -> GuidedSensorModel:
         raise InputShapeError(f"sensor models of one scene must share the resolution ratio, got {sorted(ratios)}")
     offsets = [np.zeros(np.shape(m.response)[0]) if m.offset is None else np.asarray(m.offset, dtype=np.float64)
                for m in models]
+    measured = [m for m in models if m.registration.get("trusted")]
+    shifts = np.median([m.shifts for m in measured], axis=0) if measured else None
+    registration = {**measured[0].registration, "shifts": shifts.tolist(),
+                    "rows": float(np.median([m.registration["rows"] for m in measured])),
+                    "cols": float(np.median([m.registration["cols"] for m in measured])),
+                    "note": f"median of {len(measured)} of {len(models)} windows"} if measured else \
+        dict(models[0].registration)
     return GuidedSensorModel(ratios.pop(), np.mean([np.asarray(m.psf_sigma, dtype=np.float64) for m in models], axis=0),
                              np.mean([np.asarray(m.response, dtype=np.float64) for m in models], axis=0),
-                             np.mean(offsets, axis=0))
+                             np.mean(offsets, axis=0), shifts, registration)
 
 
 @dataclass

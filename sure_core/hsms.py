@@ -124,11 +124,12 @@ def _ms_table(ms_bands: int, sensor, wavelengths, fwhm) -> BandTable:
 
 
 def _fit_gain_offset(hs: np.ndarray, ms: np.ndarray, response: np.ndarray, ratio: int, psf_sigma: np.ndarray,
-                     geometry: Geometry, gain: bool, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     geometry: Geometry, gain: bool, valid: np.ndarray | None = None,
+                     shift=None) -> tuple[np.ndarray, np.ndarray]:
     """Per MS band, the gain a and offset b with H·ms_g ≈ a·(R hs)_g + b at low resolution (least squares), on
     the `valid` low-resolution pixels."""
     predicted = np.einsum("gl,lhw->ghw", response, hs).reshape(ms.shape[0], -1)
-    observed = gf.degrade(ms, ratio, float(np.mean(psf_sigma)), geometry).reshape(ms.shape[0], -1)
+    observed = gf.degrade(ms, ratio, float(np.mean(psf_sigma)), geometry, shift).reshape(ms.shape[0], -1)
     if valid is not None:
         keep = np.asarray(valid, dtype=bool).reshape(-1)
         predicted, observed = predicted[:, keep], observed[:, keep]
@@ -146,16 +147,18 @@ def _fit_gain_offset(hs: np.ndarray, ms: np.ndarray, response: np.ndarray, ratio
 
 def build_model(hs, ms, *, ratio=None, srf="estimate", hs_wavelengths=None, hs_fwhm=None, ms_sensor=None,
                 ms_wavelengths=None, ms_fwhm=None, psf_sigma=None,
-                geometry: Geometry | str = Geometry.AREA, valid=None) -> gf.GuidedSensorModel:
-    """The sensor model of an HS/MS pair (ratio, PSF σ, R, offset) from the options described in the module doc;
-    `valid` ((h, w) bool on the HS grid, `guided_fusion.regression_mask`) keeps nodata out of the estimates."""
+                geometry: Geometry | str = Geometry.AREA, valid=None,
+                coregistration: str = "auto") -> gf.GuidedSensorModel:
+    """The sensor model of an HS/MS pair (ratio, PSF σ, R, offset, shift) from the options described in the module
+    doc; `valid` ((h, w) bool on the HS grid, `guided_fusion.regression_mask`) keeps nodata out of the estimates.
+    `coregistration` 'auto' measures the HS image's sub-pixel shift against the MS image first (two sensors are
+    never exactly registered, and a shift fitted as blur would widen the PSF), 'off' assumes none."""
     hs, ms = _image(HS_NAME, hs), _image(MS_NAME, ms)
     geometry = _geometry(geometry)
     ratio = _ratio(hs, ms, ratio)
     n_hs, n_ms = hs.shape[0], ms.shape[0]
-    if psf_sigma is None or (isinstance(psf_sigma, str) and psf_sigma == "estimate"):
-        sigma = np.full(n_hs, gf.estimate_psf_sigma(hs, ms, ratio, geometry=geometry, valid=valid))
-    else:
+    estimate_psf = psf_sigma is None or (isinstance(psf_sigma, str) and psf_sigma == "estimate")
+    if not estimate_psf:
         try:
             sigma = np.asarray(psf_sigma, dtype=np.float64).reshape(-1)
         except (TypeError, ValueError):
@@ -164,25 +167,33 @@ def build_model(hs, ms, *, ratio=None, srf="estimate", hs_wavelengths=None, hs_f
             raise InvalidInputValueError(f"psf_sigma must be one positive number (or one per HS band) in MS pixels, "
                                          f"got {np.asarray(psf_sigma).tolist()}")
         sigma = np.broadcast_to(sigma, (n_hs,)).copy()
+    registration, shift = gf.register_pair(hs, ms, ratio, None if estimate_psf else sigma, geometry, valid,
+                                           coregistration)
+    if estimate_psf:
+        sigma = np.full(n_hs, gf.estimate_psf_sigma(hs, ms, ratio, geometry=geometry, valid=valid, shift=shift))
+        if registration:   # measured with a nominal PSF: once more with the pair's own
+            registration, shift = gf.register_pair(hs, ms, ratio, sigma, geometry, valid, coregistration)
     if isinstance(srf, str) and srf == "estimate":
-        response, offset = gf.estimate_response(hs, ms, ratio, sigma, geometry=geometry, valid=valid)
+        response, offset = gf.estimate_response(hs, ms, ratio, sigma, geometry=geometry, valid=valid, shift=shift)
         if (response.sum(axis=1) <= 0).any():
             rows = np.flatnonzero(response.sum(axis=1) <= 0).tolist()
             raise InvalidInputValueError(f"MS band(s) {rows} (0-based) are not explained by any HS band (estimated "
                                          "response all zero): check that the two images show the same area, or give the SRF")
     elif isinstance(srf, str) and srf == "gaussian":
         shape = gaussian_response(_hs_table(n_hs, hs_wavelengths, hs_fwhm), _ms_table(n_ms, ms_sensor, ms_wavelengths, ms_fwhm))
-        response, offset = _fit_gain_offset(hs, ms, shape, ratio, sigma, geometry, gain=True, valid=valid)
+        response, offset = _fit_gain_offset(hs, ms, shape, ratio, sigma, geometry, gain=True, valid=valid,
+                                            shift=shift)
     elif isinstance(srf, (str, Path)):
         if isinstance(srf, str) and "\n" not in srf and not Path(srf).is_file() and not srf.lower().endswith((".csv", ".txt")):
             raise InvalidInputValueError(f"srf must be 'estimate', 'gaussian', a (MS × HS bands) matrix or a CSV file; "
                                          f"got {srf!r}")
         response, offset = _fit_gain_offset(hs, ms, parse_response_matrix(srf, n_ms, n_hs), ratio, sigma, geometry,
-                                            gain=False, valid=valid)
+                                            gain=False, valid=valid, shift=shift)
     else:
         response, offset = _fit_gain_offset(hs, ms, validate_response_matrix(srf, n_ms, n_hs), ratio, sigma, geometry,
-                                            gain=False, valid=valid)
-    return gf.GuidedSensorModel(ratio, sigma, response, offset).validated(n_hs, n_ms)
+                                            gain=False, valid=valid, shift=shift)
+    shifts = registration["shifts"] if registration else None
+    return gf.GuidedSensorModel(ratio, sigma, response, offset, shifts, registration).validated(n_hs, n_ms)
 
 
 def first_estimate_hs_ms(hs, ms, *, sigma_hs=None, sigma_ms=None, geometry: Geometry | str = Geometry.AREA,
@@ -197,7 +208,8 @@ def first_estimate_hs_ms(hs, ms, *, sigma_hs=None, sigma_ms=None, geometry: Geom
 def fuse_hs_ms(hs, ms, *, ratio=None, srf="estimate", hs_wavelengths=None, hs_fwhm=None, ms_sensor=None,
                ms_wavelengths=None, ms_fwhm=None, psf_sigma=None, sigma_hs=None, sigma_ms=None,
                options: SolverOptions | None = None, geometry: Geometry | str = Geometry.AREA,
-               callback: ProgressCallback | None = None, valid=None) -> tuple[np.ndarray, RunRecord, gf.GuidedSensorModel]:
+               callback: ProgressCallback | None = None, valid=None, coregistration: str = "auto"
+               ) -> tuple[np.ndarray, RunRecord, gf.GuidedSensorModel]:
     """Fuse an HS image (L, h, w) with an MS image (G, H, W) of the same footprint: the L bands on the MS grid.
 
     Returns (fused (L, H, W) float64 in HS units, the run record, the sensor model used). Noise σ's
@@ -208,7 +220,7 @@ def fuse_hs_ms(hs, ms, *, ratio=None, srf="estimate", hs_wavelengths=None, hs_fw
     hs, ms = _image(HS_NAME, hs), _image(MS_NAME, ms)
     model = build_model(hs, ms, ratio=ratio, srf=srf, hs_wavelengths=hs_wavelengths, hs_fwhm=hs_fwhm,
                         ms_sensor=ms_sensor, ms_wavelengths=ms_wavelengths, ms_fwhm=ms_fwhm, psf_sigma=psf_sigma,
-                        geometry=geometry, valid=valid)
+                        geometry=geometry, valid=valid, coregistration=coregistration)
     fused, record = gf.fuse(hs, ms, model, sigma_lr=sigma_hs, sigma_guide=sigma_ms, options=options,
                             geometry=_geometry(geometry), callback=callback)
     return fused, record, model

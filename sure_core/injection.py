@@ -73,11 +73,12 @@ MAX_RING_FACTOR = 10.0
 def _degraded_guides(op, guides: torch.Tensor) -> torch.Tensor:
     """(bands, guides, h, w): each guide degraded by each band's operator; bands sharing a PSF share the work."""
     sigmas = getattr(op, "sigmas", None)
-    if sigmas is None or len(set(sigmas)) > 1:
+    shifts = getattr(op, "shifts", ())
+    if sigmas is None or len(set(sigmas)) > 1 or len(set(shifts)) > 1:
         return op.A(guides[:, None].expand(-1, op.bands, -1, -1).contiguous()).transpose(0, 1)
     # one PSF for the whole group (usual for hyperspectral bands): degrade the guides once
     single = type(op)([sigmas[0]] * guides.shape[0], op.ratio, op.hr_shape, op.geometry, op.cond,
-                      guides.device, guides.dtype)
+                      guides.device, guides.dtype, shifts[:1] or None)
     return single.A(guides)[None].expand(op.bands, -1, -1, -1)
 
 

@@ -24,6 +24,14 @@ class LossValue:
     loss: torch.Tensor      # what is minimised (weighted)
     risk: torch.Tensor      # unweighted SURE estimate of the projected MSE per element (nan for BP)
     estimate: torch.Tensor  # x̂ of this step, (1, bands, rows, cols)
+    base_risk: torch.Tensor | None = None  # the same SURE, same probe, of the first estimate the network corrects
+
+
+def _risk(problem: FusionProblem, x_hat: torch.Tensor, jac_probe: torch.Tensor, probe: torch.Tensor) -> torch.Tensor:
+    """Unweighted SURE of the projected MSE per element of an estimate, given its Jacobian-probe product."""
+    combined = [d + 2.0 * v for d, v in zip(_per_band_data(problem, x_hat),
+                                            _per_band_divergence(problem, jac_probe, probe))]
+    return sum((c - obs.noise_constant()).sum() for c, obs in zip(combined, problem.observations)) / _elements(problem)
 
 
 def _per_band_data(problem: FusionProblem, x_hat: torch.Tensor) -> list[torch.Tensor]:
@@ -98,6 +106,7 @@ class SureLoss(BackProjectionLoss):
 
     def __call__(self, problem, estimator, z, generator=None) -> LossValue:
         x_hat = estimator(z)
+        first = getattr(estimator, "last_first", None)   # the first estimate at z, when the estimator has one
         probe = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
         jac_probe = (estimator(z + self.epsilon * probe) - x_hat) / self.epsilon
         combined = _data_and_divergence(problem, x_hat, jac_probe, probe)
@@ -105,4 +114,8 @@ class SureLoss(BackProjectionLoss):
         with torch.no_grad():
             const = sum((c - obs.noise_constant()).sum() for c, obs in zip(combined, problem.observations))
             risk = const / _elements(problem)
-        return LossValue(loss, risk, x_hat)
+            # the first estimate scored with the same probe: the difference of the two risks has little of the
+            # probe's noise, so what the network adds is measured precisely (the solver's NETWORK decision)
+            base_risk = None if first is None else \
+                _risk(problem, first, (estimator.last_first - first) / self.epsilon, probe)
+        return LossValue(loss, risk, x_hat, base_risk)

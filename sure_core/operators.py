@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .errors import ImageTooSmallError, InputShapeError
-from .psf import Geometry, gaussian_taps, geometry_offset, psf_support
+from .psf import Geometry, gaussian_taps, geometry_offset, psf_support, shifted_gaussian_taps
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class _SpectraKey:
     geometry: str
     device: str
     dtype: torch.dtype
+    shifts: tuple = ()      # per band (rows, cols) in LR pixels; () for none
 
 
 #: operator spectra by key, least recently used first; bounded, because a scene processed tile by tile meets
@@ -51,14 +52,15 @@ def _cached_spectra(key: _SpectraKey) -> tuple[torch.Tensor, torch.Tensor]:
     return spectra
 
 
-def _embed_kernel(kernel: np.ndarray, first_tap: int, hr_shape: tuple[int, int]) -> np.ndarray:
+def _embed_kernel(kernel: np.ndarray, first_tap: int, hr_shape: tuple[int, int], first_col: int | None = None
+                  ) -> np.ndarray:
     """Place `kernel` on a periodic HR canvas so that circular convolution computes
-    (B x)[n] = Σ_t kernel[t] x[n + first_tap + t]."""
+    (B x)[n] = Σ_t kernel[t] x[n + first_tap + t] (`first_col`: another first tap along the columns)."""
     rows, cols = hr_shape
     taps_r, taps_c = kernel.shape
     canvas = np.zeros(hr_shape, dtype=np.float64)
     ir = (-(first_tap + np.arange(taps_r))) % rows
-    ic = (-(first_tap + np.arange(taps_c))) % cols
+    ic = (-((first_tap if first_col is None else first_col) + np.arange(taps_c))) % cols
     np.add.at(canvas, (ir[:, None], ic[None, :]), kernel)
     return canvas
 
@@ -66,11 +68,9 @@ def _embed_kernel(kernel: np.ndarray, first_tap: int, hr_shape: tuple[int, int])
 def _build_spectra(key: _SpectraKey) -> tuple[torch.Tensor, torch.Tensor]:
     rows, cols = key.hr_shape
     r = key.ratio
-    offset = geometry_offset(key.geometry, r)
     kernel_ffts, gram_eigs = [], []
-    for sigma in key.sigmas:
-        kernel, first = gaussian_taps(sigma, offset)
-        k_hat = np.fft.rfft2(_embed_kernel(kernel, first, key.hr_shape))
+    for k, sigma in enumerate(key.sigmas):
+        k_hat = kernel_spectrum(sigma, r, key.hr_shape, key.geometry, key.shifts[k] if key.shifts else (0.0, 0.0))
         autocorr = np.fft.irfft2(np.abs(k_hat) ** 2, s=key.hr_shape)
         gram_eigs.append(np.fft.rfft2(autocorr[::r, ::r]).real)
         kernel_ffts.append(k_hat)
@@ -80,6 +80,21 @@ def _build_spectra(key: _SpectraKey) -> tuple[torch.Tensor, torch.Tensor]:
     # AAᵀ is symmetric positive semi-definite: clip round-off negatives so (λ + c) stays ≥ c.
     eig_t = torch.as_tensor(np.clip(np.stack(gram_eigs), 0.0, None), dtype=real_dtype, device=key.device)
     return k_hat_t, eig_t
+
+
+def kernel_spectrum(sigma: float, ratio: int, hr_shape: tuple[int, int], geometry: Geometry | str = Geometry.ZERO_PHASE,
+                    shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """rfft2 of one band's blur kernel on the periodic HR canvas (complex128).
+
+    `shift` (rows, cols) in LR pixels is how far the band's content lies from where its nominal geometry puts it
+    (positive: down / right): the LR sample j then sees the scene around HR pixel r·j + offset − r·shift, so the
+    kernel is the same Gaussian sampled around that centre. It stays real, so H, Hᵀ and (HHᵀ + c)⁻¹ stay exact."""
+    offset = geometry_offset(geometry, ratio)
+    if shift[0] == 0 and shift[1] == 0:
+        kernel, first = gaussian_taps(sigma, offset)
+        return np.fft.rfft2(_embed_kernel(kernel, first, hr_shape))
+    kernel, first_row, first_col = shifted_gaussian_taps(sigma, offset - ratio * shift[0], offset - ratio * shift[1])
+    return np.fft.rfft2(_embed_kernel(kernel, first_row, hr_shape, first_col))
 
 
 def rfft_multiplicity(shape: tuple[int, int], device=None, dtype=torch.float64) -> torch.Tensor:
@@ -125,14 +140,31 @@ class LinearOperator:
         raise NotImplementedError
 
 
+def _shift_tuple(shifts, bands: int) -> tuple:
+    """() when every shift is zero (today's operator, bit for bit), else one (rows, cols) float pair per band."""
+    if shifts is None:
+        return ()
+    pairs = np.asarray(shifts, dtype=np.float64).reshape(-1, 2)
+    if len(pairs) == 1:
+        pairs = np.repeat(pairs, bands, axis=0)
+    if pairs.shape != (bands, 2) or not np.isfinite(pairs).all():
+        raise InputShapeError(f"give one finite (rows, cols) shift or one per band ({bands}), got {np.shape(shifts)}")
+    if not pairs.any():
+        return ()
+    return tuple((float(a), float(b)) for a, b in pairs)
+
+
 class BlurDecimate(LinearOperator):
-    """H = S_r B for a group of bands sharing a ratio r; one Gaussian PSF σ (HR pixels) per band."""
+    """H = S_r B for a group of bands sharing a ratio r; one Gaussian PSF σ (HR pixels) per band, and optionally one
+    sub-pixel shift per band (`shifts`: (rows, cols) in LR pixels, see `kernel_spectrum`) measured by
+    `coregistration`."""
 
     bandwise = True  # observed band k is a degraded copy of target band k
 
     def __init__(self, sigmas: Sequence[float], ratio: int, hr_shape: tuple[int, int],
                  geometry: Geometry | str = Geometry.ZERO_PHASE, cond: float = 1e-3,
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 shifts: Sequence[Sequence[float]] | None = None):
         if int(ratio) != ratio or ratio < 1:
             raise InputShapeError(f"the resolution ratio must be a positive integer, got {ratio}")
         self.ratio = int(ratio)
@@ -151,7 +183,9 @@ class BlurDecimate(LinearOperator):
                 f"the image ({rows}×{cols} high-resolution pixels) is smaller than the PSF support "
                 f"({support}×{support}); use an area of at least {support}×{support} pixels")
         self.lr_shape = (rows // self.ratio, cols // self.ratio)
-        key = _SpectraKey(self.sigmas, self.ratio, self.hr_shape, self.geometry.value, str(torch.device(device)), dtype)
+        self.shifts = _shift_tuple(shifts, len(self.sigmas))
+        key = _SpectraKey(self.sigmas, self.ratio, self.hr_shape, self.geometry.value, str(torch.device(device)), dtype,
+                          self.shifts)
         self.kernel_fft, self.gram_eigenvalues = _cached_spectra(key)
 
     @property

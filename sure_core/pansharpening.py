@@ -119,14 +119,15 @@ def pan_sharpening_sigma(preset: PanSensor, psf_sigma: np.ndarray, ratio: int, p
     return pan_to_ms_sharpness_sigma(min(max(ms_mtf, 1e-6), 1 - 1e-9), pan_gain)
 
 
-def _psf_sigma(ms, pan, ratio: int, preset: PanSensor, psf_sigma, geometry, valid=None) -> np.ndarray:
+def _psf_sigma(ms, pan, ratio: int, preset: PanSensor, psf_sigma, geometry, valid=None, shift=None) -> np.ndarray:
     bands = ms.shape[0]
     if psf_sigma is None:
         return preset.ms_psf_sigma(bands, ratio)
     if isinstance(psf_sigma, str):
         if psf_sigma != "estimate":
             raise InvalidInputValueError(f"psf_sigma must be a number, one number per band or 'estimate', got {psf_sigma!r}")
-        return np.full(bands, guided_fusion.estimate_psf_sigma(ms, pan[None], ratio, geometry=geometry, valid=valid))
+        return np.full(bands, guided_fusion.estimate_psf_sigma(ms, pan[None], ratio, geometry=geometry, valid=valid,
+                                                               shift=shift))
     sigma = np.asarray(psf_sigma, dtype=np.float64).reshape(-1)
     if sigma.size not in (1, bands):
         raise InputShapeError(f"give one PSF σ or one per MS band ({bands}), got {sigma.size} values")
@@ -135,17 +136,19 @@ def _psf_sigma(ms, pan, ratio: int, preset: PanSensor, psf_sigma, geometry, vali
     return np.broadcast_to(sigma, (bands,)).copy()
 
 
-def _response(ms, pan, ratio: int, sigma: np.ndarray, weights, geometry, valid=None) -> tuple[np.ndarray, np.ndarray]:
+def _response(ms, pan, ratio: int, sigma: np.ndarray, weights, geometry, valid=None, shift=None
+              ) -> tuple[np.ndarray, np.ndarray]:
     bands = ms.shape[0]
     if weights is None:
-        return guided_fusion.estimate_response(ms, pan[None], ratio, sigma, geometry=geometry, valid=valid)
+        return guided_fusion.estimate_response(ms, pan[None], ratio, sigma, geometry=geometry, valid=valid,
+                                               shift=shift)
     w = np.asarray(weights, dtype=np.float64).reshape(-1)
     if w.size != bands:
         raise InputShapeError(f"give one PAN weight per MS band ({bands}), got {w.size}")
     if not np.isfinite(w).all() or (w < 0).any() or not (w > 0).any():
         raise InvalidInputValueError(f"PAN weights must be finite, ≥ 0 and not all zero, got {w.tolist()}")
     # the means are taken on the MS grid (the PAN degraded like the MS), where both are sampled alike
-    pan_lr = guided_fusion.degrade(pan[None], ratio, float(np.mean(sigma)), geometry)[0]
+    pan_lr = guided_fusion.degrade(pan[None], ratio, float(np.mean(sigma)), geometry, shift)[0]
     keep = np.ones(pan_lr.shape, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
     offset = float(pan_lr[keep].mean()) - float(w @ ms[:, keep].mean(axis=1))
     return w[None], np.asarray([offset])
@@ -153,29 +156,37 @@ def _response(ms, pan, ratio: int, sigma: np.ndarray, weights, geometry, valid=N
 
 def prepare(ms, pan, *, ratio=None, sensor: str | PanSensor = "generic", weights=None, psf_sigma=None,
             pan_mtf: float | None = None, match_pan_mtf: bool = True, geometry: Geometry | str = Geometry.AREA,
-            valid=None) -> tuple[np.ndarray, np.ndarray, GuidedSensorModel, float]:
+            valid=None, coregistration: str = "auto") -> tuple[np.ndarray, np.ndarray, GuidedSensorModel, float]:
     """Validated inputs and the sensor model pansharpen uses: (ms (B, h, w), guide (1, H, W), model, σ_rel).
 
     The guide is the PAN brought to the MS sharpness (unless `match_pan_mtf` is False); the model holds the
     ratio, the MS PSF σ per band, the PAN weights (1, B) and offset (1,) relating the guide to the MS bands;
     σ_rel is the blur (PAN pixels) the PAN was sharpened by (0: not sharpened). `valid` ((h, w) bool on the MS
     grid, `guided_fusion.regression_mask`) keeps nodata out of the estimated PSF, weights and offset.
+    `coregistration` 'auto' measures each MS band's sub-pixel shift against the PAN first; 'off' assumes none.
     """
     ms, pan = _ms_array(ms), _pan_array(pan)
     geometry = Geometry.parse(geometry)
     r = _ratio(ms, pan, ratio)
     preset = get_sensor(sensor)
-    sigma = _psf_sigma(ms, pan, r, preset, psf_sigma, geometry, valid)
+    estimated = isinstance(psf_sigma, str)
+    nominal = preset.ms_psf_sigma(ms.shape[0], r) if estimated else _psf_sigma(ms, pan, r, preset, psf_sigma, geometry)
+    registration, shift = guided_fusion.register_pair(ms, pan, r, nominal, geometry, valid, coregistration)
+    sigma = _psf_sigma(ms, pan, r, preset, psf_sigma, geometry, valid, shift) if estimated else nominal
+    if estimated and registration:   # measured with the preset's PSF: once more with the pair's own
+        registration, shift = guided_fusion.register_pair(ms, pan, r, sigma, geometry, valid, coregistration)
     relative = pan_sharpening_sigma(preset, sigma, r, pan_mtf) if match_pan_mtf else 0.0
     pan = sharpen_pan(pan, relative)
-    response, offset = _response(ms, pan, r, sigma, weights, geometry, valid)
-    return ms, pan[None], GuidedSensorModel(r, sigma, response, offset).validated(ms.shape[0], 1), relative
+    response, offset = _response(ms, pan, r, sigma, weights, geometry, valid, shift)
+    model = GuidedSensorModel(r, sigma, response, offset, registration["shifts"] if registration else None,
+                              registration)
+    return ms, pan[None], model.validated(ms.shape[0], 1), relative
 
 
 def ms_noise_sigma(ms: np.ndarray, guide: np.ndarray, model: GuidedSensorModel,
                    geometry: Geometry | str = Geometry.AREA) -> np.ndarray:
     """MS noise σ per band: what neither the other MS bands nor the guide, degraded to the MS grid, explain."""
-    on_ms_grid = guided_fusion.degrade(guide, model.ratio, float(np.mean(model.psf_sigma)), geometry)
+    on_ms_grid = guided_fusion.degrade(guide, model.ratio, float(np.mean(model.psf_sigma)), geometry, model.mean_shift)
     return cross_band_noise_sigma(ms, on_ms_grid)
 
 
@@ -187,7 +198,7 @@ def build_model(ms, pan, **kwargs) -> GuidedSensorModel:
 def pansharpen(ms, pan, *, ratio=None, sensor: str | PanSensor = "generic", weights=None, psf_sigma=None,
                sigma_ms=None, sigma_pan=None, options: SolverOptions | None = None,
                geometry: Geometry | str = Geometry.AREA, callback: ProgressCallback | None = None,
-               pan_mtf: float | None = None, match_pan_mtf: bool = True, valid=None,
+               pan_mtf: float | None = None, match_pan_mtf: bool = True, valid=None, coregistration: str = "auto",
                ) -> tuple[np.ndarray, RunRecord, GuidedSensorModel]:
     """Pansharpen `ms` (bands, h, w) with `pan` (H, W) or (1, H, W), H = ratio·h, W = ratio·w.
 
@@ -201,7 +212,7 @@ def pansharpen(ms, pan, *, ratio=None, sensor: str | PanSensor = "generic", weig
     """
     ms, guide, model, relative = prepare(ms, pan, ratio=ratio, sensor=sensor, weights=weights, psf_sigma=psf_sigma,
                                          pan_mtf=pan_mtf, match_pan_mtf=match_pan_mtf, geometry=geometry,
-                                         valid=valid)
+                                         valid=valid, coregistration=coregistration)
     if sigma_ms is None:
         sigma_ms = ms_noise_sigma(ms, guide, model, geometry)
     if sigma_pan is not None:  # the guide is the sharpened PAN: its noise is the PAN's, amplified by the filter

@@ -64,6 +64,7 @@ class FusionProblem:
     guided_smoothing: bool = True      # output smoothed by the guides' non-local means (S2: when their σ is given)
     cross_band_shrinkage: bool = False  # refined injection: LR residuals shrunk by cross-band ring matrices (S2
                                         # when the coarse bands' σ is given; see injection)
+    registration: dict = field(default_factory=dict)  # group name → `coregistration.Registration.as_record()`
     input_slices: list[slice] = field(init=False)
 
     def __post_init__(self):

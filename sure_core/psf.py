@@ -64,6 +64,17 @@ def gaussian_taps(sigma: float, offset: float = 0.0, half_width: int = PSF_HALF_
     return kernel / kernel.sum(), first
 
 
+def shifted_gaussian_taps(sigma: float, offset_rows: float, offset_cols: float, half_width: int = PSF_HALF_WIDTH
+                          ) -> tuple[np.ndarray, int, int]:
+    """`gaussian_taps` centred at a different sub-pixel offset along each axis (a band registered with a shift):
+    (kernel, first row tap, first column tap)."""
+    rows, first_row = gaussian_taps(sigma, offset_rows, half_width)
+    cols, first_col = gaussian_taps(sigma, offset_cols, half_width)
+    # each call returns the outer product of one 1-D Gaussian with itself, normalised: its row sums are the 1-D taps
+    kernel = np.outer(rows.sum(axis=1), cols.sum(axis=0))
+    return kernel / kernel.sum(), first_row, first_col
+
+
 def psf_support(offset: float = 0.0, half_width: int = PSF_HALF_WIDTH) -> int:
     """Number of taps along one axis of `gaussian_taps` for this offset."""
     return int(math.ceil(offset + half_width)) - int(math.floor(offset - half_width)) + 1

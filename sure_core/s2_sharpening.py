@@ -1,7 +1,7 @@
 """Sentinel-2 sharpening: the 20 m (and 60 m) bands brought to 10 m, guided by the 10 m bands."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -41,10 +41,13 @@ def _check_ratio(name: str, a: np.ndarray, hr_shape: tuple[int, int], ratio: int
 
 def build_problem(y10, y20, y60=None, sigma: dict | None = None, geometry: Geometry | str = Geometry.AREA,
                   cond: float = DEFAULT_COND, device: str | torch.device = "cpu",
-                  dtype: torch.dtype = torch.float32, scale: float | None = None) -> tuple[FusionProblem, dict]:
+                  dtype: torch.dtype = torch.float32, scale: float | None = None,
+                  registration: str | dict = "off") -> tuple[FusionProblem, dict]:
     """The S2 problem in grouped band order [10 m, 20 m, 60 m]; inputs are (bands, rows, cols) arrays.
 
     `sigma` maps '10m'/'20m'/'60m' to per-band noise std in data units; missing groups are estimated.
+    `registration`: 'auto' measures each coarse group's sub-pixel shift against the 10 m bands (`coregistration`),
+    'off' assumes none, a dict gives records as `measure_registration` returns them (one scene, many windows).
     Returns the problem (data divided by one global scale, as in the paper: the maximum of the inputs unless
     `scale` is given, e.g. one scale for every window of a scene) and the σ used (data units).
     """
@@ -64,6 +67,8 @@ def build_problem(y10, y20, y60=None, sigma: dict | None = None, geometry: Geome
     guides_sigma_given = sigma.get("10m") is not None
     coarse_sigma_given = all(sigma.get(key) is not None for key, *_ in groups[1:])
     scaled = {key: data / scale for key, data, *_ in groups}
+    registration = measure_registration(scaled, geometry) if registration == "auto" else \
+        {} if registration == "off" else dict(registration)
     observations, channel = [], 0
     for key, data, names, ratio in groups:
         normalised = torch.as_tensor(scaled[key], dtype=dtype, device=device)
@@ -73,10 +78,12 @@ def build_problem(y10, y20, y60=None, sigma: dict | None = None, geometry: Geome
                 raise InvalidInputValueError(f"noise σ for the {key} bands must be finite and ≥ 0, got {given.tolist()}")
             sig = given / scale
         else:
-            sig = estimate_sigma(key, scaled, geometry)
+            sig = estimate_sigma(key, scaled, geometry, registration)
         sigma[key] = (sig * scale).tolist()
+        shift = registration.get(key)
         operator = Identity(len(names)) if ratio == 1 else BlurDecimate(
-            s2.group_sigmas(names), ratio, hr, geometry, cond, device, dtype)
+            s2.group_sigmas(names), ratio, hr, geometry, cond, device, dtype,
+            shifts=shift["shifts"] if shift else None)
         observations.append(Observation(key, normalised, operator, torch.as_tensor(sig, dtype=dtype, device=device),
                                         list(range(channel, channel + len(names))), back_project=ratio > 1))
         channel += len(names)
@@ -87,28 +94,64 @@ def build_problem(y10, y20, y60=None, sigma: dict | None = None, geometry: Geome
     # they changed the real crops by about 1 % (DSen2 first-estimate ERGAS 1.233 → 1.247), APEX gained 0.2 dB
     problem = FusionProblem(observations, out_channels=channel, hr_shape=hr, guide_channels=4,
                             scale=torch.tensor(scale), guided_smoothing=guides_sigma_given,
-                            cross_band_shrinkage=coarse_sigma_given)
+                            cross_band_shrinkage=coarse_sigma_given, registration=registration)
     return problem, sigma
 
 
-def _finer_bands_on_grid(key: str, data: dict, geometry: Geometry | str) -> np.ndarray | None:
-    """The finer groups' bands brought to the grid of group `key` (blurred with the group's mean PSF and
-    decimated), as predictors of its texture: the 10 m bands for the 20 m group, the 10 m and 20 m bands for the
-    60 m group; None for the 10 m group."""
+def measure_registration(data: dict, geometry: Geometry | str = Geometry.AREA) -> dict:
+    """Per coarse group of `data` ({'10m', '20m'[, '60m']}: (bands, rows, cols), one unit), the record of its shift
+    against the 10 m bands (`coregistration.Registration.as_record`)."""
+    from . import coregistration
+
+    return {key: coregistration.measure(data[key], data["10m"], ratio, s2.group_sigmas(names), geometry=geometry,
+                                        names=list(names)).as_record()
+            for key, names, ratio in (("20m", s2.GROUP_20M, 2), ("60m", s2.GROUP_60M, 6)) if key in data}
+
+
+def median_registration(records: list[dict]) -> dict:
+    """One registration for a scene from its crops' records: per group, the median shift of the crops that
+    measured one (zero, with the crops' notes, when none did)."""
+    merged = {}
+    for key in records[0]:
+        trusted = [r[key] for r in records if r[key]["trusted"]]
+        if not trusted:
+            merged[key] = dict(records[0][key])
+            continue
+        merged[key] = {**trusted[0], "shifts": np.median([r["shifts"] for r in trusted], axis=0).tolist(),
+                       "rows": float(np.median([r["rows"] for r in trusted])),
+                       "cols": float(np.median([r["cols"] for r in trusted])),
+                       "stderr": float(np.median([r["stderr"] for r in trusted]) / np.sqrt(len(trusted))),
+                       "note": f"median of {len(trusted)} of {len(records)} training crops"}
+    return merged
+
+
+def _band_shifts(registration: dict | None, key: str, bands: int) -> np.ndarray:
+    """(bands, 2): the shift (rows, cols) of each band of group `key` in its own pixels (zero when not measured)."""
+    record = (registration or {}).get(key)
+    return np.asarray(record["shifts"], dtype=np.float64) if record else np.zeros((bands, 2))
+
+
+def _finer_bands_on_grid(key: str, data: dict, geometry: Geometry | str, shift=(0.0, 0.0),
+                         registration: dict | None = None) -> np.ndarray | None:
+    """The finer groups' bands brought to the grid of group `key` (blurred with the group's mean PSF, displaced by
+    `shift` as measured for the group, and decimated), as predictors of its texture: the 10 m bands for the 20 m
+    group, the 10 m and 20 m bands (at the 20 m group's mean shift) for the 60 m group; None for the 10 m group."""
     if key == "10m":
         return None
     names = s2.GROUP_20M if key == "20m" else s2.GROUP_60M
     psf = float(np.mean(s2.group_sigmas(names)))          # in 10 m pixels
     ratio = 2 if key == "20m" else 6
-    sources = [BlurDecimate([psf] * 4, ratio, data["10m"].shape[1:], geometry, dtype=torch.float64)
+    sources = [BlurDecimate([psf] * 4, ratio, data["10m"].shape[1:], geometry, dtype=torch.float64, shifts=[shift])
                .A(torch.from_numpy(data["10m"])).numpy()]
-    if key == "60m":
-        sources.append(BlurDecimate([psf / 2] * 6, 3, data["20m"].shape[1:], geometry, dtype=torch.float64)
-                       .A(torch.from_numpy(data["20m"])).numpy())
+    if key == "60m":   # the 60 m content relative to the 20 m content, in 60 m pixels
+        relative = np.asarray(shift) - _band_shifts(registration, "20m", 6).mean(axis=0) / 3
+        sources.append(BlurDecimate([psf / 2] * 6, 3, data["20m"].shape[1:], geometry, dtype=torch.float64,
+                                    shifts=[relative]).A(torch.from_numpy(data["20m"])).numpy())
     return np.concatenate(sources)
 
 
-def estimate_sigma(key: str, data: dict, geometry: Geometry | str = Geometry.AREA) -> np.ndarray:
+def estimate_sigma(key: str, data: dict, geometry: Geometry | str = Geometry.AREA, registration: dict | None = None
+                   ) -> np.ndarray:
     """Noise σ per band of group `key` of `data` ({'10m', '20m'[, '60m']}: (bands, rows, cols) arrays, one unit).
 
     The smaller of the wavelet estimate and the cross-band one (`cross_band_noise.bounded_noise_sigma`), the coarse
@@ -120,9 +163,21 @@ def estimate_sigma(key: str, data: dict, geometry: Geometry | str = Geometry.ARE
     4.124 / 2.159). On APEX's white noise it stays near the truth: SNR 30, 20 m 0.0047–0.0096 against
     0.0041–0.0095 (the wavelet estimate: 0.0078–0.0199); SNR 40, 0.0023–0.0040 against 0.0013–0.0030.
     """
+    from .coregistration import fourier_shift
     from .cross_band_noise import bounded_noise_sigma
 
-    return bounded_noise_sigma(data[key], _finer_bands_on_grid(key, data, geometry))
+    shifts = _band_shifts(registration, key, data[key].shape[0])
+    if np.ptp(shifts, axis=0).max() <= 0.02:   # one shift for the group: its bands predict each other too
+        return bounded_noise_sigma(data[key], _finer_bands_on_grid(key, data, geometry, shifts[0], registration))
+    # bands registered apart: each against the finer bands at its own shift and its neighbours moved onto it (with
+    # the neighbours left out, σ came out 1.2–2.5× too high on the DSen2 crop)
+    sigmas = []
+    for k, shift in enumerate(shifts):
+        aligned = np.stack([band if j == k else fourier_shift(band, *(shift - shifts[j]))
+                            for j, band in enumerate(data[key])])
+        sigmas.append(bounded_noise_sigma(aligned, _finer_bands_on_grid(key, data, geometry, shift, registration))[k])
+    return np.asarray(sigmas)
+
 
 
 def output_band_names(with_60m: bool) -> list[str]:
@@ -132,7 +187,7 @@ def output_band_names(with_60m: bool) -> list[str]:
 
 def first_estimate(y10, y20, y60=None, *, sigma: dict | None = None, geometry: Geometry | str = Geometry.AREA,
                    cond: float = DEFAULT_COND, tune: bool = True, refined: bool | None = None,
-                   smoothing: bool = False) -> np.ndarray:
+                   smoothing: bool = False, registration: str | dict = "auto") -> np.ndarray:
     """The solver's linear first estimate alone (no network), in spectral order and the input unit, on the CPU.
 
     What the fast recipe starts from; used by the benchmarks to show what the network adds. `tune` switches the
@@ -141,7 +196,7 @@ def first_estimate(y10, y20, y60=None, *, sigma: dict | None = None, geometry: G
     """
     from .injection import DetailInjectionBase
 
-    problem, _ = build_problem(y10, y20, y60, sigma, geometry, cond)
+    problem, _ = build_problem(y10, y20, y60, sigma, geometry, cond, registration=registration)
     with torch.no_grad():
         grouped = DetailInjectionBase(problem, tune=tune, refined=refined)(problem.network_input())[0]
         if smoothing:
@@ -153,17 +208,20 @@ def first_estimate(y10, y20, y60=None, *, sigma: dict | None = None, geometry: G
 
 def sharpen(y10, y20, y60=None, *, sigma: dict | None = None, options: SolverOptions | None = None,
             geometry: Geometry | str = Geometry.AREA, cond: float = DEFAULT_COND,
-            callback: ProgressCallback | None = None) -> tuple[np.ndarray, RunRecord]:
+            callback: ProgressCallback | None = None, registration: str | dict = "auto"
+            ) -> tuple[np.ndarray, RunRecord]:
     """Sharpen Sentinel-2 bands to 10 m.
 
     Inputs are arrays (bands, rows, cols) in any consistent unit (DN or reflectance): y10 = B2,B3,B4,B8;
     y20 = B5,B6,B7,B8A,B11,B12 at half the size; optional y60 = B1,B9 at a sixth. Returns the 12 (or 10
     without y60) bands in spectral order (`output_band_names`) on the 10 m grid, in the input unit, and
     the run record. `geometry='area'` is right for georeferenced data, 'zero_phase' reproduces the paper.
+    `registration` as for `build_problem`: by default each coarse group's shift is measured and corrected, so the
+    output bands lie on the 10 m bands' grid.
     """
     options = (options or SolverOptions()).validated()
     device, reason = resolve_device(options.device)
-    problem, sigma_used = build_problem(y10, y20, y60, sigma, geometry, cond, device)
+    problem, sigma_used = build_problem(y10, y20, y60, sigma, geometry, cond, device, registration=registration)
     x_hat, record = solve(problem, options, callback)
     record.device_reason = reason
     record.sigma = [sigma_used[k] for k in ("10m", "20m", "60m") if k in sigma_used]
@@ -183,20 +241,28 @@ class S2SceneCase:
     with_60m: bool = True
     geometry: Geometry | str = Geometry.AREA
     cond: float = DEFAULT_COND
+    registration: str | dict = "auto"   # 'auto' | 'off' | records fixed for the scene (see `registered`)
 
     @property
     def step(self) -> int:
         return 6 if self.with_60m else 2
 
     def noise(self, data: dict) -> dict:
-        return build_problem(data["10m"], data["20m"], data.get("60m"), None, self.geometry, self.cond)[1]
+        return build_problem(data["10m"], data["20m"], data.get("60m"), None, self.geometry, self.cond,
+                             registration=self.registration)[1]
 
     def scale(self, data: dict) -> float:
         return max(float(np.max(a)) for a in data.values())
 
+    def registered(self, crops: list[dict]) -> "S2SceneCase":
+        """This case with the scene's registration fixed from its training crops (every window then uses it)."""
+        if self.registration != "auto":
+            return self
+        return replace(self, registration=median_registration([measure_registration(d, self.geometry) for d in crops]))
+
     def problem(self, data: dict, noise: dict, scale: float, device) -> FusionProblem:
         return build_problem(data["10m"], data["20m"], data.get("60m"), noise, self.geometry, self.cond, device,
-                             scale=scale)[0]
+                             scale=scale, registration=self.registration)[0]
 
     def output(self, x_hat: torch.Tensor, problem: FusionProblem) -> np.ndarray:
         grouped = s2.GROUP_10M + s2.GROUP_20M + (s2.GROUP_60M if self.with_60m else ())

@@ -153,6 +153,8 @@ def train_scene(case: SceneCase, read: Callable[[Window], object], shape: tuple[
     device, reason = resolve_device(options.device)
     crops = crops or plan_crops(Window(0, 0, cols, rows), scene.crops, scene.crop_size, case.step)
     crop_data = [read(w) for w in crops]
+    if hasattr(case, "registered"):   # one sub-pixel registration for the whole scene, measured on the crops
+        case = case.registered(crop_data)
     noise_given = bool(noise)
     noise = noise or _median_noise([case.noise(d) for d in crop_data])
     scale = _max_scale([case.scale(d) for d in crop_data])

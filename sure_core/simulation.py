@@ -21,12 +21,14 @@ class SimulatedS2:
 
 
 def simulate_s2(truth: np.ndarray, snr_db: float = 40.0, seed: int = 0,
-                geometry: Geometry | str = Geometry.ZERO_PHASE) -> SimulatedS2:
+                geometry: Geometry | str = Geometry.ZERO_PHASE, shifts: dict | None = None) -> SimulatedS2:
     """Degrade a 12-band 10 m image (spectral order) as Sentinel-2 would see it.
 
     The image is divided by its global maximum; each 20/60 m band is blurred with its MTF-matched Gaussian
     and decimated by 2 or 6; white noise is added to all 12 bands at `snr_db`, per band
-    σ_i = sqrt(mean(y_i²) / 10^(SNR/10)). Seeded: the same seed gives the same noise.
+    σ_i = sqrt(mean(y_i²) / 10^(SNR/10)). Seeded: the same seed gives the same noise. `shifts` ({'20m', '60m'}:
+    one (rows, cols) or one per band, in the group's own pixels) misregisters the coarse bands (see
+    `operators.kernel_spectrum`).
     """
     truth = np.asarray(truth, dtype=np.float64)
     if truth.ndim != 3 or truth.shape[0] != 12:
@@ -38,7 +40,8 @@ def simulate_s2(truth: np.ndarray, snr_db: float = 40.0, seed: int = 0,
     for key, names, ratio in (("10m", s2.GROUP_10M, 1), ("20m", s2.GROUP_20M, 2), ("60m", s2.GROUP_60M, 6)):
         x = truth[[s2.SPECTRAL_ORDER.index(n) for n in names]]
         if ratio > 1:
-            op = BlurDecimate(s2.group_sigmas(names), ratio, hr, geometry, dtype=torch.float64)
+            op = BlurDecimate(s2.group_sigmas(names), ratio, hr, geometry, dtype=torch.float64,
+                              shifts=(shifts or {}).get(key))
             x = op.A(torch.from_numpy(x)).numpy()
         sig = np.sqrt((x ** 2).mean(axis=(1, 2)) / 10 ** (snr_db / 10))
         out[key] = x + sig[:, None, None] * rng.standard_normal(x.shape)

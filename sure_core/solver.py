@@ -54,6 +54,8 @@ class SolverOptions:
     threads: int | None = None         # CPU threads for torch (None: leave torch's default)
     progress_every: int | None = None  # callback interval; default 1 on CPU, 10 on CUDA (fewer host syncs)
     mixed_precision: bool = True       # CUDA only, and only for the BP loss (the SURE divergence needs float32)
+    network: str = "auto"              # 'auto': train, and keep the network only where SURE says it beats the first
+                                       # estimate (see `network_pays`); 'always'; 'never': the first estimate alone
     error_estimate: bool = True        # estimate each band's error after training (see `error_estimate`)
 
     @classmethod
@@ -77,6 +79,10 @@ class SolverOptions:
             raise SureFusionError(f"average_last must lie in [0, 1), got {self.average_last}")
         if self.width < 1 or self.skip_width < 1 or self.learning_rate <= 0:
             raise SureFusionError("width, skip_width and learning_rate must be positive")
+        if self.network not in ("auto", "always", "never"):
+            raise SureFusionError(f"network must be 'auto', 'always' or 'never', got {self.network!r}")
+        if self.network == "never" and not self.residual:
+            raise SureFusionError("network='never' needs a first estimate: the paper's recipe (residual=False) has none")
         return self
 
 
@@ -105,6 +111,13 @@ class RunRecord:
     smoothing_strength: float = 0.0                           # h of the guided smoothing (0: none)
     cross_band_shrinkage: bool = False                        # first estimate's LR residuals mixed across bands
     smoothing_risks: dict = field(default_factory=dict)       # h → SURE of smoothing the guides
+    network_applied: bool = True                              # False: the output is the first estimate
+    network_gain: float = float("nan")                        # SURE gain of the network over the first estimate,
+    network_gain_se: float = float("nan")                     # relative to the latter's risk, and its standard error
+    network_decision: str = ""                                # why the network was or was not applied
+    gain_history: list[float] = field(default_factory=list)   # per iteration, r_first − r_net over mean |r_first|
+    iterations_run: int = 0
+    registration: dict = field(default_factory=dict)          # group → measured shift (coregistration)
     error: ErrorEstimate | None = None                        # per-band error estimate, data units (see error_estimate)
     error_seconds: float = 0.0
 
@@ -138,8 +151,36 @@ class ResidualEstimator(nn.Module):
         if self.base is None:
             return self.net(((z - self.in_mean) / self.in_std).contiguous(memory_format=torch.channels_last))
         first = self.base(z)
+        self.last_first = first.detach()   # for the loss to score the first estimate too (see losses.SureLoss)
         features = (self.network_input(z, first) - self.in_mean) / self.in_std
         return first + self.out_scale * self.net(features.contiguous(memory_format=torch.channels_last))
+
+
+class FirstEstimateOnly(nn.Module):
+    """x̂ = the first estimate: a model whose network did not beat it (`SolverOptions.network`)."""
+
+    def __init__(self, base: nn.Module):
+        super().__init__()
+        self.base = base
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.base(z)
+
+
+#: the network is kept when its SURE gain over the first estimate, less two standard errors, is at least this share of
+#: the first estimate's risk (measurements: docs/decisions.md)
+NETWORK_MIN_GAIN = 0.02
+#: the decision is taken from this share of the iterations on, every tenth of them, over the last tenth
+NETWORK_DECISION_FROM = 0.3
+
+
+def network_pays(gains: torch.Tensor, base_risks: torch.Tensor) -> tuple[bool, float, float]:
+    """(whether the network's SURE gain over the first estimate is significant, the gain relative to the first
+    estimate's risk, its standard error) from paired per-iteration gains r_first − r_net over a window."""
+    scale = float(base_risks.abs().mean().clamp_min(1e-30))
+    mean = float(gains.mean()) / scale
+    se = float(gains.std() / math.sqrt(max(len(gains), 1))) / scale if len(gains) > 1 else float("inf")
+    return mean - 2 * se >= NETWORK_MIN_GAIN, mean, se
 
 
 class BackProjectionBase(nn.Module):
@@ -203,20 +244,23 @@ class TrainedModel:
     options: SolverOptions
     smoothing_strength: float = 0.0     # guided smoothing of every output's coarse bands (see `guided_smoothing`)
     smoothing_sigma: torch.Tensor | None = None   # the guides' σ it weighs patches with (normalised scale)
+    network_applied: bool = True        # False: every window gets the first estimate alone
 
     _inference_net: nn.Module | None = field(default=None, init=False, repr=False)
 
-    def estimator(self, problem: FusionProblem, net: nn.Module | None = None) -> ResidualEstimator:
-        return ResidualEstimator(net or self.net, _first_estimate_base(problem, self.options, self.injection),
-                                 self.in_mean, self.in_std, self.out_scale, self.guide_channels)
+    def estimator(self, problem: FusionProblem, net: nn.Module | None = None) -> nn.Module:
+        base = _first_estimate_base(problem, self.options, self.injection)
+        if not self.network_applied:
+            return FirstEstimateOnly(base)
+        return ResidualEstimator(net or self.net, base, self.in_mean, self.in_std, self.out_scale, self.guide_channels)
 
     @torch.no_grad()
     def apply(self, problem: FusionProblem, window_statistics: bool = False) -> torch.Tensor:
         """x̂ (1, bands, rows, cols) of `problem` in its normalised scale. BatchNorm uses the statistics of the
         training crops (through a copy of the network folded for inference, built at the first call: apply a
         model once it is trained), or with `window_statistics` those of this window (as during training)."""
-        if not window_statistics:
-            if self._inference_net is None:
+        if not window_statistics or not self.network_applied:
+            if self._inference_net is None and self.network_applied:
                 self._inference_net = inference_copy(self.net)
             return self.smoothed(problem, self.estimator(problem, self._inference_net)(problem.network_input()))
         self.net.train(True)
@@ -305,7 +349,8 @@ def train(problems: list[FusionProblem], options: SolverOptions | None = None,
     options = (options or SolverOptions()).validated()
     problem = problems[0]
     device = problem.observations[0].data.device
-    record = RunRecord(options=asdict(options), device=str(device), device_reason="")
+    record = RunRecord(options=asdict(options), device=str(device), device_reason="",
+                       registration=dict(problems[0].registration))
     if options.threads:
         torch.set_num_threads(options.threads)
     torch.manual_seed(options.seed)
@@ -359,9 +404,16 @@ def train(problems: list[FusionProblem], options: SolverOptions | None = None,
     averaged_weights = None
     losses = torch.zeros(options.iterations, device=device)
     risks = torch.zeros(options.iterations, device=device)
+    # what the network adds, measured by SURE against the first estimate it corrects (paired, same probe)
+    gains = torch.zeros(options.iterations, device=device)
+    base_risks = torch.zeros(options.iterations, device=device)
+    tracked = options.loss == "sure" and options.residual
+    window = max(10, options.iterations // 10)
+    stopped = False
+    iterations_run = 0
 
     start = time.perf_counter()
-    for it in range(options.iterations):
+    for it in range(0 if options.network == "never" else options.iterations):
         k = it % len(problems)
         optimiser.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
@@ -372,6 +424,10 @@ def train(problems: list[FusionProblem], options: SolverOptions | None = None,
             scheduler.step()
         losses[it] = value.loss.detach()
         risks[it] = value.risk
+        iterations_run = it + 1
+        if value.base_risk is not None:
+            base_risks[it] = value.base_risk
+            gains[it] = value.base_risk - value.risk
         if it >= options.iterations - n_average:
             if len(problems) == 1:
                 est = value.estimate.detach()
@@ -385,8 +441,27 @@ def train(problems: list[FusionProblem], options: SolverOptions | None = None,
                                 elapsed / (it + 1) * (options.iterations - it - 1))
             if callback(progress):
                 raise FusionCancelled(f"stopped at iteration {it + 1} of {options.iterations} on request")
+        if (options.network == "auto" and tracked and it + 1 < options.iterations and (it + 1) % window == 0
+                and it + 1 >= NETWORK_DECISION_FROM * options.iterations):
+            if not network_pays(gains[it + 1 - window:it + 1], base_risks[it + 1 - window:it + 1])[0]:
+                stopped = True
+                break
+    model.network_applied = options.network != "never" and not stopped
+    record.network_applied = model.network_applied
+    record.iterations_run = iterations_run
+    if tracked and iterations_run >= 2:
+        tail = slice(max(0, iterations_run - window), iterations_run)
+        _, record.network_gain, record.network_gain_se = network_pays(gains[tail], base_risks[tail])
+    record.network_decision = _network_decision(options, tracked, stopped, record)
+    if tracked and iterations_run:
+        scale = float(base_risks[:iterations_run].abs().mean().clamp_min(1e-30))
+        record.gain_history = (gains[:iterations_run] / scale).cpu().tolist()
     result = None
-    if len(problems) == 1:
+    if not model.network_applied:
+        if len(problems) == 1:
+            with torch.no_grad():
+                result = model.estimator(problem)(zs[0])
+    elif len(problems) == 1:
         result = (average / n_average) if n_average else value.estimate.detach()
     else:
         if averaged_weights is not None:
@@ -394,7 +469,7 @@ def train(problems: list[FusionProblem], options: SolverOptions | None = None,
                 for p, a in zip(net.parameters(), averaged_weights):
                     p.copy_(a / n_average)
         _recalibrate_batch_norm(net, estimators, zs)
-    record.seconds_per_iteration = (time.perf_counter() - start) / options.iterations
+    record.seconds_per_iteration = (time.perf_counter() - start) / max(iterations_run, 1)
     if _smoothing_enabled(problem, options):
         with torch.no_grad():
             choice = guided_smoothing.choose_strength([smoothing_guides(p) for p in problems], options.seed)
@@ -408,19 +483,41 @@ def train(problems: list[FusionProblem], options: SolverOptions | None = None,
         record.error = _estimate_error(problems, model, estimators, result, options)
         record.error_seconds = time.perf_counter() - error_start
     record.seconds = time.perf_counter() - start
-    record.loss_history = losses.cpu().tolist()
-    record.risk_history = risks.cpu().tolist()
-    tail = [r for r in record.risk_history[-max(n_average, 10):] if math.isfinite(r)]
+    record.loss_history = losses[:iterations_run].cpu().tolist()
+    record.risk_history = risks[:iterations_run].cpu().tolist()
+    if model.network_applied:
+        tail = [r for r in record.risk_history[-max(n_average, 10):] if math.isfinite(r)]
+    else:   # the output is the first estimate: its own risk
+        tail = [r for r in base_risks[max(0, iterations_run - window):iterations_run].cpu().tolist() if math.isfinite(r)]
     record.final_risk = float(np.mean(tail)) if tail else float("nan")
     return model, record, result
+
+
+def _network_decision(options: SolverOptions, tracked: bool, stopped: bool, record: RunRecord) -> str:
+    """One sentence for the log, the metadata and the report."""
+    gain = (f"SURE gain {100 * record.network_gain:.1f} % ± {100 * record.network_gain_se:.1f} % of the first "
+            f"estimate's risk" if math.isfinite(record.network_gain) else "")
+    if options.network == "never":
+        return "network not trained (NETWORK=never): the output is the linear first estimate"
+    if stopped:
+        return (f"network not applied: {gain} after {record.iterations_run} of {options.iterations} iterations, "
+                f"below the {100 * NETWORK_MIN_GAIN:g} % it must significantly exceed; the output is the first estimate")
+    if not tracked:
+        return "network applied (no SURE to weigh it with: " + ("BP loss)" if options.loss != "sure" else
+                                                               "the paper's recipe has no first estimate)")
+    return f"network applied ({'NETWORK=always' if options.network == 'always' else 'it pays'}): {gain}"
 
 
 def _estimate_error(problems: list[FusionProblem], model: TrainedModel, estimators: list, result: torch.Tensor | None,
                     options: SolverOptions) -> ErrorEstimate:
     """The per-band error estimate of the trained model's output on its training problems (one, or the crops of a
-    scene: pooled), with the network as it ends training (BatchNorm in the mode it is left in)."""
+    scene: pooled), with the network as it ends training (BatchNorm in the mode it is left in), or the first
+    estimate alone where the network was not applied."""
     estimates = []
     for problem, estimator in zip(problems, estimators):
+        if not model.network_applied:
+            estimator = model.estimator(problem)
+
         def fused(z, problem=problem, estimator=estimator):
             return model.smoothed(problem, estimator(z))
 

@@ -31,6 +31,7 @@ class RunSettings:
     training: str = "auto"               # see TRAINING_MODES
     scene_crops: int = 4                 # 'scene' training: crops spread over the area, and their side (output px)
     scene_crop_size: int = 192
+    coregistration: str = "auto"         # 'auto': measure and correct each coarse group's sub-pixel shift; 'off'
 
     def effective_training(self, window: Window) -> str:
         """'whole', 'tiles' or 'scene' for an area: 'auto' trains on the whole area when it is small enough
@@ -63,6 +64,7 @@ class FusionResult:
     window: Window | None = None
     sigma_by_band: dict[str, float] = field(default_factory=dict)
     training: str = "whole"                            # effective RunSettings.training mode
+    registration_log: list = field(default_factory=list)  # (text, is_warning) per coarse group, see `registration_summary`
     channel_names: list[str] | None = None             # band names in the run records' channel order (None: band_names)
     units: str = ""                                    # the output's units, as the inputs give them
 
@@ -81,6 +83,15 @@ class FusionResult:
         """The guided smoothing's strength h, one value per distinct choice over the tiles (0: not applied)."""
         strengths = sorted({r.smoothing_strength for r in self.records})
         return ", ".join(f"{h:g}" for h in strengths) if strengths else "0"
+
+    @property
+    def network_decision(self) -> str:
+        """Whether the network was applied, and the SURE gain that decided it (the first tile's when tiles differ)."""
+        decisions = {r.network_decision for r in self.records}
+        if len(decisions) <= 1:
+            return next(iter(decisions), "")
+        applied = sum(r.network_applied for r in self.records)
+        return f"network applied on {applied} of {len(self.records)} tiles (each decided by its own SURE gain)"
 
     @property
     def device(self) -> str:
@@ -226,6 +237,9 @@ def run_provenance(settings: RunSettings, result: FusionResult, inputs) -> dict[
         "FINAL_SURE_RISK": f"{result.final_risk:.6g}",
         "FINAL_SURE_RISK_PER_TILE": ("one network for the scene" if result.training == "scene" else
                                      ", ".join(f"{r.final_risk:.6g}" for r in result.records)),
+        "NETWORK": result.network_decision,
+        "NETWORK_SURE_GAIN": ", ".join(f"{r.network_gain:.4g} ± {r.network_gain_se:.2g}" for r in result.records),
+        "ITERATIONS_RUN": ", ".join(str(r.iterations_run) for r in result.records),
         "GUIDED_SMOOTHING_STRENGTH": (f"{result.smoothing} (non-local means of the output weighted by the "
                                       "full-resolution bands, h chosen by SURE on them; 0 = not applied)"),
         "TRAINING": {"whole": "on the whole area at once", "tiles": "one network per tile",
@@ -248,3 +262,55 @@ def run_provenance(settings: RunSettings, result: FusionResult, inputs) -> dict[
 def band_error_items(result: FusionResult) -> dict[str, dict[str, str]]:
     """{band name: metadata items of its error estimate} (see error_report)."""
     return error_metadata(result.error_by_band())[1]
+
+
+@dataclass(frozen=True)
+class CoarseGroup:
+    """A group of coarse bands as the output's metadata names it: its band names, pixel size and label."""
+    names: list[str]
+    pixel_m: float
+    label: str
+
+
+def _merged_registration(records: list, key: str) -> dict | None:
+    """The group's registration over the fused tiles: the one record (whole area, scene), or per axis the median of
+    the tiles that measured a shift; None when co-registration was off."""
+    measured = [r.registration[key] for r in records if key in getattr(r, "registration", {})]
+    if not measured:
+        return None
+    if len(measured) == 1 or all(m == measured[0] for m in measured):
+        return measured[0]
+    trusted = [m for m in measured if m["trusted"]]
+    if not trusted:
+        return measured[0]
+    return {**trusted[0], "rows": float(np.median([m["rows"] for m in trusted])),
+            "cols": float(np.median([m["cols"] for m in trusted])),
+            "shifts": np.median([m["shifts"] for m in trusted], axis=0).tolist(),
+            "note": f"median of the {len(trusted)} of {len(measured)} tiles that measured a shift (each tile used its "
+                    "own)"}
+
+
+def registration_summary(settings: RunSettings, records: list, groups: dict[str, CoarseGroup]
+                         ) -> tuple[dict[str, str], dict[str, dict[str, str]], list[tuple[str, bool]]]:
+    """What the co-registration measured, for the output: (dataset items, items per band name, log lines as
+    (text, is_warning)). Shifts are where each band's content lay, in its own pixels (rows down, columns right) and
+    in metres (east, north); the output is on the guide's grid either way."""
+    describe = core_module("coregistration").describe
+    if settings.coregistration == "off":
+        return {"COREGISTRATION": "off (inputs assumed registered to a fraction of a pixel)"}, {}, []
+    dataset = {"COREGISTRATION": "auto: each coarse band's sub-pixel shift against the guide measured and corrected; "
+                                 "the output lies on the guide's grid"}
+    bands, lines = {}, []
+    for key, group in groups.items():
+        record = _merged_registration(records, key)
+        if record is None:
+            continue
+        text, warn = describe(group.label, record, group.pixel_m)
+        if record.get("note") and record["trusted"]:
+            text += f" ({record['note']})"
+        lines.append((text, warn or not record["trusted"]))
+        dataset[f"COREGISTRATION_{key.upper()}"] = text
+        for name, (rows, cols) in zip(group.names, record["shifts"]):
+            bands[name] = {"SHIFT_ROWS_COLS_PX": f"{rows:+.4f}, {cols:+.4f}",
+                           "SHIFT_EAST_NORTH_M": f"{cols * group.pixel_m:+.3f}, {-rows * group.pixel_m:+.3f}"}
+    return dataset, bands, lines

@@ -83,6 +83,7 @@ def build_report(result, inputs, settings, quicklook_png: bytes | None = None, *
         ("network width", options["width"]),
         ("learning rate", options["learning_rate"]),
         ("device", f"{result.device} — {result.device_reason}"),
+        ("network", result.network_decision),
         *([("guided smoothing h (SURE choice, 0 = none)", result.smoothing)] if smoothing else []),
         ("wall time", f"{result.seconds:.1f} s ({sum(r.seconds_per_iteration for r in records) / len(records):.3f} "
                       f"s per iteration)"),
@@ -96,6 +97,7 @@ def build_report(result, inputs, settings, quicklook_png: bytes | None = None, *
         look = (f"<h2>{html.escape(quicklook_caption)}</h2>"
                 f'<img alt="before and after" src="data:image/png;base64,{encoded}"/>')
     warnings = "".join(f"<li>{html.escape(w)}</li>" for w in inputs.warnings)
+    registration = "".join(f"<li>{html.escape(text)}</li>" for text, _ in getattr(result, "registration_log", []))
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>SURE Fusion — {html.escape(Path(result.path).stem)}</title>
 <style>body{{font-family:sans-serif;margin:1.5em;max-width:64em}} th{{text-align:left;padding-right:1em;
@@ -106,6 +108,8 @@ h2{{font-size:1.1em;margin-top:1.5em}}</style></head><body>
 {f'<h2>Warnings</h2><ul>{warnings}</ul>' if warnings else ''}
 <h2>Estimated error per band</h2>
 {error_table_html(result.error_by_band(), inputs.units)}
+{f'<h2>Co-registration (where the coarse bands lay; the output is on the guide grid)</h2><ul>{registration}</ul>'
+ if registration else ''}
 <h2>Training curve</h2>
 {svg_curves([r.loss_history for r in records], f"{options['loss'].upper()} loss", "loss (normalised)")}
 <h2>Noise σ per band ({html.escape(inputs.units)})</h2>

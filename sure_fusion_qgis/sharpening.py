@@ -9,9 +9,9 @@ import numpy as np
 
 from . import raster_io
 from .core_loader import core_module
-from .fusion_run import (METHOD, PLUGIN_VERSION, TRAINING_STAGE, FusionResult, RunSettings,  # noqa: F401
-                         band_error_items, fill_invalid, floor_at_observed, plan_output_tiles, run_provenance,
-                         scene_tile_fuser, upsample_mask, write_tiles)
+from .fusion_run import (METHOD, PLUGIN_VERSION, TRAINING_STAGE, CoarseGroup, FusionResult, RunSettings,  # noqa: F401
+                         band_error_items, fill_invalid, floor_at_observed, plan_output_tiles, registration_summary,
+                         run_provenance, scene_tile_fuser, upsample_mask, write_tiles)
 from .raster_io import OUTPUT_NODATA, SentinelInputs, Window
 
 #: settings of a Sentinel-2 run: `sigma` is {'10m': [...], '20m': [...], '60m': [...]} in output units;
@@ -44,7 +44,7 @@ def sharpen_tile(inputs: SentinelInputs, window: Window, settings: SharpeningSet
         return None, invalid_10m, None
     fused, record = core_module("s2_sharpening").sharpen(
         data["10m"], data["20m"], data.get("60m"), sigma=settings.sigma, options=settings.options, geometry="area",
-        callback=callback)
+        callback=callback, registration=settings.coregistration)
     floor_at_observed(fused, observed_lows(inputs, data))
     fused[:, invalid_10m] = OUTPUT_NODATA
     return fused, invalid_10m, record
@@ -61,7 +61,8 @@ def train_on_scene(inputs: SentinelInputs, window: Window, settings: SharpeningS
     """One network for the whole area, trained on crops spread over it and kept away from nodata
     (sure_core.scene): returns the SceneModel."""
     scene = core_module("scene")
-    case = core_module("s2_sharpening").S2SceneCase(with_60m="60m" in inputs.groups)
+    case = core_module("s2_sharpening").S2SceneCase(with_60m="60m" in inputs.groups,
+                                                    registration=settings.coregistration)
 
     def read(w):  # w: sure_core window relative to the area
         return read_window(inputs, Window(window.col + w.col, window.row + w.row, w.width, w.height))
@@ -140,9 +141,15 @@ def provenance(inputs: SentinelInputs, settings: SharpeningSettings, result: Sha
         dataset["NOISE_SIGMA_SOURCE"] = f"estimated: {core_module('s2_sharpening').SIGMA_ESTIMATOR}"
     dataset["FIRST_ESTIMATE_SHRINKAGE"] = _first_estimate_shrinkage(result.records)
     centres = {b.name: b.centre_nm for b in core_module("sentinel2").BANDS}
+    groups = {key: CoarseGroup(list(inputs.groups[key].names), inputs.groups[key].grid.pixel,
+                               f"{key[:-1]} m bands ({', '.join(inputs.groups[key].names)})")
+              for key in ("20m", "60m") if key in inputs.groups}
+    registration, band_shifts, result.registration_log = registration_summary(settings, result.records, groups)
+    dataset.update(registration)
     errors = band_error_items(result)
     bands = [{"BANDNAME": n, "WAVELENGTH": f"{centres[n]:g}", "WAVELENGTH_UNIT": "nm",
               "NOISE_SIGMA": f"{result.sigma_by_band.get(n, float('nan')):.6g}",
-              "SHARPENED": "no (observed at 10 m)" if n in ("B2", "B3", "B4", "B8") else "yes", **errors.get(n, {})}
+              "SHARPENED": "no (observed at 10 m)" if n in ("B2", "B3", "B4", "B8") else "yes",
+              **band_shifts.get(n, {}), **errors.get(n, {})}
              for n in result.band_names]
     return dataset, bands

@@ -47,8 +47,8 @@ CORE_RECIPE = {"iterations": 300, "width": 16, "learning_rate": 3e-3}
 TIME_HELP = ("Run time grows with the area × the iterations: on one CPU core about 12 µs per output pixel per iteration, "
              "so the default 300 iterations take about 1 minute for 120 × 120 px, 2½ minutes for 200 × 200 px and "
              "15 minutes for 500 × 500 px; a busy computer can take several times longer, a GPU far less. Larger "
-             "areas train on crops (3–4 minutes) and then need about a minute per 1000 × 1000 px. Try a small "
-             "extent first.")
+             "areas train on crops (3–4 minutes) and then need about a minute per 1000 × 1000 px. Less when the "
+             "network is found not to help and training stops early. Try a small extent first.")
 
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
@@ -77,9 +77,13 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
     TRAINING = "TRAINING"
     THREADS = "THREADS"
     SMOOTHING = "SMOOTHING"
+    COREGISTRATION = "COREGISTRATION"
+    NETWORK = "NETWORK"
 
     LOSSES = {"sure": "SURE (recommended)", "bp": "Data fit only (BP)"}
     DEVICES = {"auto": "Automatic (GPU if present)", "cpu": "CPU", "cuda": "NVIDIA GPU (CUDA)"}
+    NETWORKS = {"auto": "Automatic (kept if it helps)", "always": "Always", "never": "Never (first estimate only)"}
+    COREGISTRATIONS = {"auto": "Automatic (measure, correct)", "off": "Off"}
     #: SMOOTHING choice → SolverOptions.smoothing (None: the case decides: S2 smooths when the 10 m σ is given)
     SMOOTHING_CHOICES = {"auto": None, "on": True, "off": False}
     SMOOTHING_LABELS = {"auto": "Automatic (when σ is given)", "on": "On", "off": "Off"}
@@ -122,6 +126,13 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
                                             minValue=0)
         seed.setHelp(tr("The same seed and inputs give the same result."))
         self.addParameter(seed)
+        self.addParameter(advanced(labelled_enum(
+            self.NETWORK, tr("Per-scene network"), self.NETWORKS, "auto",
+            tr("The network refines a linear first estimate. Automatic: it is trained and kept only if SURE finds "
+               "that it clearly beats that first estimate; otherwise training stops early and the first estimate "
+               "is written (much faster on large areas, where applying the network to every tile takes most of "
+               "the time). The log, the metadata and the report say which, with the measured gain. Always: keep "
+               "the network whatever SURE says. Never: the first estimate alone (seconds, not minutes)."))))
         width = QgsProcessingParameterNumber(
             self.WIDTH, tr("Network width"), type=NUMBER_INTEGER, defaultValue=recipe["width"], minValue=0,
             maxValue=512)
@@ -166,6 +177,20 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
                "true noise σ, so 'Automatic' smooths only when 'Noise σ per band' is given. The strength used is "
                "written to the output's metadata."))))
 
+    def add_coregistration_parameter(self) -> None:
+        """COREGISTRATION (advanced): measure and correct the coarse bands' sub-pixel shift against the guide."""
+        self.addParameter(advanced(labelled_enum(
+            self.COREGISTRATION, tr("Co-registration of the coarse bands"), self.COREGISTRATIONS, "auto",
+            tr("Automatic (default): measures, band by band, how far the coarse bands lie from the guide, to a "
+               "hundredth of a pixel, and corrects it inside the fusion, so that the output lies on the guide's "
+               "grid. Resampled, reprojected or exported data, and pairs from two sensors, are often a fraction of "
+               "a pixel off, which blurs and displaces a sharpened band. The shifts (pixels and metres) are written "
+               "to the log and the output's metadata; where the scene gives too little to measure (water, flat, "
+               "cloud), the shift is kept at zero and the log says so. Off: trust the georeferencing."))))
+
+    def coregistration_choice(self, parameters, context) -> str:
+        return self.parameterAsEnumString(parameters, self.COREGISTRATION, context) or "auto"
+
     def add_training_parameter(self) -> None:
         """TRAINING (advanced): how the network is trained over the area; read back with `training_choice`."""
         self.addParameter(advanced(labelled_enum(
@@ -207,6 +232,9 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(f"Cancelled ({e}); no output was written") from None
         except (core.SureFusionError, RasterIOError) as e:
             raise QgsProcessingException(str(e)) from None
+        for text, warning in result.registration_log:
+            (feedback.pushWarning if warning else feedback.pushInfo)(text)
+        feedback.pushInfo(result.network_decision)
         feedback.pushInfo(f"Done in {result.seconds:.1f} s on {result.device} ({result.device_reason}); "
                           f"wrote {result.path}")
         errors = result.error_by_band()
@@ -254,6 +282,7 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
             "loss": self.parameterAsEnumString(parameters, self.LOSS, context) or "sure",
             "device": self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto",
             "seed": self.parameterAsInt(parameters, self.SEED, context),
+            "network": self.parameterAsEnumString(parameters, self.NETWORK, context) or "auto",
         }
         for name, field_name, read in ((self.ITERATIONS, "iterations", self.parameterAsInt),
                                        (self.WIDTH, "width", self.parameterAsInt),

@@ -75,6 +75,7 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
     def add_common_parameters(self, output_description: str) -> None:
         """Solver parameters, OUTPUT, REPORT and the numeric outputs, after the algorithm's own parameters."""
         self.add_solver_parameters(pixels="output px", sigma_help=PAIR_SIGMA_HELP)
+        self.add_coregistration_parameter()
         self.add_training_parameter()
         self.add_output_parameters(output_description)
 
@@ -149,7 +150,8 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
         settings = RunSettings(options=options, sigma=self.parse_pair_sigma(parameters, context, pair),
                                tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
                                tile_overlap=self.parameterAsInt(parameters, self.TILE_OVERLAP, context),
-                               training=self.training_choice(parameters, context))
+                               training=self.training_choice(parameters, context),
+                               coregistration=self.coregistration_choice(parameters, context))
         target = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         feedback.pushInfo(
             f"{pair.low.label}: {pair.low.band_count} band(s); {pair.high.label}: {pair.high.band_count} band(s); "

@@ -114,7 +114,8 @@ class HsMsFusionAlgorithm(GuidedFusionAlgorithm):
         hs_wavelengths = list(hs_table.centres_nm) if hs_table else pair.low.wavelengths
         hs_fwhm = list(hs_table.fwhm_nm) if hs_table else pair.low.fwhms
         psf_sigma, psf_text = self.psf_choice(parameters, context, pair)
-        kwargs = {"ratio": pair.ratio, "psf_sigma": psf_sigma}
+        kwargs = {"ratio": pair.ratio, "psf_sigma": psf_sigma,
+                  "coregistration": self.coregistration_choice(parameters, context)}
         provenance = {"FUSION": "hyperspectral + multispectral (HS bands on the MS grid)", "PSF_SOURCE": psf_text}
         if srf_file and srf_mode != "csv":
             raise QgsProcessingException(f"A spectral response matrix file is given but 'Spectral response' is "

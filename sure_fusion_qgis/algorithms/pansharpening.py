@@ -110,16 +110,18 @@ class PansharpeningAlgorithm(GuidedFusionAlgorithm):
             provenance["MTF_GAINS"] = ", ".join(f"{g:g}" for g in sensor.ms_mtf_for(bands))
             provenance["MTF_SOURCE"] = sensor.source
         pansharpening = core_module("pansharpening")
+        coregistration = self.coregistration_choice(parameters, context)
 
         def fuse(lr, guide, sigma_lr, sigma_guide, callback, valid=None):
             return pansharpening.pansharpen(lr, guide, ratio=pair.ratio, sensor=sensor_key, weights=weights,
                                             psf_sigma=psf_sigma, sigma_ms=sigma_lr, sigma_pan=sigma_guide,
-                                            options=options, geometry="area", callback=callback, valid=valid)
+                                            options=options, geometry="area", callback=callback, valid=valid,
+                                            coregistration=coregistration)
 
         def scene_case(samples, sigma_lr, sigma_guide):
             return pansharpening.scene_case(samples, ratio=pair.ratio, sensor=sensor_key, weights=weights,
                                             psf_sigma=psf_sigma, sigma_ms=sigma_lr, sigma_pan=sigma_guide,
-                                            geometry="area")
+                                            geometry="area", coregistration=coregistration)
 
         preset_centres = [sensor.ms_centre_nm[i] for i in known_bands] if known_bands else None
         use_preset = preset_centres is not None and not any(w is not None for w in pair.low.wavelengths)

@@ -102,6 +102,7 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
         self.addParameter(extent)
         self.add_solver_parameters()
         self.add_smoothing_parameter()
+        self.add_coregistration_parameter()
         self.add_training_parameter()
         self.add_output_parameters("Sharpened image")
 
@@ -143,7 +144,8 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
             options=options, sigma=self.parse_sigma(parameters, context, band_names, groups),
             tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
             tile_overlap=self.parameterAsInt(parameters, self.TILE_OVERLAP, context),
-            training=self.training_choice(parameters, context))
+            training=self.training_choice(parameters, context),
+            coregistration=self.coregistration_choice(parameters, context))
         try:
             window = raster_io.plan_area(inputs, self.extent_in_crs(parameters, self.EXTENT, context, inputs.grid_10m.crs_wkt))
         except RasterIOError as e:

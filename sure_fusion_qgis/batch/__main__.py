@@ -36,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     solver.add_argument("--tile-size", type=int, default=0, help="tile size in 10 m px (0: whole scene at once)")
     solver.add_argument("--tile-overlap", type=int, default=36, help="tile halo in 10 m px (default 36)")
     solver.add_argument("--no-60m", action="store_true", help="products: sharpen the 20 m bands only (no B1, B9)")
+    solver.add_argument("--network", choices=("auto", "always", "never"), default="auto",
+                        help="auto (default): keep the per-scene network only where SURE says it beats the linear "
+                             "first estimate (else stop training early and apply the first estimate to the tiles); "
+                             "always; never: the first estimate alone")
+    solver.add_argument("--coregistration", choices=("auto", "off"), default="auto",
+                        help="auto (default): measure and correct each coarse group's sub-pixel shift against the "
+                             "10 m bands (written to each output's metadata); off: trust the georeferencing")
     run = parser.add_argument_group("cluster and run")
     run.add_argument("--scheduler", metavar="ADDRESS",
                      help="run on an existing Dask scheduler (e.g. tcp://host:8786; workers started with "
@@ -72,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(e))
     settings = BatchSettings(iterations=args.iterations, loss=args.loss, seed=args.seed, device=args.device,
                              width=args.width, threads=args.threads, tile_size=args.tile_size,
-                             tile_overlap=args.tile_overlap, with_60m=not args.no_60m, overwrite=args.overwrite)
+                             tile_overlap=args.tile_overlap, with_60m=not args.no_60m, overwrite=args.overwrite,
+                             coregistration=args.coregistration, network=args.network)
     cluster = ClusterSettings(scheduler=args.scheduler, workers=args.workers,
                               threads_per_worker=args.threads_per_worker, memory_limit=args.memory_limit,
                               retries=args.retries)

@@ -36,6 +36,8 @@ class BatchSettings:
     tile_size: int = 0           # 10 m pixels; 0: the whole scene (or extent) in one piece
     tile_overlap: int = 36
     with_60m: bool = True        # products: also sharpen B1 and B9
+    coregistration: str = "auto"  # 'auto': measure and correct the coarse bands' sub-pixel shifts; 'off'
+    network: str = "auto"        # 'auto': keep the network where SURE says it pays; 'always'; 'never'
     overwrite: bool = False      # redo scenes whose output is finished
     progress_seconds: float = 2.0  # at most one progress event per scene this often
 
@@ -74,15 +76,16 @@ def sharpen_scene(scene: Scene, settings: BatchSettings) -> SceneOutcome:
         inputs = open_inputs(scene, settings)
         window = raster_io.plan_area(inputs, scene_extent(scene, inputs))
         run_settings = SharpeningSettings(options=solver_options(settings), tile_size=settings.tile_size,
-                                          tile_overlap=settings.tile_overlap)
+                                          tile_overlap=settings.tile_overlap, coregistration=settings.coregistration)
         Path(scene.output).parent.mkdir(parents=True, exist_ok=True)
         result = run_sharpening(inputs, window, scene.output, run_settings,
                                 progress=ProgressReporter(scene.name, settings.progress_seconds))
     except (RasterIOError, core.SureFusionError) as e:
         return SceneOutcome(scene.name, "failed", time.perf_counter() - start, scene.output, str(e), worker)
+    registration = "".join(f"; {text}" for text, _ in result.registration_log) + f"; {result.network_decision}"
     return SceneOutcome(scene.name, "done", time.perf_counter() - start, result.path,
-                        f"{window.width}×{window.height} px, {len(result.tiles)} tile(s)", worker, result.device,
-                        result.final_risk)
+                        f"{window.width}×{window.height} px, {len(result.tiles)} tile(s){registration}", worker,
+                        result.device, result.final_risk)
 
 
 def open_inputs(scene: Scene, settings: BatchSettings) -> raster_io.SentinelInputs:
@@ -107,7 +110,8 @@ def scene_extent(scene: Scene, inputs: raster_io.SentinelInputs) -> tuple[float,
 def solver_options(settings: BatchSettings):
     """sure_core SolverOptions: the recipe's defaults, with what the batch settings fix."""
     core = core_module()
-    changes = {"loss": settings.loss, "seed": settings.seed, "device": settings.device, "threads": settings.threads}
+    changes = {"loss": settings.loss, "seed": settings.seed, "device": settings.device, "threads": settings.threads,
+               "network": settings.network}
     if settings.iterations:
         changes["iterations"] = settings.iterations
     if settings.width:

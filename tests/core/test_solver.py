@@ -28,7 +28,7 @@ def _back_projected(sim):
 def test_short_sure_training_beats_back_projection(sim):
     risks = []
     out, record = s2_sharpening.sharpen(sim.y10, sim.y20, sim.y60, sigma=sim.sigma, geometry="zero_phase",
-                                        options=SolverOptions(iterations=30, **FAST),
+                                        options=SolverOptions(iterations=30, network="always", **FAST),
                                         callback=lambda p: risks.append(p.risk))
     bp_score = msre(sim.truth[SHARPENED], _back_projected(sim)[SHARPENED])
     score = msre(sim.truth[SHARPENED], out[SHARPENED])
