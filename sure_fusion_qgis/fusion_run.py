@@ -113,18 +113,6 @@ def fill_invalid(values: np.ndarray, invalid: np.ndarray) -> np.ndarray:
     return filled
 
 
-#: how a fused band is kept from going below what was observed (metadata VALUE_FLOOR)
-VALUE_FLOOR = ("values below min(0, the band's lowest observed value in the tile) raised to it: the sharpened detail "
-               "rings at hard edges next to dark areas and can go below anything the sensor recorded (negative DN)")
-
-
-def floor_at_observed(fused: np.ndarray, observed_lows) -> None:
-    """In place: each band of `fused` (bands, rows, cols) kept at or above min(0, its observed low), so that DN
-    and reflectance stay non-negative unless the band's own observation goes below 0 (L2A offsets, dark water)."""
-    floors = np.minimum(np.asarray(observed_lows, dtype=np.float64), 0.0).astype(fused.dtype)[:, None, None]
-    np.maximum(fused, floors, out=fused)
-
-
 #: the pseudo-tile under which 'scene' training reports its iterations (before the tiles report, once each)
 TRAINING_STAGE = Tile(Window(0, 0, 0, 0), Window(0, 0, 0, 0), 0, 1)
 
@@ -150,12 +138,11 @@ def plan_output_tiles(settings: RunSettings, window: Window, step: int) -> tuple
     return mode, plan_tiles(window, tile_size, settings.tile_overlap, step, align=block if aligned else 0), block, aligned
 
 
-def scene_tile_fuser(train: Callable[[], object], read: Callable[[Window], tuple], progress=None,
-                     observed_lows: Callable[[object], object] | None = None) -> Callable[[Tile], tuple]:
+def scene_tile_fuser(train: Callable[[], object], read: Callable[[Window], tuple], progress=None
+                     ) -> Callable[[Tile], tuple]:
     """`fuse_tile` for 'scene' training: `train()` gives the scene model (a sure_core SceneModel) when the first
     tile is due, inside the writer's timing and clean-up; each tile's `read(window) -> (data, invalid mask)` is
-    then fused by it, kept above `observed_lows(data)` (see `floor_at_observed`), with nodata where the mask says,
-    and reported once to `progress` (which may stop)."""
+    then fused by it, with nodata where the mask says, and reported once to `progress` (which may stop)."""
     trained = []
 
     def fuse_tile(tile: Tile):
@@ -165,8 +152,6 @@ def scene_tile_fuser(train: Callable[[], object], read: Callable[[Window], tuple
         if invalid.all():
             return None, None
         fused = trained[0].fuse(data)
-        if observed_lows is not None:
-            floor_at_observed(fused, observed_lows(data))
         fused[:, invalid] = OUTPUT_NODATA
         if progress and progress(tile, tile_done_progress()):
             raise core_module().FusionCancelled(f"stopped after tile {tile.index + 1} of {tile.count} on request")
@@ -248,7 +233,6 @@ def run_provenance(settings: RunSettings, result: FusionResult, inputs) -> dict[
         "NOISE_SIGMA": ", ".join(f"{n}={result.sigma_by_band[n]:.6g}" for n in result.band_names
                                  if n in result.sigma_by_band),
         "NOISE_SIGMA_SOURCE": "given" if settings.sigma else "estimated from the data",
-        "VALUE_FLOOR": VALUE_FLOOR,
         "TILES": f"{len(result.tiles)} (size {settings.tile_size or 'whole area'}, overlap {settings.tile_overlap})",
         "BAND_ORDER": ",".join(result.band_names),
         "UNITS": inputs.units,

@@ -17,7 +17,7 @@ import numpy as np
 
 from .core_loader import core_module
 from .fusion_run import (TRAINING_STAGE, CoarseGroup, FusionResult, RunSettings, band_error_items, fill_invalid,
-                         floor_at_observed, plan_output_tiles, registration_summary, run_provenance, scene_tile_fuser,
+                         plan_output_tiles, registration_summary, run_provenance, scene_tile_fuser,
                          upsample_mask, write_tiles)
 from .pair_io import InputRaster, RasterPair, output_grid, read_pair
 from .raster_io import OUTPUT_NODATA, RasterInputError, Window
@@ -90,7 +90,6 @@ def fuse_window(pair: RasterPair, window: Window, settings: RunSettings, fuse: C
     sigma = settings.sigma or {}
     fused, record, model = fuse(lr, hr, sigma.get("low"), sigma.get("high"), callback, valid)
     fused = np.asarray(fused, dtype=np.float64)
-    floor_at_observed(fused, lr.min(axis=(1, 2)))
     fused[:, invalid] = OUTPUT_NODATA
     return fused, record, model
 
@@ -170,7 +169,7 @@ def run_guided_fusion(pair: RasterPair, window: Window, target: str, settings: R
         return (lr, hr), invalid
 
     if mode == "scene":
-        fuse_tile = scene_tile_fuser(train, read, progress, lambda data: data[0].min(axis=(1, 2)))
+        fuse_tile = scene_tile_fuser(train, read, progress)
 
     def metadata(done: GuidedResult):
         _collect_sigma(done)

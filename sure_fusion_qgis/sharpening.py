@@ -10,7 +10,7 @@ import numpy as np
 from . import raster_io
 from .core_loader import core_module
 from .fusion_run import (METHOD, PLUGIN_VERSION, TRAINING_STAGE, CoarseGroup, FusionResult, RunSettings,  # noqa: F401
-                         band_error_items, fill_invalid, floor_at_observed, plan_output_tiles, registration_summary,
+                         band_error_items, fill_invalid, plan_output_tiles, registration_summary,
                          run_provenance, scene_tile_fuser, upsample_mask, write_tiles)
 from .raster_io import OUTPUT_NODATA, SentinelInputs, Window
 
@@ -45,16 +45,8 @@ def sharpen_tile(inputs: SentinelInputs, window: Window, settings: SharpeningSet
     fused, record = core_module("s2_sharpening").sharpen(
         data["10m"], data["20m"], data.get("60m"), sigma=settings.sigma, options=settings.options, geometry="area",
         callback=callback, registration=settings.coregistration)
-    floor_at_observed(fused, observed_lows(inputs, data))
     fused[:, invalid_10m] = OUTPUT_NODATA
     return fused, invalid_10m, record
-
-
-def observed_lows(inputs: SentinelInputs, data: dict[str, np.ndarray]) -> list[float]:
-    """Each output band's lowest observed value in a window's data (spectral order, as the core outputs)."""
-    lows = {name: float(data[key][k].min()) for key, group in inputs.groups.items()
-            for k, name in enumerate(group.names)}
-    return [lows[name] for name in core_module("s2_sharpening").output_band_names("60m" in inputs.groups)]
 
 
 def train_on_scene(inputs: SentinelInputs, window: Window, settings: SharpeningSettings, progress=None, log=None):
@@ -97,8 +89,7 @@ def run_sharpening(inputs: SentinelInputs, window: Window, target: str, settings
 
     if mode == "scene":
         fuse_tile = scene_tile_fuser(lambda: train_on_scene(inputs, window, settings, progress, log),
-                                     lambda w: read_window(inputs, w), progress,
-                                     lambda data: observed_lows(inputs, data))
+                                     lambda w: read_window(inputs, w), progress)
 
     def metadata(done):
         done.sigma_by_band = _sigma_by_band(inputs, done.records)

@@ -151,13 +151,6 @@ def test_error_estimate_is_near_the_sample_truth(provider, tmp_path):
     assert 0.8 < np.median(twenty) < 1.4, ratios
 
 
-def test_no_band_goes_below_what_was_observed(sample_run):
-    """The sample's bands are all positive DN; unfloored, B11 rang down to −118 next to the river at 3 iterations."""
-    result, _ = sample_run
-    data, _, _, md = raster_io.read_raster(result["OUTPUT"])
-    assert data.min() >= 0 and "lowest observed value" in md["VALUE_FLOOR"]
-
-
 def test_an_area_too_small_for_the_self_check_says_so(provider, tmp_path):
     import processing
 
@@ -168,14 +161,6 @@ def test_an_area_too_small_for_the_self_check_says_so(provider, tmp_path):
                              "EXTENT": f"{x0},{x0 + 600},{y0 - 600},{y0} [EPSG:32633]"}, feedback=feedback)
     assert gdal.Open(result["OUTPUT"]).RasterXSize == 60
     assert any("No self-check: the area is too small" in line and "B5" in line for line in feedback.lines)
-
-
-def test_floor_keeps_negative_values_a_band_was_observed_with():
-    from sure_fusion_qgis.fusion_run import floor_at_observed
-
-    fused = np.array([[[-5.0, 2.0]], [[-5.0, 2.0]], [[-0.5, 0.2]]])
-    floor_at_observed(fused, [3.0, -2.0, -0.1])   # DN observed ≥ 3, a band observed down to −2, one to −0.1
-    np.testing.assert_array_equal(fused, [[[0.0, 2.0]], [[-2.0, 2.0]], [[-0.1, 0.2]]])
 
 
 def test_iteration_lines_show_the_loss_not_a_normalised_risk(sample_run):
