@@ -54,6 +54,19 @@ def _per_band_divergence(problem: FusionProblem, jac_probe: torch.Tensor, probe:
     return terms
 
 
+def per_band_sure(problem: FusionProblem, x_hat: torch.Tensor, jac_probe: torch.Tensor, probe: torch.Tensor
+                  ) -> list[torch.Tensor]:
+    """Per observation group, per band: the SURE of the band's projected squared error (summed over its pixels),
+    data + 2·divergence − tr(Σ_u), for one probe and its Jacobian-vector product (normalised scale)."""
+    return [t - obs.noise_constant() for t, obs in zip(_data_and_divergence(problem, x_hat, jac_probe, probe),
+                                                       problem.observations)]
+
+
+def _data_and_divergence(problem, x_hat, jac_probe, probe) -> list[torch.Tensor]:
+    data, divergence = _per_band_data(problem, x_hat), _per_band_divergence(problem, jac_probe, probe)
+    return [d + 2.0 * v for d, v in zip(data, divergence)]
+
+
 def _elements(problem: FusionProblem) -> int:
     rows, cols = problem.hr_shape
     return sum(obs.bands * (rows * cols if obs.back_project else obs.data.shape[-2] * obs.data.shape[-1])
@@ -96,9 +109,7 @@ class SureLoss(BackProjectionLoss):
         first = getattr(estimator, "last_first", None)   # the first estimate at z, when the estimator has one
         probe = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
         jac_probe = (estimator(z + self.epsilon * probe) - x_hat) / self.epsilon
-        data = _per_band_data(problem, x_hat)
-        div = _per_band_divergence(problem, jac_probe, probe)
-        combined = [d + 2.0 * v for d, v in zip(data, div)]
+        combined = _data_and_divergence(problem, x_hat, jac_probe, probe)
         loss = self._weighted(problem, combined)
         with torch.no_grad():
             const = sum((c - obs.noise_constant()).sum() for c, obs in zip(combined, problem.observations))

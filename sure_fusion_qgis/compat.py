@@ -36,3 +36,18 @@ def advanced(parameter):
     """Mark a parameter as advanced (collapsed in the dialog) and return it."""
     parameter.setFlags(parameter.flags() | FLAG_ADVANCED)
     return parameter
+
+
+# a loaded result's stretch (rendering.py): QGIS 3.42 moved the min/max limits to Qgis.RasterRangeLimit
+from qgis.core import QgsRasterMinMaxOrigin  # noqa: E402  (kept with its use, apart from the block above)
+
+CUMULATIVE_CUT = _first(lambda: Qgis.RasterRangeLimit.CumulativeCut, lambda: QgsRasterMinMaxOrigin.CumulativeCut)
+
+# an algorithm kept for qgis_process and models but left out of the toolbox and the modeler's list
+from qgis.core import QgsProcessingAlgorithm  # noqa: E402
+
+HIDDEN = _first(lambda: Qgis.ProcessingAlgorithmFlag.HideFromToolbox | Qgis.ProcessingAlgorithmFlag.HideFromModeler,
+                lambda: QgsProcessingAlgorithm.FlagHideFromToolbox | QgsProcessingAlgorithm.FlagHideFromModeler)
+
+FLAG_OPTIONAL = _first(lambda: Qgis.ProcessingParameterFlag.Optional,
+                       lambda: QgsProcessingParameterDefinition.FlagOptional)

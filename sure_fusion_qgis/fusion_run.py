@@ -15,6 +15,7 @@ import numpy as np
 
 from .core_loader import core_module
 from .plausibility import check_finite
+from .error_report import band_errors, error_metadata
 from .raster_io import OUTPUT_NODATA, GeoTiffWriter, Grid, RasterInputError, Window, output_block_size
 from .tiling import Tile, plan_tiles
 
@@ -65,6 +66,13 @@ class FusionResult:
     sigma_by_band: dict[str, float] = field(default_factory=dict)
     training: str = "whole"                            # effective RunSettings.training mode
     registration_log: list = field(default_factory=list)  # (text, is_warning) per coarse group, see `registration_summary`
+    channel_names: list[str] | None = None             # band names in the run records' channel order (None: band_names)
+    units: str = ""                                    # the output's units, as the inputs give them
+
+    def error_by_band(self) -> dict:
+        """{band: error_report.BandError} in the output's band order: the estimate pooled over the run records."""
+        errors = band_errors(self.records, self.channel_names or self.band_names)
+        return {name: errors[name] for name in self.band_names if name in errors}
 
     @property
     def final_risk(self) -> float:
@@ -245,8 +253,14 @@ def run_provenance(settings: RunSettings, result: FusionResult, inputs) -> dict[
         "UNITS": inputs.units,
         "SCENE": inputs.scene_name,
         "SOLVER_OPTIONS": json.dumps(options, sort_keys=True),
+        **error_metadata(result.error_by_band())[0],
         **inputs.provenance,
     }
+
+
+def band_error_items(result: FusionResult) -> dict[str, dict[str, str]]:
+    """{band name: metadata items of its error estimate} (see error_report)."""
+    return error_metadata(result.error_by_band())[1]
 
 
 @dataclass(frozen=True)

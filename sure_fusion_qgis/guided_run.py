@@ -16,8 +16,9 @@ from typing import Callable
 import numpy as np
 
 from .core_loader import core_module
-from .fusion_run import (TRAINING_STAGE, CoarseGroup, FusionResult, RunSettings, fill_invalid, plan_output_tiles,
-                         registration_summary, run_provenance, scene_tile_fuser, upsample_mask, write_tiles)
+from .fusion_run import (TRAINING_STAGE, CoarseGroup, FusionResult, RunSettings, band_error_items, fill_invalid,
+                         plan_output_tiles, registration_summary, run_provenance, scene_tile_fuser,
+                         upsample_mask, write_tiles)
 from .pair_io import InputRaster, RasterPair, output_grid, read_pair
 from .plausibility import SPREAD_OVERVIEW_PX, band_spread, check_noise_sigma
 from .raster_io import OUTPUT_NODATA, RasterInputError, Window, read_bands_overview
@@ -169,7 +170,7 @@ def run_guided_fusion(pair: RasterPair, window: Window, target: str, settings: R
     mode, tiles, block, aligned = plan_output_tiles(settings, window, pair.ratio)
     if mode == "scene" and scene_case is None:
         raise RasterInputError("scene training is not available for this fusion: choose TRAINING whole or tiles")
-    result = GuidedResult(target, bands.names, tiles=tiles, window=window, training=mode)
+    result = GuidedResult(target, bands.names, tiles=tiles, window=window, training=mode, units=pair.units)
 
     def fuse_tile(tile):
         callback = (lambda p: progress(tile, p)) if progress else None
@@ -197,11 +198,13 @@ def run_guided_fusion(pair: RasterPair, window: Window, target: str, settings: R
         domains = bands.metadata()
         psf = _mean_over_tiles([np.broadcast_to(np.asarray(m.psf_sigma, float), (len(bands.names),))
                                 for m in done.models])
+        errors = band_error_items(done)
         group = {"lr": CoarseGroup(list(bands.names), pair.low.grid.pixel, pair.low.label)}
         registration, band_shifts, done.registration_log = registration_summary(settings, done.records, group)
         dataset.update(registration)
         for k, items in enumerate(domains[""][1]):
             items["NOISE_SIGMA"] = f"{done.sigma_by_band.get(bands.names[k], float('nan')):.6g}"
+            items.update(errors.get(bands.names[k], {}))
             if psf is not None:
                 items["PSF_SIGMA_HR_PX"] = f"{psf[k]:.4g}"
             items.update(band_shifts.get(bands.names[k], {}))

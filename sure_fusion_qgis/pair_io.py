@@ -170,12 +170,15 @@ def open_pair(low_path: str, high_path: str, *, low_label: str = "the low-resolu
 
     `single_band_high`: the guide must have exactly one band (a panchromatic image).
     """
+    if str(low_path) == str(high_path):
+        raise RasterInputError(f"{low_label} and {high_label} are the same layer ({low_path}): give two different "
+                               f"layers")
     low, high = open_raster(low_path, low_label), open_raster(high_path, high_label)
     if single_band_high and high.band_count != 1:
         raise RasterInputError(
-            f"{high.label} has {high.band_count} bands, but a panchromatic layer has exactly one: extract the "
-            f"panchromatic band first (gdal:translate with the band selected, or Raster › Extraction), or fuse a "
-            f"multi-band guide with sure_fusion:hsms_fusion instead")
+            f"{high.label} has {high.band_count} bands, but a panchromatic layer has exactly one: keep only the "
+            f"panchromatic band first (Processing Toolbox › GDAL › Raster conversion › Rearrange bands, "
+            f"gdal:rearrange_bands), or fuse a multi-band guide with sure_fusion:hsms_fusion instead")
     _check_same_crs(low, high)
     ratio = _integer_ratio(low, high)
     origin = _common_lattice(low, high, ratio)
@@ -200,7 +203,7 @@ def _check_same_crs(low: InputRaster, high: InputRaster) -> None:
 
 def _integer_ratio(low: InputRaster, high: InputRaster) -> int:
     """The pixel-size ratio low/high, equal on both axes, an integer ≥ 2."""
-    sizes = f"{low.label} has {_size(low.grid)} pixels, {high.label} {_size(high.grid)}"
+    sizes = f"{low.label} has a pixel size of {_size(low.grid)}, {high.label} {_size(high.grid)}"
     rx, ry = low.grid.pixel / high.grid.pixel, low.grid.pixel_y / high.grid.pixel_y
     if rx < 1 + RATIO_TOLERANCE or ry < 1 + RATIO_TOLERANCE:
         raise RasterInputError(
@@ -219,8 +222,13 @@ def _integer_ratio(low: InputRaster, high: InputRaster) -> int:
 
 
 def _size(grid: Grid) -> str:
-    return f"{grid.pixel:g}" if math.isclose(grid.pixel, grid.pixel_y, rel_tol=1e-9) else \
+    """'10 m', '20 × 30 m', '0.001°': the pixel size in the CRS's units."""
+    srs = osr.SpatialReference(wkt=grid.crs_wkt)
+    unit = "°" if srs.IsGeographic() else {"metre": " m", "meter": " m"}.get(srs.GetLinearUnitsName().lower(),
+                                                                            f" {srs.GetLinearUnitsName()}")
+    size = f"{grid.pixel:g}" if math.isclose(grid.pixel, grid.pixel_y, rel_tol=1e-9) else \
         f"{grid.pixel:g} × {grid.pixel_y:g}"
+    return f"{size}{unit}"
 
 
 def _common_lattice(low: InputRaster, high: InputRaster, ratio: int) -> tuple[int, int]:

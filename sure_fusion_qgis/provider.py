@@ -7,7 +7,7 @@ from qgis.PyQt.QtGui import QIcon
 from .algorithms.hsms_fusion import HsMsFusionAlgorithm
 from .algorithms.install_dependencies import InstallDependenciesAlgorithm
 from .algorithms.pansharpening import PansharpeningAlgorithm
-from .algorithms.s2_sharpening import S2SharpeningAlgorithm
+from .algorithms.s2_sharpening import S2BandSharpeningAlgorithm, S2ProductSharpeningAlgorithm, S2SharpeningAlgorithm
 from .fusion_run import PLUGIN_VERSION
 
 ICON = str(Path(__file__).resolve().parent / "resources" / "icon.svg")
@@ -39,7 +39,9 @@ class SureFusionProvider(QgsProcessingProvider):
         return ["tif"]
 
     def loadAlgorithms(self):
-        self.addAlgorithm(S2SharpeningAlgorithm())
+        self.addAlgorithm(S2BandSharpeningAlgorithm())
+        self.addAlgorithm(S2ProductSharpeningAlgorithm())
+        self.addAlgorithm(S2SharpeningAlgorithm())   # product or bands: for qgis_process and models, not the toolbox
         self.addAlgorithm(HsMsFusionAlgorithm())
         self.addAlgorithm(PansharpeningAlgorithm())
         self.addAlgorithm(InstallDependenciesAlgorithm())

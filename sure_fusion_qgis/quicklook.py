@@ -4,6 +4,17 @@ from __future__ import annotations
 import numpy as np
 
 FALSE_COLOUR = ("B12", "B8A", "B5")
+#: the centre wavelengths (nm) that red, green and blue stand for in a natural-colour view
+NATURAL_COLOUR_NM = (650.0, 550.0, 470.0)
+
+
+def natural_colour_bands(wavelengths: list[float | None]) -> list[int] | None:
+    """0-based (red, green, blue) band indices: for each of NATURAL_COLOUR_NM the band with the nearest centre
+    wavelength, when every band's centre is known and they span the visible (one ≤ 520 nm, one ≥ 620 nm); else
+    None."""
+    if not wavelengths or any(w is None for w in wavelengths) or min(wavelengths) > 520 or max(wavelengths) < 620:
+        return None
+    return [min(range(len(wavelengths)), key=lambda k: abs(wavelengths[k] - target)) for target in NATURAL_COLOUR_NM]
 
 
 def stretch_limits(*images: np.ndarray, low: float = 2.0, high: float = 98.0) -> np.ndarray:

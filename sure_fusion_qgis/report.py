@@ -1,4 +1,5 @@
-"""The HTML run report: loss and SURE-risk curves (inline SVG), σ per band, timings, device, quick-look.
+"""The HTML run report: the estimated error per band, the loss curve (inline SVG), σ per band, timings, device,
+quick-look.
 
 Self-contained HTML (no scripts, no external files), so it opens in the Processing results viewer and any
 browser; no matplotlib needed.
@@ -8,6 +9,9 @@ from __future__ import annotations
 import base64
 import html
 import math
+from pathlib import Path
+
+from .error_report import error_table_html
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f")
 
@@ -60,9 +64,10 @@ def _table(rows: list[tuple[str, str]]) -> str:
 def build_report(result, inputs, settings, quicklook_png: bytes | None = None, *,
                  title: str = "Sentinel-2 sharpening (Deep SURE)", pixels: str = "px at 10 m",
                  quicklook_caption: str = "Quick-look (false colour B12-B8A-B5): before (20 m) | after (10 m)",
-                 extra_rows: list[tuple[str, str]] | None = None) -> str:
+                 extra_rows: list[tuple[str, str]] | None = None, smoothing: bool = True) -> str:
     """The whole report as one HTML string. `result` is a FusionResult; `inputs` has scene_name, units,
-    provenance and warnings (SentinelInputs, RasterPair). The keywords adapt the wording to the algorithm."""
+    provenance and warnings (SentinelInputs, RasterPair). The keywords adapt the wording to the algorithm
+    (`smoothing`: whether it has the guided smoothing, whose strength is then listed)."""
     records = result.records
     first = records[0]
     options = first.options
@@ -78,9 +83,8 @@ def build_report(result, inputs, settings, quicklook_png: bytes | None = None, *
         ("network width", options["width"]),
         ("learning rate", options["learning_rate"]),
         ("device", f"{result.device} — {result.device_reason}"),
-        ("final SURE risk (mean over tiles)", f"{result.final_risk:.6g}"),
         ("network", result.network_decision),
-        ("guided smoothing h (SURE choice, 0 = none)", result.smoothing),
+        *([("guided smoothing h (SURE choice, 0 = none)", result.smoothing)] if smoothing else []),
         ("wall time", f"{result.seconds:.1f} s ({sum(r.seconds_per_iteration for r in records) / len(records):.3f} "
                       f"s per iteration)"),
         ("network parameters", f"{first.parameters:,}"),
@@ -95,18 +99,19 @@ def build_report(result, inputs, settings, quicklook_png: bytes | None = None, *
     warnings = "".join(f"<li>{html.escape(w)}</li>" for w in inputs.warnings)
     registration = "".join(f"<li>{html.escape(text)}</li>" for text, _ in getattr(result, "registration_log", []))
     return f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>SURE Fusion — {html.escape(inputs.scene_name)}</title>
+<html><head><meta charset="utf-8"><title>SURE Fusion — {html.escape(Path(result.path).stem)}</title>
 <style>body{{font-family:sans-serif;margin:1.5em;max-width:64em}} th{{text-align:left;padding-right:1em;
 vertical-align:top}} td{{padding-right:1em}} table{{border-collapse:collapse;margin-bottom:1em}}
 h2{{font-size:1.1em;margin-top:1.5em}}</style></head><body>
-<h1>{html.escape(title)}</h1>
+<h1>{html.escape(title)}: {html.escape(Path(result.path).name)}</h1>
 {_table(summary)}
 {f'<h2>Warnings</h2><ul>{warnings}</ul>' if warnings else ''}
+<h2>Estimated error per band</h2>
+{error_table_html(result.error_by_band(), inputs.units)}
 {f'<h2>Co-registration (where the coarse bands lay; the output is on the guide grid)</h2><ul>{registration}</ul>'
  if registration else ''}
-<h2>Training curves</h2>
+<h2>Training curve</h2>
 {svg_curves([r.loss_history for r in records], f"{options['loss'].upper()} loss", "loss (normalised)")}
-{svg_curves([r.risk_history for r in records], "SURE risk estimate", "MSE per element (normalised)")}
 <h2>Noise σ per band ({html.escape(inputs.units)})</h2>
 <table><tr><th>band</th><th>σ</th></tr>{sigma_rows}</table>
 {look}

@@ -10,8 +10,8 @@ import numpy as np
 from . import raster_io
 from .core_loader import core_module
 from .fusion_run import (METHOD, PLUGIN_VERSION, TRAINING_STAGE, CoarseGroup, FusionResult, RunSettings,  # noqa: F401
-                         fill_invalid, plan_output_tiles, registration_summary, run_provenance, scene_tile_fuser,
-                         upsample_mask, write_tiles)
+                         band_error_items, fill_invalid, plan_output_tiles, registration_summary,
+                         run_provenance, scene_tile_fuser, upsample_mask, write_tiles)
 from .plausibility import SPREAD_OVERVIEW_PX, band_spread, check_noise_sigma
 from .raster_io import OUTPUT_NODATA, RasterInputError, SentinelInputs, Window
 
@@ -129,7 +129,9 @@ def run_sharpening(inputs: SentinelInputs, window: Window, target: str, settings
     mode, tiles, block, aligned = plan_output_tiles(settings, window, inputs.coarsest.ratio)
     check_area(inputs, window, settings, mode, tiles)
     check_sigma(inputs, window, settings)
-    result = SharpeningResult(target, names, tiles=tiles, window=window, training=mode)
+    grouped = [n for k in ("10m", "20m", "60m") if k in inputs.groups for n in inputs.groups[k].names]  # core order
+    result = SharpeningResult(target, names, tiles=tiles, window=window, training=mode, channel_names=grouped,
+                              units=inputs.units)
 
     def fuse_tile(tile):
         callback = (lambda p: progress(tile, p)) if progress else None
@@ -186,9 +188,10 @@ def provenance(inputs: SentinelInputs, settings: SharpeningSettings, result: Sha
               for key in ("20m", "60m") if key in inputs.groups}
     registration, band_shifts, result.registration_log = registration_summary(settings, result.records, groups)
     dataset.update(registration)
+    errors = band_error_items(result)
     bands = [{"BANDNAME": n, "WAVELENGTH": f"{centres[n]:g}", "WAVELENGTH_UNIT": "nm",
               "NOISE_SIGMA": f"{result.sigma_by_band.get(n, float('nan')):.6g}",
               "SHARPENED": "no (observed at 10 m)" if n in ("B2", "B3", "B4", "B8") else "yes",
-              **band_shifts.get(n, {})}
+              **band_shifts.get(n, {}), **errors.get(n, {})}
              for n in result.band_names]
     return dataset, bands

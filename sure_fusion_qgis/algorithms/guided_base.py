@@ -8,10 +8,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from qgis.core import (QgsProcessingException, QgsProcessingParameterEnum, QgsProcessingParameterExtent,
-                       QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer)
+from qgis.core import (QgsProcessingException, QgsProcessingParameterExtent, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterLayer)
 
-from .. import pair_io, quicklook, raster_io
+from .. import input_check, pair_io, quicklook, raster_io
+from ..choices import labelled_enum
 from ..compat import NUMBER_DOUBLE, advanced
 from ..core_loader import core_module
 from ..fusion_run import RunSettings
@@ -20,10 +21,9 @@ from ..raster_io import RasterIOError
 from ..report import build_report
 from .base import FeedbackBridge, SureFusionAlgorithm, tr
 
-PAIR_SIGMA_HELP = ("Empty: estimate σ of every band from the data (wavelet MAD; for the MS bands of pansharpening, "
-                   "what the other MS bands and the PAN cannot predict). Otherwise the low-resolution "
-                   "bands' σ, optionally followed by ';' and the guide's σ, each one number for all bands or one "
-                   "per band (comma-separated), in the data's units. Example: '0.01' or '0.01; 4.5'.")
+PAIR_SIGMA_HELP = ("Leave empty to estimate each band's noise from the data. Otherwise the coarse layer's σ, "
+                   "optionally followed by ';' and the fine layer's σ, each one number for all bands or one per band "
+                   "(separated by commas), in the data's units. Example: '0.01' or '0.01; 4.5'.")
 
 
 @dataclass
@@ -42,13 +42,15 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
     HIGH = "HIGH"
     LOW_ROLE = "low-resolution layer"
     HIGH_ROLE = "guide"
+    LOW_LABEL = "Low-resolution layer"    # the layers' labels in the dialog (and in messages)
+    HIGH_LABEL = "Guide layer"
     SINGLE_BAND_HIGH = False
     EXTENT = "EXTENT"
     PSF = "PSF"
     PSF_VALUE = "PSF_VALUE"
     OUTPUT = "OUTPUT"
     REPORT = "REPORT"
-    RESULT_NAME = "fused"
+    RESULT_NAME = "Fused image"          # also the name of a temporary output's layer
 
     def group(self):
         return tr("Image fusion")
@@ -57,19 +59,21 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
         return "fusion"
 
     # ------------------------------------------------------------------ parameters
-    def add_layer_parameters(self, low_description: str, high_description: str, high_first: bool = False) -> None:
-        layers = [QgsProcessingParameterRasterLayer(self.LOW, tr(low_description)),
-                  QgsProcessingParameterRasterLayer(self.HIGH, tr(high_description))]
+    def add_layer_parameters(self, low_help: str, high_help: str, high_first: bool = False) -> None:
+        layers = [QgsProcessingParameterRasterLayer(self.LOW, tr(self.LOW_LABEL)),
+                  QgsProcessingParameterRasterLayer(self.HIGH, tr(self.HIGH_LABEL))]
+        layers[0].setHelp(tr(low_help))
+        layers[1].setHelp(tr(high_help))
         for parameter in (layers[::-1] if high_first else layers):
             self.addParameter(parameter)
-        extent = QgsProcessingParameterExtent(self.EXTENT, tr("Processed extent"), optional=True)
+        extent = QgsProcessingParameterExtent(self.EXTENT, tr("Area to process"), optional=True)
         extent.setHelp(tr("Optional; snapped outwards to the low-resolution grid and clipped to the area both "
                           "layers cover."))
         self.addParameter(extent)
 
     def add_common_parameters(self, output_description: str) -> None:
         """Solver parameters, OUTPUT, REPORT and the numeric outputs, after the algorithm's own parameters."""
-        self.add_solver_parameters(pixels="output (high-resolution) pixels", sigma_help=PAIR_SIGMA_HELP)
+        self.add_solver_parameters(pixels="output px", sigma_help=PAIR_SIGMA_HELP)
         self.add_coregistration_parameter()
         self.add_training_parameter()
         self.add_output_parameters(output_description)
@@ -78,20 +82,30 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message
-        for name in (self.LOW, self.HIGH):
-            if self.parameterAsRasterLayer(parameters, name, context) is None:
-                return False, tr(f"{name}: {parameters.get(name)!s} cannot be loaded as a raster layer; check the path")
-        return True, ""
+        layers = {}
+        for name, label in ((self.LOW, self.LOW_LABEL), (self.HIGH, self.HIGH_LABEL)):
+            layers[name] = self.parameterAsRasterLayer(parameters, name, context)
+            if layers[name] is None:
+                return False, tr(f"{label}: {parameters.get(name)!s} cannot be loaded as a raster layer; check the "
+                                 f"path")
+        problem = input_check.pair_layers_problem(self.LOW_LABEL, layers[self.LOW], self.HIGH_LABEL, layers[self.HIGH],
+                                                  self.SINGLE_BAND_HIGH)
+        return (False, tr(problem)) if problem else (True, "")
+
+    #: PSF choices (static value → label); a subclass keeps those it offers, the first its default
+    PSF_LABELS = {"sensor": "The sensor's MTF", "estimate": "Estimate from the two images",
+                  "sigma": "Gaussian of the width below", "mtf": "Gaussian of the MTF below"}
 
     def add_psf_parameters(self, modes: tuple[str, ...], help_text: str) -> None:
         """PSF (enum, first mode the default) and the advanced PSF_VALUE; read back with `psf_choice`."""
-        psf = QgsProcessingParameterEnum(self.PSF, tr(f"{self.LOW_ROLE} point-spread function"), options=list(modes),
-                                         defaultValue=modes[0], usesStaticStrings=True)
-        psf.setHelp(tr(help_text))
-        self.addParameter(psf)
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            self.PSF_VALUE, tr(f"PSF value: σ in {self.LOW_ROLE} pixels (PSF=sigma) or MTF gain at Nyquist (PSF=mtf)"),
-            type=NUMBER_DOUBLE, defaultValue=0.0, minValue=0.0)))
+        self.addParameter(labelled_enum(self.PSF, tr(f"{self.LOW_ROLE} blur (point-spread function)"),
+                                        {m: self.PSF_LABELS[m] for m in modes}, modes[0], tr(help_text)))
+        value = QgsProcessingParameterNumber(self.PSF_VALUE, tr("Blur: width or MTF"), type=NUMBER_DOUBLE,
+                                             defaultValue=0.0, minValue=0.0)
+        value.setHelp(tr(f"With 'Gaussian of the width below': its σ in {self.LOW_ROLE} pixels (about 0.4–0.6 for "
+                         f"most imagers). With 'Gaussian of the MTF below': its MTF at the {self.LOW_ROLE} Nyquist "
+                         f"frequency, between 0 and 1 (typically 0.2–0.4)."))
+        self.addParameter(advanced(value))
 
     def psf_choice(self, parameters, context, pair) -> tuple[object, str]:
         """(psf_sigma for the core: None = the sensor preset, 'estimate', or σ in high-resolution pixels;
@@ -104,13 +118,15 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
             return "estimate", "estimated from the two images"
         if mode == "sigma":
             if not value > 0:
-                raise QgsProcessingException(f"PSF=sigma needs PSF_VALUE > 0: the Gaussian σ in {self.LOW_ROLE} "
-                                             f"pixels (about 0.4–0.6 for most imagers)")
+                raise QgsProcessingException(f"'{self.PSF_LABELS['sigma']}' needs 'Blur: width or MTF' > 0: the "
+                                             f"Gaussian σ in {self.LOW_ROLE} pixels (about 0.4–0.6 for most "
+                                             f"imagers)")
             sigma = value * pair.ratio
             return sigma, f"Gaussian, σ {value:g} {self.LOW_ROLE} pixels = {sigma:.4g} {self.HIGH_ROLE} pixels"
         if not 0 < value < 1:
-            raise QgsProcessingException(f"PSF=mtf needs PSF_VALUE between 0 and 1 (the MTF gain at the "
-                                         f"{self.LOW_ROLE} Nyquist frequency, typically 0.2–0.4), got {value:g}")
+            raise QgsProcessingException(f"'{self.PSF_LABELS['mtf']}' needs 'Blur: width or MTF' between 0 and 1 "
+                                         f"(the MTF at the {self.LOW_ROLE} Nyquist frequency, typically 0.2–0.4), "
+                                         f"got {value:g}")
         sigma = core_module("psf").sigma_from_mtf(value, pair.ratio)
         return sigma, f"Gaussian with MTF gain {value:g} at Nyquist = σ {sigma:.4g} {self.HIGH_ROLE} pixels"
 
@@ -152,22 +168,23 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
                                                     before_commit=before_commit),
             core, parameters, context, feedback, report,
             lambda result, written: self._report_html(result, written, pair, settings, plan),
-            f"{pair.scene_name} {self.RESULT_NAME}")
+            f"{self.RESULT_NAME} ({pair.scene_name})", quicklook.natural_colour_bands(plan.bands.wavelengths))
 
     def _open_pair(self, parameters, context) -> pair_io.RasterPair:
         layers = {}
-        for name in (self.LOW, self.HIGH):
+        for name, label in ((self.LOW, self.LOW_LABEL), (self.HIGH, self.HIGH_LABEL)):
             layer = self.parameterAsRasterLayer(parameters, name, context)
             if layer is None:
-                raise QgsProcessingException(f"{name}: {parameters.get(name)!s} cannot be loaded as a raster layer")
+                raise QgsProcessingException(f"{label}: {parameters.get(name)!s} cannot be loaded as a raster layer")
             if layer.providerType() != "gdal":
-                raise QgsProcessingException(f"{name} ({layer.name()}) is a {layer.providerType()} layer; only "
+                raise QgsProcessingException(f"{label} ({layer.name()}) is a {layer.providerType()} layer; only "
                                              f"file-based (GDAL) rasters can be fused: save it as GeoTIFF")
             layers[name] = layer
         low, high = layers[self.LOW], layers[self.HIGH]
         try:
-            return pair_io.open_pair(low.source(), high.source(), low_label=f"{self.LOW} ({low.name()})",
-                                     high_label=f"{self.HIGH} ({high.name()})",
+            return pair_io.open_pair(low.source(), high.source(),
+                                     low_label=f"'{self.LOW_LABEL}' ({self.LOW}: {low.name()})",
+                                     high_label=f"'{self.HIGH_LABEL}' ({self.HIGH}: {high.name()})",
                                      single_band_high=self.SINGLE_BAND_HIGH, scene_name=low.name())
         except RasterIOError as e:
             raise QgsProcessingException(str(e)) from None
@@ -179,7 +196,7 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
             return None
         parts = text.split(";")
         if len(parts) > 2:
-            raise QgsProcessingException(f"NOISE_SIGMA {text!r} has more than two ';'-separated parts: give the "
+            raise QgsProcessingException(f"Noise σ {text!r} has more than two ';'-separated parts: give the "
                                          f"{self.LOW_ROLE}'s σ, optionally '; ' and the {self.HIGH_ROLE}'s σ")
         sigma = {}
         for key, part, raster in zip(("low", "high"), parts, (pair.low, pair.high)):
@@ -194,8 +211,8 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
             values = []
         if len(values) not in (1, raster.band_count) or any(not math.isfinite(v) or v < 0 for v in values):
             raise QgsProcessingException(
-                f"NOISE_SIGMA {text!r}: {raster.label} needs 1 or {raster.band_count} finite values ≥ 0 "
-                f"(comma-separated), got {part.strip()!r}; leave NOISE_SIGMA empty to estimate σ")
+                f"Noise σ {text!r}: {raster.label} needs 1 or {raster.band_count} finite values ≥ 0 "
+                f"(comma-separated), got {part.strip()!r}; leave it empty to estimate σ")
         return values
 
     # ------------------------------------------------------------------ report
@@ -213,7 +230,7 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
         names = "-".join(plan.bands.names[k] for k in picks)
         rows = [(k.lower().replace("_", " "), v) for k, v in plan.provenance.items()]
         rows.append(("guide noise σ", ", ".join(f"{s:.4g}" for s in result.guide_sigma)))
-        return build_report(result, pair, settings, png, title=self.displayName(),
+        return build_report(result, pair, settings, png, title=self.displayName(), smoothing=False,
                             pixels=f"px on the {self.HIGH_ROLE} grid",
                             quicklook_caption=f"Quick-look ({names}): before ({self.LOW_ROLE}) | after (fused)",
                             extra_rows=rows)
@@ -223,7 +240,4 @@ def quicklook_bands(bands: OutputBands) -> list[int]:
     """Three output bands for a colour quick-look: closest to red, green, blue when the wavelengths are known
     and span the visible, else spread over the band list."""
     n = len(bands.names)
-    known = [w for w in bands.wavelengths if w is not None]
-    if len(known) == n and min(known) <= 520 and max(known) >= 620:
-        return [min(range(n), key=lambda k: abs(bands.wavelengths[k] - target)) for target in (650.0, 550.0, 470.0)]
-    return [round(f * (n - 1)) for f in (1.0, 0.5, 0.0)]
+    return quicklook.natural_colour_bands(bands.wavelengths) or [round(f * (n - 1)) for f in (1.0, 0.5, 0.0)]

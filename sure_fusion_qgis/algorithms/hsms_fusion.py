@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import re
 
-from qgis.core import QgsProcessingException, QgsProcessingParameterEnum, QgsProcessingParameterFile
+from qgis.core import QgsProcessingException, QgsProcessingParameterFile
 
 from .. import raster_io
+from ..choices import labelled_enum
 from ..compat import FILE_BEHAVIOR_FILE
 from ..core_loader import core_module
 from ..guided_run import OutputBands
 from .guided_base import FusionPlan, GuidedFusionAlgorithm
-from .base import tr
+from .base import TIME_HELP, tr
 
 HELP = """Fuses a <i>hyperspectral</i> (HS) layer of low resolution with a <i>multispectral</i> (MS) layer of \
 high resolution: the result has the HS bands on the MS grid. A small neural network is trained on this scene \
@@ -19,25 +20,28 @@ inputs: PRISMA, EnMAP, DESIS or Hyperion (30 m, 60–240 bands) with Sentinel-2 
 
 <b>Inputs</b>: both layers in one CRS, the MS pixel size an integer fraction of the HS pixel size (e.g. 30 m \
 and 10 m), on a common pixel lattice (every HS pixel covers a whole block of MS pixels). Otherwise the \
-error says how to resample one layer with gdal:warpreproject. Band nodata values, masks and NaN count as \
-nodata.
+error says how to resample one layer with Warp (reproject). Band nodata values, masks and NaN count as nodata.
 
-<b>Spectral response</b> (how each MS band sees the HS bands): <i>estimate</i> (default) fits it from the \
-two images (non-negative least squares, needs no metadata); <i>gaussian</i> computes it from the band centre \
-wavelengths and FWHMs: of the HS bands from the HS layer's metadata (GDAL band metadata `wavelength`/`fwhm`, \
-the ENVI header) or HS_BANDS_CSV, of the MS bands from MS_SENSOR (Sentinel-2, Landsat 8/9 OLI), MS_BANDS_CSV \
-or the MS layer's metadata; <i>csv</i> reads an MS bands × HS bands matrix from SRF_FILE.
+<b>Spectral response</b> (how each MS band sees the HS bands): <i>Estimate from the images</i> (default) fits it \
+from the two layers and needs no metadata; <i>From band wavelengths</i> builds it from the band centres and \
+widths: of the HS bands from the HS layer's metadata or an HS band table, of the MS bands from the MS sensor, an \
+MS band table or the MS layer's metadata; <i>From a matrix file</i> reads one row per MS band and one column per \
+HS band from a CSV.
 
-<b>PSF</b> of the HS sensor on the MS grid: <i>estimate</i> (default) from the two images, a Gaussian \
-<i>sigma</i> in HS pixels, or an <i>mtf</i> gain at the HS Nyquist frequency (PSF_VALUE).
+<b>HS blur</b> on the MS grid: estimated from the two images (default), or a Gaussian given by its width in HS \
+pixels or by its MTF at the HS Nyquist frequency (advanced: <i>Blur: width or MTF</i>).
 
-<b>Output</b>: a Float32 GeoTIFF on the MS grid with the HS bands, their descriptions and wavelengths \
-carried over, nodata −9999 wherever an input was nodata, and the method, solver settings, spectral response, \
-PSF, noise σ, SURE risk and timings in its metadata. Runtime grows with area × bands × iterations: on a CPU, \
-try a small extent first."""
+<b>Output</b>: a Float32 GeoTIFF on the MS grid with the HS bands, their descriptions and wavelengths carried \
+over, nodata −9999 wherever an input was nodata; natural colour when the wavelengths are known. Its metadata \
+say how it was made, with the <b>estimated error</b> of every band (RMSE and PSNR in the output's units; also in \
+the log and the report).
 
-SRF_MODES = ("estimate", "gaussian", "csv")
-MS_SENSORS = ("layer_metadata", "sentinel2", "landsat_oli")   # sure_core.spectral_response.PRESET_NAMES + metadata
+""" + TIME_HELP + """ Many bands add to it."""
+
+SRF_MODES = {"estimate": "Estimate from the images", "gaussian": "From band wavelengths",
+             "csv": "From a matrix file (CSV)"}
+#: sure_core.spectral_response.PRESET_NAMES after the layer's own metadata (a test checks they agree)
+MS_SENSORS = {"layer_metadata": "The MS layer's metadata", "sentinel2": "Sentinel-2", "landsat_oli": "Landsat 8/9 OLI"}
 PSF_MODES = ("estimate", "sigma", "mtf")
 _LANDSAT_BAND = re.compile(r"^\s*(?:band\s*|B0?)(\d{1,2})\b", re.IGNORECASE)
 
@@ -52,6 +56,8 @@ class HsMsFusionAlgorithm(GuidedFusionAlgorithm):
     MS_SENSOR = "MS_SENSOR"
     HS_BANDS_CSV = "HS_BANDS_CSV"
     MS_BANDS_CSV = "MS_BANDS_CSV"
+    LOW_LABEL = "Hyperspectral layer (coarse)"
+    HIGH_LABEL = "Multispectral layer (fine)"
     RESULT_NAME = "HS fused on the MS grid"
 
     def name(self):
@@ -68,31 +74,37 @@ class HsMsFusionAlgorithm(GuidedFusionAlgorithm):
         return tr(HELP)
 
     def initAlgorithm(self, config=None):
-        self.add_layer_parameters("Hyperspectral layer (low resolution)",
-                                  "Multispectral layer (high resolution, same CRS, aligned)")
-        srf = QgsProcessingParameterEnum(self.SRF, tr("Spectral response (MS band ← HS bands)"),
-                                         options=list(SRF_MODES), defaultValue="estimate", usesStaticStrings=True)
-        srf.setHelp(tr("estimate: from the two images; gaussian: from band wavelengths and FWHMs; csv: the matrix "
-                       "in SRF_FILE"))
-        self.addParameter(srf)
-        self.addParameter(QgsProcessingParameterFile(
-            self.SRF_FILE, tr("Spectral response matrix CSV (one row per MS band, one column per HS band), for "
-                              "SRF=csv"), behavior=FILE_BEHAVIOR_FILE, fileFilter="CSV files (*.csv *.txt)",
-            optional=True))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.MS_SENSOR, tr("MS sensor, for SRF=gaussian (layer_metadata: the MS layer's wavelengths/FWHMs "
-                               "or MS_BANDS_CSV)"), options=list(MS_SENSORS), defaultValue="layer_metadata",
-            usesStaticStrings=True))
-        self.addParameter(QgsProcessingParameterFile(
-            self.HS_BANDS_CSV, tr("HS band table CSV (wavelength, fwhm per band; overrides the HS layer's metadata)"),
-            behavior=FILE_BEHAVIOR_FILE, fileFilter="CSV files (*.csv *.txt)", optional=True))
-        self.addParameter(QgsProcessingParameterFile(
-            self.MS_BANDS_CSV, tr("MS band table CSV (wavelength, fwhm per band), for SRF=gaussian"),
-            behavior=FILE_BEHAVIOR_FILE, fileFilter="CSV files (*.csv *.txt)", optional=True))
-        self.add_psf_parameters(PSF_MODES, "estimate: from the two images; sigma: a Gaussian of PSF_VALUE HS pixels; "
-                                            "mtf: a Gaussian whose MTF at the HS Nyquist frequency is PSF_VALUE (0–1, "
-                                            "typically 0.2–0.4)")
-        self.add_common_parameters("Fused HS bands on the MS grid")
+        self.add_layer_parameters("The coarse layer with many bands (PRISMA, EnMAP, Hyperion…).",
+                                  "The fine layer with few bands (Sentinel-2, Landsat…), same CRS, aligned.")
+        self.addParameter(labelled_enum(
+            self.SRF, tr("Spectral response"), SRF_MODES, "estimate",
+            tr("How each MS band sees the HS bands: estimated from the two images (needs no metadata), built from "
+               "the bands' wavelengths and widths, or read from a CSV matrix.")))
+        srf_file = QgsProcessingParameterFile(
+            self.SRF_FILE, tr("Spectral response matrix (CSV)"), behavior=FILE_BEHAVIOR_FILE,
+            fileFilter="CSV files (*.csv *.txt)", optional=True)
+        srf_file.setHelp(tr(f"For '{SRF_MODES['csv']}': one row per MS band, one column per HS band."))
+        self.addParameter(srf_file)
+        self.addParameter(labelled_enum(
+            self.MS_SENSOR, tr("MS sensor (band wavelengths)"), MS_SENSORS, "layer_metadata",
+            tr(f"For '{SRF_MODES['gaussian']}': where the MS bands' centres and widths come from (the sensor's table, "
+               f"or the MS layer's metadata or MS band table).")))
+        hs_table = QgsProcessingParameterFile(
+            self.HS_BANDS_CSV, tr("HS band table (CSV)"), behavior=FILE_BEHAVIOR_FILE,
+            fileFilter="CSV files (*.csv *.txt)", optional=True)
+        hs_table.setHelp(tr("Wavelength and FWHM (nm) of every HS band, one row per band; replaces the HS layer's "
+                            "metadata."))
+        self.addParameter(hs_table)
+        ms_table = QgsProcessingParameterFile(
+            self.MS_BANDS_CSV, tr("MS band table (CSV)"), behavior=FILE_BEHAVIOR_FILE,
+            fileFilter="CSV files (*.csv *.txt)", optional=True)
+        ms_table.setHelp(tr(f"For '{SRF_MODES['gaussian']}': wavelength and FWHM (nm) of every MS band, one row per "
+                            f"band."))
+        self.addParameter(ms_table)
+        self.add_psf_parameters(PSF_MODES, "How blurred the HS layer is on the MS grid: estimated from the two "
+                                           "images, or a Gaussian given by its width or its MTF ('Blur: width or "
+                                           "MTF', advanced).")
+        self.add_common_parameters("Fused image")
 
     # ------------------------------------------------------------------ parameters → core call
     def prepare_fusion(self, parameters, context, pair, core, options, feedback) -> FusionPlan:
@@ -106,20 +118,22 @@ class HsMsFusionAlgorithm(GuidedFusionAlgorithm):
                   "coregistration": self.coregistration_choice(parameters, context)}
         provenance = {"FUSION": "hyperspectral + multispectral (HS bands on the MS grid)", "PSF_SOURCE": psf_text}
         if srf_file and srf_mode != "csv":
-            raise QgsProcessingException(f"SRF_FILE is given but SRF is {srf_mode!r}: set SRF=csv to use the matrix, "
-                                         f"or clear SRF_FILE")
+            raise QgsProcessingException(f"A spectral response matrix file is given but 'Spectral response' is "
+                                         f"'{SRF_MODES[srf_mode]}': choose '{SRF_MODES['csv']}' to use the matrix, "
+                                         f"or clear the file")
         if srf_mode == "csv":
             if not srf_file:
-                raise QgsProcessingException("SRF=csv needs SRF_FILE: a CSV with one row per MS band "
-                                             f"({pair.high.band_count}) and one column per HS band "
-                                             f"({pair.low.band_count})")
+                raise QgsProcessingException(f"'{SRF_MODES['csv']}' needs the spectral response matrix file: a CSV "
+                                             f"with one row per MS band ({pair.high.band_count}) and one column "
+                                             f"per HS band ({pair.low.band_count})")
             kwargs["srf"] = core_module("spectral_response").parse_response_matrix(
                 srf_file, pair.high.band_count, pair.low.band_count)
             provenance["SPECTRAL_RESPONSE_SOURCE"] = f"matrix from {srf_file} (offset fitted)"
         elif srf_mode == "gaussian":
             kwargs.update(self._gaussian_srf(parameters, context, pair, hs_wavelengths, hs_fwhm))
             provenance["SPECTRAL_RESPONSE_SOURCE"] = (
-                f"Gaussian band responses (HS bands from {'HS_BANDS_CSV' if hs_table else 'the HS layer metadata'}, "
+                f"Gaussian band responses (HS bands from "
+                f"{'the HS band table' if hs_table else 'the HS layer metadata'}, "
                 f"MS bands from {kwargs.pop('_ms_source')}), gain and offset fitted")
         else:
             kwargs["srf"] = "estimate"
@@ -145,7 +159,8 @@ class HsMsFusionAlgorithm(GuidedFusionAlgorithm):
             return None
         table = core_module("spectral_response").parse_band_table(path)
         if len(table) != band_count:
-            raise QgsProcessingException(f"{name} {path!r} lists {len(table)} bands but the {role} layer has "
+            raise QgsProcessingException(f"The {role} band table {path!r} lists {len(table)} bands but the {role} "
+                                         f"layer has "
                                          f"{band_count}: give one row (wavelength, fwhm) per {role} band, in order")
         return table
 
@@ -153,9 +168,10 @@ class HsMsFusionAlgorithm(GuidedFusionAlgorithm):
         missing = [k + 1 for k, w in enumerate(hs_wavelengths) if w is None]
         if missing:
             raise QgsProcessingException(
-                f"SRF=gaussian needs the centre wavelength of every HS band, but {pair.low.label}'s metadata gives "
-                f"none for {len(missing)} of {pair.low.band_count} bands (e.g. band {missing[0]}): give HS_BANDS_CSV "
-                f"(wavelength, fwhm per band), set the wavelengths in the layer's metadata, or use SRF=estimate")
+                f"'{SRF_MODES['gaussian']}' needs the centre wavelength of every HS band, but {pair.low.label}'s "
+                f"metadata gives none for {len(missing)} of {pair.low.band_count} bands (e.g. band {missing[0]}): give "
+                f"an HS band table (wavelength, fwhm per band), set the wavelengths in the layer's metadata, or "
+                f"choose '{SRF_MODES['estimate']}'")
         out = {"srf": "gaussian", "hs_wavelengths": hs_wavelengths,
                "hs_fwhm": hs_fwhm if all(f is not None for f in hs_fwhm) else None}
         sensor = self.parameterAsEnumString(parameters, self.MS_SENSOR, context) or "layer_metadata"
@@ -167,19 +183,19 @@ class HsMsFusionAlgorithm(GuidedFusionAlgorithm):
                 raise QgsProcessingException(
                     f"the {sensor} preset has {len(preset)} bands ({', '.join(preset.names)}) but {pair.high.label} "
                     f"has {pair.high.band_count}: name the MS bands in their band descriptions (e.g. "
-                    f"{', '.join(preset.names[:3])}, …) or give MS_BANDS_CSV")
+                    f"{', '.join(preset.names[:3])}, …) or give an MS band table")
             out["ms_sensor"] = f"{sensor}:{','.join(names)}" if names else sensor
             out["_ms_source"] = f"the {sensor} preset" + (f" ({', '.join(names)})" if names else "")
         elif ms_table is not None:
             out.update(ms_wavelengths=list(ms_table.centres_nm), ms_fwhm=list(ms_table.fwhm_nm),
-                       _ms_source="MS_BANDS_CSV")
+                       _ms_source="the MS band table")
         elif pair.high.has_wavelengths() and pair.high.has_fwhms():
             out.update(ms_wavelengths=pair.high.wavelengths, ms_fwhm=pair.high.fwhms, _ms_source="the MS layer metadata")
         else:
             raise QgsProcessingException(
-                f"SRF=gaussian needs the centre wavelength and FWHM of every MS band, but {pair.high.label}'s "
-                f"metadata lacks them: choose MS_SENSOR (sentinel2, landsat_oli), give MS_BANDS_CSV, or use "
-                f"SRF=estimate")
+                f"'{SRF_MODES['gaussian']}' needs the centre wavelength and FWHM of every MS band, but "
+                f"{pair.high.label}'s metadata lacks them: choose the MS sensor, give an MS band table, or choose "
+                f"'{SRF_MODES['estimate']}'")
         return out
 
 

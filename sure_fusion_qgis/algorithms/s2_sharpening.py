@@ -1,35 +1,39 @@
-"""sure_fusion:s2_sharpening — Sentinel-2 20 m and 60 m bands sharpened to 10 m by Deep SURE."""
+"""sure_fusion:s2_sharpening(_product, _bands) — Sentinel-2 20 m and 60 m bands sharpened to 10 m by Deep SURE."""
 from __future__ import annotations
 
 from qgis.core import (QgsProcessingException, QgsProcessingParameterExtent,
                        QgsProcessingParameterFile, QgsProcessingParameterRasterLayer)
 
-from .. import quicklook, raster_io
-from ..compat import FILE_BEHAVIOR_FILE
+from .. import input_check, quicklook, raster_io
+from ..compat import FILE_BEHAVIOR_FILE, HIDDEN
 from ..core_loader import core_module
 from ..raster_io import RasterIOError
 from ..report import build_report
 from ..sharpening import SharpeningSettings, run_sharpening
-from .base import FeedbackBridge, SureFusionAlgorithm, tr
+from .base import TIME_HELP, FeedbackBridge, SureFusionAlgorithm, tr
 
-HELP = """Sharpens the Sentinel-2 20 m bands (B5, B6, B7, B8A, B11, B12) and, if given, the 60 m bands (B1, B9) to \
+INTRO = """Sharpens the Sentinel-2 20 m bands (B5, B6, B7, B8A, B11, B12) and, if given, the 60 m bands (B1, B9) to \
 10 m, guided by the 10 m bands (B2, B3, B4, B8). A small neural network is trained on this scene alone, without \
-any training data, by minimising Stein's unbiased risk estimate (SURE) of the error.
+any training data, by minimising Stein's unbiased risk estimate (SURE) of the error."""
 
-<b>Inputs</b>: either a Sentinel-2 L1C/L2A <i>product</i> (the .SAFE folder, its .zip, or MTD_MSIL1C.xml / \
-MTD_MSIL2A.xml; bands picked by name, L2A/L1C offset applied, DN 0 = nodata; output in reflectance 0–1), \
-or three rasters: 10 m (B2, B3, B4, B8), 20 m (B5, B6, B7, B8A, B11, B12) and optionally 60 m (B1, B9), in \
-that band order unless the band descriptions name the bands; output in the inputs' units. The rasters must \
-share a projected CRS and the Sentinel-2 grid relation (a 20 m pixel covers 2×2, a 60 m pixel 6×6 10 m pixels).
+PRODUCT_HELP = """<b>Input</b>: a Sentinel-2 L1C or L2A product: its .zip, or the MTD_MSIL1C.xml / MTD_MSIL2A.xml file \
+inside the .SAFE folder (a .SAFE folder path typed in works too). Bands are picked by name, the L1C/L2A offset is \
+applied and DN 0 is nodata; the output is in reflectance (0–1)."""
 
-<b>Extent</b> (optional) is snapped outwards to the 60 m grid (20 m without 60 m input).
+BANDS_HELP = """<b>Inputs</b>: three raster layers of one scene: the 10 m bands (B2, B3, B4, B8), the 20 m bands \
+(B5, B6, B7, B8A, B11, B12) and, optionally, the 60 m bands (B1, B9); in that band order unless the band \
+descriptions name the bands (as in the product's own 10m/20m/60m layers). They must share a projected CRS and \
+the Sentinel-2 grid (a 20 m pixel covers 2 × 2, a 60 m pixel 6 × 6 pixels of 10 m). The output keeps their units."""
 
-<b>Output</b>: a Float32 GeoTIFF on the 10 m grid of the input, bands in spectral order B1, B2, B3, B4, B5, B6, \
-B7, B8, B8A, B9, B11, B12 (B1/B9 only with 60 m input), nodata −9999 wherever any input was nodata, with \
-method, iterations, loss, seed, noise σ per band, final SURE risk, device and timings in its metadata. \
-The optional report shows the loss and risk curves and a before/after quick-look.
+OUTPUT_HELP = """<b>Area to process</b> (optional) is snapped outwards to the 60 m grid (20 m without 60 m bands).
 
-Runtime grows with area × iterations: on a CPU, try a small extent first."""
+<b>Output</b>: a Float32 GeoTIFF on the 10 m grid, bands in spectral order B1, B2, B3, B4, B5, B6, B7, B8, B8A, \
+B9, B11, B12 (B1 and B9 only with 60 m bands), nodata −9999 where any input was nodata. It opens in natural \
+colour (B4, B3, B2). Its metadata say how it was made, including the noise σ and the <b>estimated error</b> of \
+every sharpened band (RMSE and PSNR in the output's units, estimated without ground truth; also in the log and \
+the report). The report (on by default) adds the training curve and a before/after quick-look.
+
+""" + TIME_HELP
 
 
 #: "*zip", not "*.zip": QGIS checks a File parameter's value against the filter's "*.ext" patterns and appends the
@@ -39,6 +43,10 @@ PRODUCT_FILTER = "Sentinel-2 products (MTD_MSIL1C.xml MTD_MSIL2A.xml *zip *SAFE)
 
 
 class S2SharpeningAlgorithm(SureFusionAlgorithm):
+    """Sentinel-2 sharpening from a product or from band rasters. `INPUTS` says which this algorithm offers: the
+    combined one (both, all optional; the first algorithm, kept for qgis_process scripts and models) stays out of
+    the toolbox, where a form cannot show that one of two inputs is required; the toolbox has one algorithm per
+    kind of input, each with its inputs marked required."""
     PRODUCT = "PRODUCT"
     INPUT_10M = "INPUT_10M"
     INPUT_20M = "INPUT_20M"
@@ -46,6 +54,9 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
     EXTENT = "EXTENT"
     OUTPUT = "OUTPUT"
     REPORT = "REPORT"
+    INPUTS = ("product", "bands")
+    LABELS = {"PRODUCT": "Sentinel-2 product", "INPUT_10M": "10 m bands (B2, B3, B4, B8)",
+              "INPUT_20M": "20 m bands (B5–B8A, B11, B12)", "INPUT_60M": "60 m bands (B1, B9)"}
 
     def name(self):
         return "s2_sharpening"
@@ -53,54 +64,72 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
     def displayName(self):
         return tr("Sentinel-2 sharpening (Deep SURE)")
 
+    def shortDescription(self):  # noqa: N802  (QGIS's name)
+        return tr("Sharpens the 20 m and 60 m bands of a Sentinel-2 scene to 10 m.")
+
     def group(self):
         return tr("Sentinel-2")
 
     def groupId(self):
         return "sentinel2"
 
+    def flags(self):
+        return super().flags() | HIDDEN if len(self.INPUTS) > 1 else super().flags()
+
     def tags(self):
         return ["sentinel-2", "sharpening", "super-resolution", "pansharpening", "fusion", "SURE", "deep learning",
                 "20 m", "60 m", "10 m"]
 
     def shortHelpString(self):
-        return tr(HELP)
+        inputs = {"product": PRODUCT_HELP, "bands": BANDS_HELP}
+        return tr("\n\n".join([INTRO, *(inputs[k] for k in self.INPUTS), OUTPUT_HELP]))
 
     def initAlgorithm(self, config=None):
-        product = QgsProcessingParameterFile(
-            self.PRODUCT, tr("Sentinel-2 product (.SAFE folder, .zip or MTD_MSIL*.xml) — or use the rasters below"),
-            behavior=FILE_BEHAVIOR_FILE, fileFilter=PRODUCT_FILTER, optional=True)
-        self.addParameter(product)
-        self.addParameter(QgsProcessingParameterRasterLayer(
-            self.INPUT_10M, tr("10 m bands (B2, B3, B4, B8)"), optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer(
-            self.INPUT_20M, tr("20 m bands (B5, B6, B7, B8A, B11, B12)"), optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer(
-            self.INPUT_60M, tr("60 m bands (B1, B9) [optional]"), optional=True))
-        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, tr("Processed extent"), optional=True))
+        either = len(self.INPUTS) > 1   # then every input is optional, and checkParameterValues says what is missing
+        if "product" in self.INPUTS:
+            product = QgsProcessingParameterFile(
+                self.PRODUCT, tr(self.LABELS[self.PRODUCT]), behavior=FILE_BEHAVIOR_FILE,
+                fileFilter=PRODUCT_FILTER,
+                optional=either)
+            product.setHelp(tr("The product's .zip, or MTD_MSIL1C.xml / MTD_MSIL2A.xml inside its .SAFE folder."
+                               + (" Or leave it empty and give the band layers." if either else "")))
+            self.addParameter(product)
+        if "bands" in self.INPUTS:
+            for name in (self.INPUT_10M, self.INPUT_20M, self.INPUT_60M):
+                layer = QgsProcessingParameterRasterLayer(name, tr(self.LABELS[name]),
+                                                          optional=either or name == self.INPUT_60M)
+                layer.setHelp(tr("A layer of this scene with these bands: a GeoTIFF of them, or the product's "
+                                 f"{name[-3:].lower()} layer as QGIS opens it from the .zip or the .SAFE folder."))
+                self.addParameter(layer)
+        extent = QgsProcessingParameterExtent(self.EXTENT, tr("Area to process"), optional=True)
+        extent.setHelp(tr("Leave empty for the whole scene; snapped outwards to the 60 m grid."))
+        self.addParameter(extent)
         self.add_solver_parameters()
         self.add_smoothing_parameter()
         self.add_coregistration_parameter()
         self.add_training_parameter()
-        self.add_output_parameters("Sharpened 10 m bands")
+        self.add_output_parameters("Sharpened image")
 
     def checkParameterValues(self, parameters, context):
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message
-        has_product = bool(self.parameterAsFile(parameters, self.PRODUCT, context))
-        present = {}
-        for name in (self.INPUT_10M, self.INPUT_20M, self.INPUT_60M):
-            present[name] = self.parameterAsRasterLayer(parameters, name, context) is not None
-            if not present[name] and parameters.get(name) not in (None, ""):
-                return False, tr(f"{name}: {parameters[name]!s} cannot be loaded as a raster layer; check the path")
-        has_10, has_20, has_60 = present[self.INPUT_10M], present[self.INPUT_20M], present[self.INPUT_60M]
-        if has_product and (has_10 or has_20 or has_60):
-            return False, tr("Give either PRODUCT or the INPUT_10M/INPUT_20M(/INPUT_60M) rasters, not both")
-        if not has_product and not (has_10 and has_20):
-            return False, tr("Give a Sentinel-2 PRODUCT, or both INPUT_10M (B2, B3, B4, B8) and INPUT_20M "
-                             "(B5, B6, B7, B8A, B11, B12) rasters")
-        return True, ""
+        has_product = "product" in self.INPUTS and bool(self.parameterAsFile(parameters, self.PRODUCT, context))
+        layers = {}
+        for name in ((self.INPUT_10M, self.INPUT_20M, self.INPUT_60M) if "bands" in self.INPUTS else ()):
+            layers[name] = self.parameterAsRasterLayer(parameters, name, context)
+            if layers[name] is None and parameters.get(name) not in (None, ""):
+                return False, tr(f"{self.LABELS[name]}: {parameters[name]!s} cannot be loaded as a raster layer; "
+                                 f"check the path")
+        given = {k: v for k, v in layers.items() if v is not None}
+        if has_product and given:
+            return False, tr("Give either the Sentinel-2 product or the band layers, not both")
+        if not has_product and not (self.INPUT_10M in given and self.INPUT_20M in given):
+            return False, tr("Give a Sentinel-2 product, or both the 10 m bands (B2, B3, B4, B8) and the 20 m bands "
+                             "(B5, B6, B7, B8A, B11, B12) as layers")
+        swapped = input_check.swapped_s2_layers({k[-3:].lower(): (self.LABELS[k], v) for k, v in given.items()})
+        return (False, tr(swapped)) if swapped else (True, "")
+
 
     # ------------------------------------------------------------------ running
     def processAlgorithm(self, parameters, context, feedback):
@@ -133,12 +162,13 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
                           f"values in {inputs.units}")
 
         bridge = FeedbackBridge(feedback, options.iterations)
+        centres = {b.name: b.centre_nm for b in s2.BANDS}
         return self.run_driver(
             lambda before_commit: run_sharpening(inputs, window, target, settings, progress=bridge,
                                                  log=feedback.pushInfo, before_commit=before_commit),
             core, parameters, context, feedback, report,
             lambda result, written: self._report_html(result, written, inputs, settings),
-            f"{inputs.scene_name} sharpened 10 m")
+            f"Sharpened image ({inputs.scene_name})", quicklook.natural_colour_bands([centres[n] for n in band_names]))
 
     def _open_inputs(self, parameters, context, core_groups):
         try:
@@ -151,9 +181,10 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
                 if layer is None:
                     continue
                 if layer.providerType() != "gdal":
-                    raise QgsProcessingException(f"{param} ({layer.name()}) is a {layer.providerType()} layer; "
+                    raise QgsProcessingException(f"{self.LABELS[param]} ({layer.name()}) is a "
+                                                 f"{layer.providerType()} layer; "
                                                  f"only file-based (GDAL) rasters can be sharpened: save it as GeoTIFF")
-                paths[key], labels[key] = layer.source(), f"{param} ({layer.name()})"
+                paths[key], labels[key] = layer.source(), f"'{self.LABELS[param]}' ({param}: {layer.name()})"
                 name = name or layer.name()
             return raster_io.open_band_rasters(paths, core_groups, labels, scene_name=name)
         except RasterIOError as e:
@@ -168,3 +199,29 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
         before = raster_io.read_group_overview(inputs.groups["20m"], window, names, size)
         png = raster_io.png_bytes(quicklook.before_after(before, after))
         return build_report(result, inputs, settings, png)
+
+
+class S2ProductSharpeningAlgorithm(S2SharpeningAlgorithm):
+    INPUTS = ("product",)
+
+    def name(self):
+        return "s2_sharpening_product"
+
+    def displayName(self):
+        return tr("Sentinel-2 sharpening, product (Deep SURE)")
+
+    def shortDescription(self):  # noqa: N802
+        return tr("Sharpens the 20 m and 60 m bands of a Sentinel-2 product (.zip or .SAFE) to 10 m.")
+
+
+class S2BandSharpeningAlgorithm(S2SharpeningAlgorithm):
+    INPUTS = ("bands",)
+
+    def name(self):
+        return "s2_sharpening_bands"
+
+    def displayName(self):
+        return tr("Sentinel-2 sharpening, band layers (Deep SURE)")
+
+    def shortDescription(self):  # noqa: N802
+        return tr("Sharpens Sentinel-2 20 m and 60 m band layers to 10 m, guided by the 10 m bands.")

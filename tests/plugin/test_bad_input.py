@@ -65,7 +65,8 @@ def test_wrong_band_count(provider, scene, tmp_path):
 def test_swapped_inputs_are_named_by_their_descriptions(provider, scene, tmp_path):
     paths = s2_fixtures.write_band_rasters(tmp_path, scene)
     parameters = {"INPUT_10M": paths["10m"], "INPUT_20M": paths["60m"], "INPUT_60M": paths["20m"]}
-    _assert_fails(parameters, "has 2 band(s) but needs exactly 6", tmp_path / "out.tif")
+    # named before the run, by the band names and pixel sizes of the two layers
+    _assert_fails(parameters, "20 m and 60 m layers look swapped", tmp_path / "out.tif")
 
 
 def test_extent_outside_the_data(provider, synthetic_rasters, tmp_path):

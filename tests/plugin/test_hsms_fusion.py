@@ -85,7 +85,8 @@ def test_report_and_no_partial_files(fused):
     result, out, report = fused
     text = report.read_text(encoding="utf-8")
     assert result["REPORT"] == str(report)
-    assert "Hyperspectral + multispectral fusion" in text and text.count("<svg") == 2
+    assert "Hyperspectral + multispectral fusion" in text and text.count("<svg") == 1
+    assert "Estimated error per band" in text and "guided smoothing" not in text   # no smoothing for pairs
     assert "data:image/png;base64," in text and "spectral response source" in text
     assert [p.name for p in out.parent.iterdir() if "partial" in p.name] == []
 
@@ -198,8 +199,8 @@ def test_plugin_sensor_lists_match_the_core():
     from sure_core import pan_sensors, spectral_response
     from sure_fusion_qgis.algorithms import hsms_fusion, pansharpening
 
-    assert hsms_fusion.MS_SENSORS[1:] == spectral_response.PRESET_NAMES
-    assert pansharpening.SENSORS == pan_sensors.sensor_keys()
+    assert tuple(hsms_fusion.MS_SENSORS)[1:] == tuple(spectral_response.PRESET_NAMES)
+    assert tuple(pansharpening.SENSORS) == tuple(pan_sensors.sensor_keys())
 
 
 @pytest.mark.parametrize("description, band_items, expected", [
@@ -235,12 +236,12 @@ def test_layers_not_overlapping(provider, scene, tmp_path):
 
 def test_non_integer_ratio(provider, scene, tmp_path):
     rasters = pf.write_hs_ms(tmp_path, scene, hs_pixel=25.0)
-    _fails(pf.layers(rasters), ["2.5, not an integer", "has 25 pixels", "10", "gdal:warpreproject"], tmp_path)
+    _fails(pf.layers(rasters), ["2.5, not an integer", "has a pixel size of 25 m", "10 m", "gdal:warpreproject"], tmp_path)
 
 
 def test_ms_coarser_than_hs(provider, scene, tmp_path):
     rasters = pf.write_hs_ms(tmp_path, scene, hs_pixel=10.0, ms_pixel=30.0)
-    _fails(pf.layers(rasters), ["is not finer than", "swapped"], tmp_path)
+    _fails(pf.layers(rasters), ["look swapped", "10 m pixels", "30 m pixels"], tmp_path)
 
 
 def test_grids_not_aligned(provider, scene, tmp_path):
@@ -265,20 +266,21 @@ def test_srf_csv_with_negative_values(provider, rasters, tmp_path):
 
 
 def test_srf_csv_mode_without_a_file_and_a_file_without_the_mode(provider, rasters, tmp_path):
-    _fails({**pf.layers(rasters), "SRF": "csv"}, ["SRF=csv needs SRF_FILE"], tmp_path)
+    _fails({**pf.layers(rasters), "SRF": "csv"}, ["'From a matrix file (CSV)' needs the spectral response matrix"],
+           tmp_path)
     csv = tmp_path / "srf.csv"
     np.savetxt(csv, np.full((4, 24), 0.05), delimiter=",")
-    _fails({**pf.layers(rasters), "SRF_FILE": str(csv)}, ["set SRF=csv"], tmp_path)
+    _fails({**pf.layers(rasters), "SRF_FILE": str(csv)}, ["choose 'From a matrix file (CSV)'"], tmp_path)
 
 
 def test_gaussian_srf_without_hs_wavelengths(provider, scene, tmp_path):
     rasters = pf.write_hs_ms(tmp_path, scene, hs_metadata="none")
     _fails({**pf.layers(rasters), "SRF": "gaussian", "MS_SENSOR": "sentinel2"},
-           ["centre wavelength of every HS band", "24 of 24", "HS_BANDS_CSV"], tmp_path)
+           ["centre wavelength of every HS band", "24 of 24", "HS band table"], tmp_path)
 
 
 def test_gaussian_srf_without_ms_bands(provider, rasters, tmp_path):
-    _fails({**pf.layers(rasters), "SRF": "gaussian"}, ["FWHM of every MS band", "MS_SENSOR"], tmp_path)
+    _fails({**pf.layers(rasters), "SRF": "gaussian"}, ["FWHM of every MS band", "choose the MS sensor"], tmp_path)
 
 
 def test_preset_that_does_not_match_the_ms_bands(provider, scene, tmp_path):
@@ -294,7 +296,7 @@ def test_hs_band_table_with_the_wrong_band_count(provider, rasters, tmp_path):
 
 def test_bad_psf_value(provider, rasters, tmp_path):
     _fails({**pf.layers(rasters), "PSF": "mtf", "PSF_VALUE": 1.5}, ["between 0 and 1"], tmp_path)
-    _fails({**pf.layers(rasters), "PSF": "sigma"}, ["PSF_VALUE > 0"], tmp_path)
+    _fails({**pf.layers(rasters), "PSF": "sigma"}, ["'Blur: width or MTF' > 0"], tmp_path)
 
 
 def test_bad_noise_sigma(provider, rasters, tmp_path):

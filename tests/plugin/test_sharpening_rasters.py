@@ -91,7 +91,8 @@ def test_report_has_curves_sigma_and_quicklook(sharpened):
     result, _, report = sharpened
     assert result["REPORT"] == str(report)
     text = report.read_text(encoding="utf-8")
-    assert text.count("<svg") == 2 and "<polyline" in text
+    assert text.count("<svg") == 1 and "<polyline" in text   # the loss curve
+    assert "Estimated error per band" in text and "<td>B11</td>" in text
     assert "data:image/png;base64," in text
     assert "B12" in text and "cpu" in text
 
