@@ -161,9 +161,10 @@ def test_all_names_in_any_order_pick_the_bands(tmp_path):
 
 
 def test_60m_raster_given_as_20m_says_the_inputs_look_swapped(provider, rasters, tmp_path):
-    """QA #13/#15: the docs promised this message; only the band count was given."""
+    """QA #13/#15: the docs promised this message; only the band count was given. The dialog's check (issue 17)
+    says it first, from the band names and pixel sizes."""
     _fails({"INPUT_10M": rasters["10m"], "INPUT_20M": rasters["60m"], "INPUT_60M": rasters["20m"]},
-           ["needs exactly 6", "the 60 m bands: are the inputs swapped?"], tmp_path)
+           ["the 20 m and 60 m layers look swapped", "choose them the other way round"], tmp_path)
 
 
 # ----------------------------------------------------------------------------------------- products
