@@ -111,6 +111,26 @@ class SentinelInputs:
         return self.groups["60m"] if "60m" in self.groups else self.groups["20m"]
 
 
+def _write_limit(target: str) -> str:
+    """Why a write may have failed, from the system itself (GDAL does not always pass the reason on: with GDAL 3.10
+    libtiff prints "File too large" to stderr only): a full disk, or a file-size limit; '' when neither shows."""
+    import resource
+    import shutil
+
+    folder = os.path.dirname(os.path.abspath(target)) or "."
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    if free is not None and free < 2 ** 20:
+        return f"the disk is full ({free} bytes free in {folder}); free some space or write elsewhere"
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if soft != resource.RLIM_INFINITY:
+        return (f"the file grew beyond the size limit of {soft} bytes set for this process (ulimit -f); raise the "
+                "limit or write a smaller area")
+    return ""
+
+
 # -------------------------------------------------------------------------------------- opening
 def _gdal_call(make):
     """(result, GDAL's error message) of `make()`, whether or not some other code enabled gdal.UseExceptions()."""
@@ -604,19 +624,30 @@ class GeoTiffWriter:
             raise
 
     def _failure(self, action: str, message: str) -> RasterOutputError:
-        return write_failure(self.target, self.label, f"GDAL failed while {action} ({message}); check that the disk "
-                                                      f"is not full and the folder is writable")
+        reason = _write_limit(self.target)
+        return write_failure(self.target, self.label, f"GDAL failed while {action} ({message})" +
+                             (f": {reason}" if reason else "; check that the disk is not full and the folder is writable"))
 
     def _checked(self, action: str, call):
         """`call()`, raising RasterOutputError when it returns an error code or GDAL recorded an error meanwhile
-        (whether or not some other code enabled gdal.UseExceptions())."""
+        (whether or not some other code enabled gdal.UseExceptions()). The message quotes every error GDAL raised:
+        GDAL 3.10 reports the operating system's reason ("No space left on device") apart from its last error."""
+        errors = []
+
+        def collect(error_class, number, message):
+            if error_class >= gdal.CE_Failure and message not in errors:
+                errors.append(message)
+
         gdal.ErrorReset()
+        gdal.PushErrorHandler(collect)
         try:
             result = call()
         except RuntimeError as e:
-            raise self._failure(action, str(e)) from None
-        if (type(result) is int and result != gdal.CE_None) or gdal.GetLastErrorType() >= gdal.CE_Failure:
-            raise self._failure(action, gdal.GetLastErrorMsg() or f"error code {result}")
+            raise self._failure(action, "; ".join(errors + [str(e)] if str(e) not in errors else errors)) from None
+        finally:
+            gdal.PopErrorHandler()
+        if (type(result) is int and result != gdal.CE_None) or gdal.GetLastErrorType() >= gdal.CE_Failure or errors:
+            raise self._failure(action, "; ".join(errors) or gdal.GetLastErrorMsg() or f"error code {result}")
         return result
 
     def write(self, array: np.ndarray, col: int, row: int) -> None:
