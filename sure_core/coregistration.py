@@ -361,6 +361,20 @@ def measure(lr, guides, ratio: int, psf_sigmas, *, geometry: Geometry | str = Ge
     return Registration(names, bands, pool)
 
 
+def median_record(records: list[dict], what: str) -> dict:
+    """One registration record (`Registration.as_record`) from several of one group, measured on parts of one area
+    (crops, windows, tiles): per axis the median of those that measured a shift, with the median's standard error;
+    the first record as it is when none did."""
+    trusted = [r for r in records if r["trusted"]]
+    if not trusted:
+        return dict(records[0])
+    return {**trusted[0], "shifts": np.median([r["shifts"] for r in trusted], axis=0).tolist(),
+            "rows": float(np.median([r["rows"] for r in trusted])),
+            "cols": float(np.median([r["cols"] for r in trusted])),
+            "stderr": float(np.median([r["stderr"] for r in trusted]) / math.sqrt(len(trusted))),
+            "note": f"median of {len(trusted)} of {len(records)} {what}"}
+
+
 def describe(label: str, record: dict, pixel_m: float | None = None) -> tuple[str, bool]:
     """(one log line for a group's registration record, whether it deserves a warning)."""
     if not record.get("trusted"):

@@ -22,6 +22,7 @@ import torch
 from scipy.optimize import nnls
 
 from .device import resolve_device
+from .coregistration import median_record
 from .errors import InputShapeError, InvalidInputValueError
 from .noise import estimate_noise_sigma
 from .operators import BlurDecimate, SpectralResponse
@@ -395,13 +396,9 @@ def mean_model(models: list[GuidedSensorModel]) -> GuidedSensorModel:
         raise InputShapeError(f"sensor models of one scene must share the resolution ratio, got {sorted(ratios)}")
     offsets = [np.zeros(np.shape(m.response)[0]) if m.offset is None else np.asarray(m.offset, dtype=np.float64)
                for m in models]
-    measured = [m for m in models if m.registration.get("trusted")]
-    shifts = np.median([m.shifts for m in measured], axis=0) if measured else None
-    registration = {**measured[0].registration, "shifts": shifts.tolist(),
-                    "rows": float(np.median([m.registration["rows"] for m in measured])),
-                    "cols": float(np.median([m.registration["cols"] for m in measured])),
-                    "note": f"median of {len(measured)} of {len(models)} windows"} if measured else \
-        dict(models[0].registration)
+    registration = median_record([m.registration for m in models], "windows") \
+        if all(m.registration for m in models) else {}
+    shifts = np.asarray(registration["shifts"]) if registration.get("trusted") else None
     return GuidedSensorModel(ratios.pop(), np.mean([np.asarray(m.psf_sigma, dtype=np.float64) for m in models], axis=0),
                              np.mean([np.asarray(m.response, dtype=np.float64) for m in models], axis=0),
                              np.mean(offsets, axis=0), shifts, registration)

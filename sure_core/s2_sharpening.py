@@ -109,20 +109,10 @@ def measure_registration(data: dict, geometry: Geometry | str = Geometry.AREA) -
 
 
 def median_registration(records: list[dict]) -> dict:
-    """One registration for a scene from its crops' records: per group, the median shift of the crops that
-    measured one (zero, with the crops' notes, when none did)."""
-    merged = {}
-    for key in records[0]:
-        trusted = [r[key] for r in records if r[key]["trusted"]]
-        if not trusted:
-            merged[key] = dict(records[0][key])
-            continue
-        merged[key] = {**trusted[0], "shifts": np.median([r["shifts"] for r in trusted], axis=0).tolist(),
-                       "rows": float(np.median([r["rows"] for r in trusted])),
-                       "cols": float(np.median([r["cols"] for r in trusted])),
-                       "stderr": float(np.median([r["stderr"] for r in trusted]) / np.sqrt(len(trusted))),
-                       "note": f"median of {len(trusted)} of {len(records)} training crops"}
-    return merged
+    """One registration for a scene from its crops' records (`coregistration.median_record`, per group)."""
+    from .coregistration import median_record
+
+    return {key: median_record([r[key] for r in records], "training crops") for key in records[0]}
 
 
 def _band_shifts(registration: dict | None, key: str, bands: int) -> np.ndarray:

@@ -272,21 +272,14 @@ class CoarseGroup:
 
 
 def _merged_registration(records: list, key: str) -> dict | None:
-    """The group's registration over the fused tiles: the one record (whole area, scene), or per axis the median of
-    the tiles that measured a shift; None when co-registration was off."""
+    """The group's registration over the fused tiles: the one record (whole area, scene), or the median of the tiles'
+    (`coregistration.median_record`; each tile used its own); None when co-registration was off."""
     measured = [r.registration[key] for r in records if key in getattr(r, "registration", {})]
     if not measured:
         return None
-    if len(measured) == 1 or all(m == measured[0] for m in measured):
+    if all(m == measured[0] for m in measured):
         return measured[0]
-    trusted = [m for m in measured if m["trusted"]]
-    if not trusted:
-        return measured[0]
-    return {**trusted[0], "rows": float(np.median([m["rows"] for m in trusted])),
-            "cols": float(np.median([m["cols"] for m in trusted])),
-            "shifts": np.median([m["shifts"] for m in trusted], axis=0).tolist(),
-            "note": f"median of the {len(trusted)} of {len(measured)} tiles that measured a shift (each tile used its "
-                    "own)"}
+    return core_module("coregistration").median_record(measured, "tiles (each tile used its own)")
 
 
 def registration_summary(settings: RunSettings, records: list, groups: dict[str, CoarseGroup]

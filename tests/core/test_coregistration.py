@@ -207,7 +207,8 @@ def test_scene_model_takes_the_median_shift_of_its_windows():
     from sure_core.guided_fusion import GuidedSensorModel, mean_model
 
     def model(shift, trusted=True):
-        record = {"shifts": [list(shift)] * 2, "rows": shift[0], "cols": shift[1], "trusted": trusted, "note": ""}
+        record = {"shifts": [list(shift)] * 2, "rows": shift[0], "cols": shift[1], "stderr": 0.01, "trusted": trusted,
+                  "note": ""}
         return GuidedSensorModel(3, np.ones(2), np.ones((1, 2)), np.zeros(1), np.array([shift] * 2), record)
 
     merged = mean_model([model((0.5, 0.1)), model((0.52, 0.12)), model((3.0, 3.0), trusted=False), model((0.49, 0.3))])
