@@ -7,7 +7,7 @@ export QT_QPA_PLATFORM := offscreen
 # keep torch from fighting over the two cores with itself
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup system dev-plugin test test-modern test-core test-plugin qa demo bench-apex bench-apex-paper bench-s2-real bench-hsms bench-pan bench-scale bench-coregistration bench-error gui-screenshots batch package clean
+.PHONY: setup system dev-plugin test test-modern test-core test-plugin qa demo bench-apex bench-apex-paper bench-s2-real bench-hsms bench-pan bench-scale bench-coregistration bench-network-gain bench-error gui-screenshots batch package clean
 
 # QGIS ≥ 3.40 and GDAL from apt (checked every time, in about a second), then the venv (once per requirements change)
 setup: system $(STAMP)
@@ -92,6 +92,10 @@ bench-error: setup
 # The real QGIS window under Xvfb (apt-get install xvfb): each dialog and a finished run, as PNGs in out/gui
 gui-screenshots: setup
 	$(PY) tools/gui_screenshots.py out/gui
+
+# What the network adds by SURE and in truth, one case a run (docs/decisions.md): e.g. ARGS=dsen2
+bench-network-gain: setup
+	OMP_NUM_THREADS=1 $(PY) -m benchmarks.network_gain $(ARGS)
 
 # Many Sentinel-2 scenes on Dask, without QGIS (a LocalCluster here, or --scheduler ADDRESS); no ARGS: the help.
 # e.g. make batch ARGS="scenes.csv S2B_MSIL2A_....SAFE -o out/batch --iterations 300"
