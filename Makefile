@@ -7,7 +7,7 @@ export QT_QPA_PLATFORM := offscreen
 # keep torch from fighting over the two cores with itself
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup system dev-plugin test test-modern test-core test-plugin qa demo bench-apex bench-apex-paper bench-s2-real bench-hsms bench-pan bench-scale bench-coregistration bench-network-gain bench-error gui-screenshots batch package clean
+.PHONY: setup system dev-plugin test golden test-modern test-core test-plugin qa demo bench-apex bench-apex-paper bench-s2-real bench-hsms bench-pan bench-scale bench-coregistration bench-network-gain bench-error gui-screenshots batch package clean
 
 # QGIS ≥ 3.40 and GDAL from apt (checked every time, in about a second), then the venv (once per requirements change)
 setup: system $(STAMP)
@@ -31,6 +31,10 @@ test: setup
 # The same tests on Debian 13 (Python 3.13, numpy 2, QGIS 3.40) in a chroot that tools/modern_env.sh builds or reuses
 test-modern:
 	tools/modern_env.sh test
+
+# Records tests/golden/ anew (tests/plugin/golden_cases.py): only for a change meant to change the outputs
+golden: setup
+	GOLDEN_WRITE=1 $(PY) -m pytest -q tests/plugin/test_golden_outputs.py
 
 test-core: setup
 	$(PY) -m pytest -q -p no:pytest_qgis tests/core
