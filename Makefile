@@ -35,6 +35,7 @@ test-modern:
 # Records tests/golden/ anew (tests/plugin/golden_cases.py): only for a change meant to change the outputs
 golden: setup
 	GOLDEN_WRITE=1 $(PY) -m pytest -q tests/plugin/test_golden_outputs.py
+	tools/modern_env.sh run 'GOLDEN_WRITE=1 QT_QPA_PLATFORM=offscreen $$VENV/bin/python -m pytest -q tests/plugin/test_golden_outputs.py'
 
 test-core: setup
 	$(PY) -m pytest -q -p no:pytest_qgis tests/core

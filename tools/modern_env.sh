@@ -6,7 +6,7 @@
 #
 #   tools/modern_env.sh test          build or reuse the chroot, then `make test` inside it
 #   tools/modern_env.sh build         only build (or check) the chroot
-#   tools/modern_env.sh run 'CMD'     run a shell command inside, in the repository
+#   tools/modern_env.sh run 'CMD'     run a shell command inside, in the repository ($VENV: the venv there)
 #
 # Where it lives: /var/cache/sure-fusion/<release> (SURE_MODERN_ROOT overrides the folder, SURE_MODERN_SUITE the
 # release). Outside the repository on purpose: CI runs in a fresh clone each time, and each worktree of this
@@ -118,7 +118,7 @@ main() {
   case "$action" in
     build) in_chroot "$ROOTFS" "$venv/bin/python -c '$VERSIONS'" ;;
     test) in_chroot "$ROOTFS" "make test VENV=$venv" ;;
-    run) in_chroot "$ROOTFS" "${2:?run needs a command}" ;;
+    run) in_chroot "$ROOTFS" "VENV=$venv; ${2:?run needs a command}" ;;
     *) echo "usage: $0 test|build|run 'command'" >&2; exit 2 ;;
   esac
 }
