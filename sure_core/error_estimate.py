@@ -271,8 +271,8 @@ def _checked_error(problem: FusionProblem, check: _Check, index: int,
 
 def _grouped_blurs(wanted: dict) -> dict[float, list]:
     """{guide blur: the (group, band) pairs checked with it}: blurs within BLUR_TOLERANCE share one self-check, and
-    at most MAX_SELF_CHECKS are run (one per Sentinel-2 coarse band; a hyperspectral layer has a hundred): evenly spaced quantiles of the
-    wanted blurs, each band checked with the nearest."""
+    at most MAX_SELF_CHECKS are run (one per Sentinel-2 coarse band; a hyperspectral layer has a hundred): evenly
+    spaced quantiles of the wanted blurs, each band checked with the nearest."""
     values = sorted(set(wanted.values()))
     kept: list[float] = []
     for value in values:

@@ -47,7 +47,7 @@ weight were all worse; guides denoised beforehand by BM3D (+1.1 dB on the 10 m b
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -71,7 +71,7 @@ def _whitened(guides: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return guides / sigma.clamp_min(floor).to(guides.dtype)[:, None, None]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _half_disc_offsets(search: int, dense: int, stride: int) -> tuple[tuple[int, int], ...]:
     """The offsets (dy, dx) of half the search disc (the other half is served by symmetry): every one up to radius
     `dense`, beyond it those on the `stride` lattice."""

@@ -193,16 +193,16 @@ class Shrinkage:
     matrices: torch.Tensor | None = None
 
     @classmethod
-    def tikhonov(cls, tau: torch.Tensor) -> "Shrinkage":
+    def tikhonov(cls, tau: torch.Tensor) -> Shrinkage:
         return cls(tau, None)
 
     @classmethod
-    def from_sums(cls, tau: torch.Tensor, cross: torch.Tensor, square: torch.Tensor) -> "Shrinkage":
+    def from_sums(cls, tau: torch.Tensor, cross: torch.Tensor, square: torch.Tensor) -> Shrinkage:
         factors = torch.where(square > 0, cross / square.clamp_min(1e-300), torch.ones_like(square))
         return cls(tau, factors.clamp(0.0, MAX_RING_FACTOR))
 
     @classmethod
-    def from_normal_equations(cls, tau: torch.Tensor, gram: torch.Tensor, rhs: torch.Tensor) -> "Shrinkage":
+    def from_normal_equations(cls, tau: torch.Tensor, gram: torch.Tensor, rhs: torch.Tensor) -> Shrinkage:
         """Cross-band ring matrices M (rings, bands, bands): band k's corrected residual is Σ_l M_kl g_l e_l at each
         coefficient of the ring. Row k of M minimises band k's projected SURE, Σ |m·v − e_k|²/λ_k + 2nσ_k² m_k
         Σ g_k/λ_k: the other bands' residuals carry independent noise, so they cost no divergence and help where

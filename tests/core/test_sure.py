@@ -30,7 +30,7 @@ def test_sure_matches_projected_mse_of_a_frozen_network(apex_crop, snr):
     def estimator(z):
         return 0.7 * z + 0.3 * net(z)
 
-    sure, truth_err, bp = [], [], []
+    sure, truth_err = [], []
     with torch.no_grad():
         for draw in range(30):
             sim = simulate_s2(apex_crop, snr, seed=100 + draw)
