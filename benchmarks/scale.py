@@ -55,7 +55,6 @@ def assemble(bands: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
 
 
 def write_scene(folder: Path, bands: dict[str, np.ndarray]) -> dict[str, str]:
-    sys.path.insert(0, str(ROOT))
     from osgeo import gdal
 
     from sure_core import sentinel2 as s2
@@ -101,7 +100,6 @@ def quality(iterations: int, size: int = 288, offset: int = 6, crops: int = 2, c
     are scored against the original ones (ERGAS, MSRE, 11 px border cut), and the error near tile borders is
     compared with the error inside tiles (seams).
     """
-    sys.path.insert(0, str(ROOT))
     import torch
 
     from benchmarks.s2_real import degrade
@@ -178,10 +176,10 @@ SMOOTHING = {"auto": None, "on": True, "off": False}   # SolverOptions.smoothing
 def run_one(folder: str, iterations: int, tile: int, threads: int, smoothing: str = "auto", network: str = "auto"
             ) -> dict:
     """Child process: sharpen the scene in `folder` and print a JSON line with timings and peak RSS."""
-    sys.path.insert(0, str(ROOT))
     import torch
 
-    from sure_core import s2_sharpening, sentinel2 as s2
+    from sure_core import s2_sharpening
+    from sure_core import sentinel2 as s2
     from sure_core.solver import SolverOptions
     from sure_fusion_qgis import raster_io, sharpening
 
