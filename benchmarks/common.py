@@ -1,4 +1,4 @@
-"""What every benchmark shares: the shared data folder, thread pinning, timing, results as JSON, table lines.
+"""What every benchmark shares: the shared data folder, thread pinning, timing, results as JSON, means over rows.
 
 The benchmarks read real and simulated scenes from ../shared/data beside the repository (never committed: see
 shared/data/README.md there); without it they stop with exit code 2 and say which file is missing.
@@ -67,12 +67,3 @@ def mean_of(rows: Iterable[dict], key: str) -> float:
     """The mean of `key` over `rows` (NaN where a row lacks it), e.g. a metric over seeds."""
     return float(np.mean([r.get(key, np.nan) for r in rows]))
 
-
-def line(*cells: tuple) -> str:
-    """One line of a table: each cell is (value, width) or (value, width, format spec). Numbers and strings are
-    right-aligned, unless the width is negative (left-aligned, as a first column of names)."""
-    parts = []
-    for value, width, *spec in cells:
-        text = format(value, spec[0]) if spec and value != "" else str(value)
-        parts.append(f"{text:<{-width}}" if width < 0 else f"{text:>{width}}")
-    return " ".join(parts)
