@@ -1,4 +1,4 @@
-"""APEX Sentinel-2 protocol (method.md §5.1): SURE and BP at SNR 40/30 dB over seeds, beside Table III.
+"""APEX Sentinel-2 protocol (docs/method.md §5.1): SURE and BP at SNR 40/30 dB over seeds, beside Table III.
 
     python -m benchmarks.apex                       # fast recipe, SNR 40 and 30, seeds 0 1 2, SURE and BP
     python -m benchmarks.apex --snr 30 --seeds 0    # a subset

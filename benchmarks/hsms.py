@@ -15,7 +15,7 @@ ERGAS (ratio 3), SAM (°), PSNR (peak = max of HSim). Peers' figures (other tool
 draw) are printed beside ours; our own cubic-spline interpolation and an MTF-GLP-HPM hypersharpening of the
 same draw tell how comparable they are.
 
-**Simulated protocol** (the paper's, method.md §5.3, on this scene): truth = HSim ÷ its maximum; MS = R·truth
+**Simulated protocol** (the paper's, docs/method.md §5.3, on this scene): truth = HSim ÷ its maximum; MS = R·truth
 through the IKONOS blue/green/red/NIR responses (`ikonos_spec_resp.mat`) sampled at the Hyperion band centres,
 rows normalised to sum 1, noise at 40 dB (one σ for the MS image); HS = 15×15 Gaussian PSF σ = 2, ×4
 decimation (zero-phase, as the paper), noise at 30 dB (one σ for the cube). Known R, PSF and σ's, as in the

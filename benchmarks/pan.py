@@ -26,7 +26,7 @@ estimate (guided_fusion.first_estimate with the model that pansharpen builds) an
 
 Recipe: 60 iterations of a width-8 network by default (`--iterations`, `--width`), so that the SURE run fits the
 issue's 10 minutes on this 2-core machine; the solver's default (300 iterations, width 16) costs 4-8 s per
-iteration on a 320×320×8 output here, and measured no better (see README).
+iteration on a 320×320×8 output here, and measured no better (docs/benchmarks.md).
 
 Full resolution: the original 320×320 MS + 1280×1280 PAN, top-left `--full-crop` PAN px of it (default 512; 0 =
 the whole scene, which the network cannot train on in reasonable time on this CPU) fused to the PAN grid,

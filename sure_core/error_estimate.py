@@ -23,7 +23,7 @@ degradation by d (a Gaussian relative blur of Δ px² is d² times larger in pix
 
 A band observed at a ratio r above d (the Sentinel-2 60 m bands, d = 2) is checked on its own grid: the
 self-check's result brought there, its error in the octave the degraded observation lacks; that octave stands
-for the whole unobserved range. How well all this tracks the truth: README, benchmarks/error_estimate.py.
+for the whole unobserved range. How well all this tracks the truth: docs/benchmarks.md (make bench-error).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The SURE loss is an unbiased estimate of the projected MSE (method.md §2, checklist item 8)."""
+"""The SURE loss is an unbiased estimate of the projected MSE (docs/method.md §2.1)."""
 import numpy as np
 import pytest
 import torch
