@@ -19,10 +19,12 @@ def _requirement(line: str) -> str:
     return re.split(r"[<>=!~;\s\[]", line.strip(), maxsplit=1)[0].lower().replace("_", "-")
 
 
-def test_version_is_the_plugins():
+def test_version_is_the_plugins_and_the_cores():
+    import sure_core
+
     metadata = configparser.ConfigParser()
     metadata.read(ROOT / "sure_fusion_qgis" / "metadata.txt", encoding="utf-8")
-    assert _project()["version"] == metadata["general"]["version"]
+    assert _project()["version"] == metadata["general"]["version"] == sure_core.__version__
 
 
 def test_requirements_txt_and_pyproject_name_the_same_versions():
