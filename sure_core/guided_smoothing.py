@@ -150,9 +150,8 @@ def guide_noise(guides: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """The guides' σ for the smoothing: the smaller of the σ in use and the cross-band estimate (`cross_band_noise`).
 
     Both are upper bounds of the noise on real scenes, where texture passes for noise, and a σ set too high
-    whitens texture into "noise" and smooths it away: on the vietnam crop (reduced resolution) the wavelet σ
-    made the smoothing cost the 60 m ERGAS 2.488 → 2.584, the cross-band bound (2–5× lower on the visible bands)
-    left it at 2.49. A right σ (the APEX truth) is below the cross-band bound and is kept.
+    whitens texture into "noise" and smooths it away (docs/decisions.md, "The guided smoothing"). A right σ lies
+    below the cross-band bound and is kept.
     """
     from .cross_band_noise import cross_band_noise_sigma
 
