@@ -7,7 +7,7 @@ export QT_QPA_PLATFORM := offscreen
 # keep torch from fighting over the two cores with itself
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup system dev-plugin test golden test-modern test-core test-plugin qa demo bench-apex bench-apex-paper bench-s2-real bench-hsms bench-pan bench-scale bench-coregistration bench-network-gain bench-error gui-screenshots batch package clean
+.PHONY: setup system dev-plugin lint test golden test-modern test-core test-plugin qa demo bench-apex bench-apex-paper bench-s2-real bench-hsms bench-pan bench-scale bench-coregistration bench-network-gain bench-error gui-screenshots batch package clean
 
 # QGIS ≥ 3.40 and GDAL from apt (checked every time, in about a second), then the venv (once per requirements change)
 setup: system $(STAMP)
@@ -20,6 +20,10 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt tools/venv_const
 	/usr/bin/python3 tools/venv_constraints.py constraints.txt > $(VENV)/constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check --use-pep517 -c $(VENV)/constraints.txt -r requirements-dev.txt
 	@touch $(STAMP)
+
+# ruff (settings in pyproject.toml) over the whole repository; CI runs it beside `make test`
+lint: setup
+	$(PY) -m ruff check .
 
 # The README's test command. Core tests run without starting QGIS; plugin tests through pytest-qgis.
 test: setup
@@ -47,19 +51,19 @@ test-plugin: setup
 # The hostile-input QA of 2026-12 (114 cases: bad inputs, output paths, signals, full disk, batch, security) as a
 # script; writes out/qa/qa_report.md. 15–20 min. ARGS="--cases 1-30,72" runs some of them.
 qa: setup
-	$(PY) tools/qa_hostile.py $(ARGS)
+	PYTHONPATH=$(CURDIR)/tests/plugin $(PY) -m tools.qa_hostile $(ARGS)
 
 # Sharpens the embedded (simulated) sample through qgis_process; prints where the GeoTIFF, PNG and report are
 demo: setup
-	$(PY) tools/demo.py
+	$(PY) -m tools.demo
 
 # build/qgis-plugins: a folder holding only a link to sure_fusion_qgis/, for QGIS_PLUGINPATH (one plugin, not 7)
 dev-plugin:
-	@python3 tools/qgis_cli.py
+	@python3 -m tools.qgis_cli
 
 # dist/sure_fusion_qgis-<version>.zip for QGIS's "Install from ZIP" (sure_core bundled) + dist/requirements.txt
 package:
-	python3 tools/package.py
+	python3 -m tools.package
 
 bench-apex: setup
 	$(PY) -m benchmarks.apex $(ARGS)
@@ -96,7 +100,7 @@ bench-error: setup
 
 # The real QGIS window under Xvfb (apt-get install xvfb): each dialog and a finished run, as PNGs in out/gui
 gui-screenshots: setup
-	$(PY) tools/gui_screenshots.py out/gui
+	$(PY) -m tools.gui_screenshots out/gui
 
 # What the network adds by SURE and in truth, one case a run (docs/decisions.md): e.g. ARGS=dsen2
 bench-network-gain: setup

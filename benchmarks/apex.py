@@ -1,4 +1,4 @@
-"""APEX Sentinel-2 protocol (method.md §5.1): SURE and BP at SNR 40/30 dB over seeds, beside Table III.
+"""APEX Sentinel-2 protocol (docs/method.md §5.1): SURE and BP at SNR 40/30 dB over seeds, beside Table III.
 
     python -m benchmarks.apex                       # fast recipe, SNR 40 and 30, seeds 0 1 2, SURE and BP
     python -m benchmarks.apex --snr 30 --seeds 0    # a subset
@@ -9,20 +9,20 @@ Scores are over the 8 sharpened bands (B1, B5, B6, B7, B8A, B9, B11, B12) on the
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from sure_core import SolverOptions, s2_sharpening
 from sure_core import sentinel2 as s2
 from sure_core.metrics import msre, mssim, sam, sam_global
 from sure_core.simulation import load_apex, simulate_s2
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "apex_gt.mat"
+from .common import DATA as SHARED_DATA
+from .common import mean_of, missing_data, pin_threads, timed, write_json
+
+DATA = SHARED_DATA / "apex_gt.mat"
 SHARPENED = list(s2.SHARPENED_BANDS)
 # Table III of the paper: (MSRE dB, SAM °, MSSIM, seconds on a GPU)
 TABLE_III = {
@@ -50,11 +50,10 @@ def first_estimate(sim, tuned: bool, smoothed: bool) -> np.ndarray:
 
 
 def run(sim, options: SolverOptions) -> tuple[dict, object]:
-    start = time.perf_counter()
-    out, record = s2_sharpening.sharpen(sim.y10, sim.y20, sim.y60, sigma=sim.sigma, options=options,
-                                        geometry="zero_phase")
+    (out, record), seconds = timed(s2_sharpening.sharpen, sim.y10, sim.y20, sim.y60, sigma=sim.sigma,
+                                   options=options, geometry="zero_phase")
     result = score(sim.truth, out)
-    result["seconds"] = time.perf_counter() - start
+    result["seconds"] = seconds
     result["final_risk"] = record.final_risk
     result["smoothing_strength"] = record.smoothing_strength
     return result, record
@@ -72,10 +71,9 @@ def main(argv=None) -> int:
     parser.add_argument("--paper-iterations", type=int, default=20)
     parser.add_argument("--json", type=Path, default=None, help="write all runs to this file")
     args = parser.parse_args(argv)
-    if not DATA.exists():
-        print(f"{DATA} not found: the benchmark needs the shared data folder beside the repository")
+    if missing_data(DATA.name):
         return 2
-    torch.set_num_threads(args.threads)
+    pin_threads(args.threads)
     truth = load_apex(DATA)
     base = SolverOptions(device="cpu", threads=args.threads)
     if args.iterations:
@@ -90,14 +88,15 @@ def main(argv=None) -> int:
             for loss in args.losses:
                 result, _ = run(sim, replace(base, loss=loss, seed=seed))
                 runs.append({"snr": snr, "seed": seed, "method": loss, **result})
-                print(f"SNR {snr:g} seed {seed} {loss:>4}: MSRE {result['msre']:.2f} dB  SAM {result['sam']:.3f}° (Σ {result['sam_global']:.3f}°)  "
-                      f"MSSIM {result['mssim']:.4f}  {result['seconds']:.0f} s", flush=True)
+                print(f"SNR {snr:g} seed {seed} {loss:>4}: MSRE {result['msre']:.2f} dB  SAM {result['sam']:.3f}° "
+                      f"(Σ {result['sam_global']:.3f}°)  MSSIM {result['mssim']:.4f}  {result['seconds']:.0f} s",
+                      flush=True)
     print_table(runs, base)
     if args.paper_recipe:
-        reference = next((r for r in runs if r["snr"] == 40 and r["method"] == "sure" and r["seed"] == args.seeds[0]), None)
+        reference = next((r for r in runs if r["snr"] == 40 and r["method"] == "sure" and r["seed"] == args.seeds[0]),
+                         None)
         speed_ratio(truth, replace(base, seed=args.seeds[0]), args.paper_iterations, reference)
-    if args.json:
-        args.json.write_text(json.dumps(runs, indent=1))
+    write_json(args.json, runs)
     return 0
 
 
@@ -111,12 +110,13 @@ def print_table(runs: list[dict], options: SolverOptions) -> None:
             rows = [r for r in runs if r["snr"] == snr and r["method"] == method]
             if not rows:
                 continue
-            m = {k: float(np.mean([r.get(k, np.nan) for r in rows])) for k in ("msre", "sam", "sam_global", "mssim",
-                                                                               "seconds")}
+            m = {k: mean_of(rows, k) for k in ("msre", "sam", "sam_global", "mssim", "seconds")}
             paper = TABLE_III.get((int(snr), method))
-            ref = (lambda i, fmt: f" [{format(paper[i], fmt)}]") if paper else (lambda i, fmt: "")
-            print(f"{snr:>4g} {method:<18} {m['msre']:>8.2f}{ref(0, '.2f'):>8} {m['sam']:>8.3f}{ref(1, '.3f'):>8} "
-                  f"{m['sam_global']:>8.3f} {m['mssim']:>8.4f}{ref(2, '.3f'):>8} {m['seconds']:>8.0f}{ref(3, '.0f'):>8} {len(rows):>5}")
+            ref = [f" [{format(value, fmt)}]" for value, fmt in zip(paper, (".2f", ".3f", ".3f", ".0f"))] if paper \
+                else [""] * 4
+            print(f"{snr:>4g} {method:<18} {m['msre']:>8.2f}{ref[0]:>8} {m['sam']:>8.3f}{ref[1]:>8} "
+                  f"{m['sam_global']:>8.3f} {m['mssim']:>8.4f}{ref[2]:>8} {m['seconds']:>8.0f}{ref[3]:>8} "
+                  f"{len(rows):>5}")
         target = TARGETS.get(int(snr))
         if target:
             print(f"{'':>4} {'target':<18} {'≥ ' + str(target[0]):>16} {'≤ ' + str(target[1]):>16} {'':>8} "
@@ -138,7 +138,8 @@ def speed_ratio(truth, options: SolverOptions, iterations: int, full: dict | Non
         full, _ = run(sim, options)
     print(f"\nSpeed, APEX SNR 40, measured in this run ({options.threads} threads):")
     print(f"  paper recipe: {paper_record.seconds_per_iteration:.2f} s/iteration; after {iterations} iterations "
-          f"MSRE {paper['msre']:.2f} dB; its ~3000 iterations would take ≈ {paper_record.seconds_per_iteration * 3000 / 60:.0f} min")
+          f"MSRE {paper['msre']:.2f} dB; its ~3000 iterations would take ≈ "
+          f"{paper_record.seconds_per_iteration * 3000 / 60:.0f} min")
     print(f"  fast recipe:  {ours_record.seconds_per_iteration:.2f} s/iteration; after {iterations} iterations "
           f"MSRE {ours['msre']:.2f} dB; full run ({options.iterations} iterations) MSRE {full['msre']:.2f} dB "
           f"in {full['seconds']:.0f} s")

@@ -28,7 +28,6 @@ benchmark differ slightly from those of bench-hsms and bench-pan, whose degradat
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from dataclasses import replace
@@ -48,8 +47,8 @@ from sure_core.simulation import load_apex, simulate_s2
 from . import hsms as bench_hsms
 from . import pan as bench_pan
 from . import s2_real
+from .common import Stopwatch, missing_data, pin_threads, write_json
 
-DATA = s2_real.DATA
 S2_SHIFTS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0)
 PAIR_SHIFTS = {"eo1": (0.0, 0.5, 1.5), "wv2": (0.0, 0.5)}
 PAN_RECIPE = {"iterations": 60, "width": 8}      # the plugin's pansharpening recipe
@@ -120,7 +119,7 @@ def s2_case(name: str, truth_groups: dict, make_inputs, args, options: SolverOpt
 
 
 def apex_case(args, options: SolverOptions) -> list[dict]:
-    truth = load_apex(DATA / "apex_gt.mat")
+    truth = load_apex(s2_real.DATA / "apex_gt.mat")
     sharpened = [s2.SPECTRAL_ORDER[i] for i in s2.SHARPENED_BANDS]
     reference = truth / truth.max()
 
@@ -188,8 +187,8 @@ def vietnam_case(args, options: SolverOptions) -> list[dict]:
                 for key, ratio in (("20m", 2), ("60m", 6)):
                     for name, (rows_px, cols_px) in zip(s2_real.GROUPS[key], original[key]):
                         out[name] = fourier_shift(out[name], ratio * rows_px, ratio * cols_px)
-            scores = s2_real.score_all(bands, {k: np.stack([out[n] for n in s2_real.GROUPS[k]]) for k in ("20m", "60m")},
-                                       BORDER)
+            stacked = {k: np.stack([out[n] for n in s2_real.GROUPS[k]]) for k in ("20m", "60m")}
+            scores = s2_real.score_all(bands, stacked, BORDER)
             rows.append({"case": "vietnam", "method": method, "coregistration": coregistration, "seconds": seconds,
                          "ergas_20m": scores["20m"]["ergas"], "ergas_60m": scores["60m"]["ergas"]})
             print(f"vietnam {coregistration:>4} {method:<14} ERGAS 20 m {scores['20m']['ergas']:.3f} "
@@ -318,21 +317,20 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    if not (DATA / "apex_gt.mat").exists():
-        print(f"{DATA} not found: the benchmark needs the shared data folder beside the repository")
+    needed = {"apex": ["apex_gt.mat"], "dsen2": ["S2A_MSIL1C_20170527_T33UUB.mat"], "vietnam": ["vietnam.mat"],
+              "eo1": ["paris_data_hs_ms.mat"], "wv2": ["imgWV2.mat"]}
+    if missing_data(*(name for case in args.cases for name in needed[case])):
         return 2
-    torch.set_num_threads(args.threads)
+    pin_threads(args.threads)
     # the network always applied, as before NETWORK=auto, so that these rows measure the co-registration alone
     options = SolverOptions(device="cpu", threads=args.threads, seed=args.seed, network="always")
-    start = time.perf_counter()
+    clock = Stopwatch()
     rows = []
     for case in args.cases:
         rows += CASES[case](args, options)
     summary(rows)
-    print(f"\nwall time {time.perf_counter() - start:.0f} s")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=1, default=float))
+    clock.report()
+    write_json(args.json, rows)
     return 0
 
 

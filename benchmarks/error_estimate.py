@@ -15,15 +15,12 @@ output's 20 m grid, so their ratio is not defined; their RMSE after averaging to
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from sure_core import SolverOptions, s2_sharpening
 from sure_core import sentinel2 as s2
@@ -31,6 +28,7 @@ from sure_core.simulation import load_apex, simulate_s2
 from sure_fusion_qgis.error_report import band_errors
 
 from . import apex, s2_real
+from .common import missing_data, pin_threads, timed, write_json
 
 TARGET = 0.2   # |estimated / true − 1| of the RMSE, every sharpened band
 
@@ -43,11 +41,9 @@ def _row(case: str, band: str, estimate, true_rmse: float, note: str = "") -> di
 
 def run_apex(snr: float, seed: int, options: SolverOptions) -> list[dict]:
     sim = simulate_s2(load_apex(apex.DATA), snr, seed=seed, geometry="zero_phase")
-    start = time.perf_counter()
-    out, record = s2_sharpening.sharpen(sim.y10, sim.y20, sim.y60, sigma=sim.sigma, options=options,
-                                        geometry="zero_phase")
-    print(f"  APEX SNR {snr:g} seed {seed}: {time.perf_counter() - start:.0f} s (estimate {record.error_seconds:.1f} s)",
-          flush=True)
+    (out, record), seconds = timed(s2_sharpening.sharpen, sim.y10, sim.y20, sim.y60, sigma=sim.sigma,
+                                   options=options, geometry="zero_phase")
+    print(f"  APEX SNR {snr:g} seed {seed}: {seconds:.0f} s (estimate {record.error_seconds:.1f} s)", flush=True)
     errors = band_errors([record], list(s2.GROUP_10M + s2.GROUP_20M + s2.GROUP_60M))
     rows = []
     for name in (n for n in s2.SPECTRAL_ORDER if n in errors):
@@ -67,10 +63,9 @@ def run_dsen2(options: SolverOptions) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="error_estimate_") as tmp:
         paths = s2_real.write_inputs(Path(tmp), degraded, epsg, origin)
         inputs = raster_io.open_band_rasters({k: paths[k] for k in s2_real.GROUPS}, s2_real.GROUPS, scene_name="wald")
-        start = time.perf_counter()
-        result = run_sharpening(inputs, raster_io.plan_area(inputs), str(Path(tmp) / "sure.tif"),
+        result, seconds = timed(run_sharpening, inputs, raster_io.plan_area(inputs), str(Path(tmp) / "sure.tif"),
                                 SharpeningSettings(options=options))
-        print(f"  DSen2 (Wald ×2): {time.perf_counter() - start:.0f} s", flush=True)
+        print(f"  DSen2 (Wald ×2): {seconds:.0f} s", flush=True)
         data, _, descriptions, _ = raster_io.read_raster(result.path)
         names = [raster_io.s2_band_name(d) for d in descriptions]
         errors = result.error_by_band()
@@ -114,12 +109,10 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, help="write the rows to this file")
     args = parser.parse_args(argv)
-    needed = {"apex": apex.DATA, "dsen2": s2_real.DATA / "S2A_MSIL1C_20170527_T33UUB.mat"}
-    missing = [needed[c] for c in args.cases if not needed[c].exists()]
-    if missing:
-        print(f"{missing[0]} not found: the benchmark needs the shared data folder beside the repository")
+    needed = {"apex": apex.DATA.name, "dsen2": "S2A_MSIL1C_20170527_T33UUB.mat"}
+    if missing_data(*(needed[c] for c in args.cases)):
         return 2
-    torch.set_num_threads(args.threads)
+    pin_threads(args.threads)
     recipe = {"iterations": args.iterations} if args.iterations else {}
     options = SolverOptions(device="cpu", threads=args.threads, **recipe)
     rows = []
@@ -130,9 +123,7 @@ def main(argv=None) -> int:
     if "dsen2" in args.cases:
         rows += run_dsen2(options)
     print_table(rows, options)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"iterations": options.iterations, "rows": rows}, indent=1))
+    write_json(args.json, {"iterations": options.iterations, "rows": rows})
     return 0
 
 

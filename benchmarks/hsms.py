@@ -15,7 +15,7 @@ ERGAS (ratio 3), SAM (°), PSNR (peak = max of HSim). Peers' figures (other tool
 draw) are printed beside ours; our own cubic-spline interpolation and an MTF-GLP-HPM hypersharpening of the
 same draw tell how comparable they are.
 
-**Simulated protocol** (the paper's, method.md §5.3, on this scene): truth = HSim ÷ its maximum; MS = R·truth
+**Simulated protocol** (the paper's, docs/method.md §5.3, on this scene): truth = HSim ÷ its maximum; MS = R·truth
 through the IKONOS blue/green/red/NIR responses (`ikonos_spec_resp.mat`) sampled at the Hyperion band centres,
 rows normalised to sum 1, noise at 40 dB (one σ for the MS image); HS = 15×15 Gaussian PSF σ = 2, ×4
 decimation (zero-phase, as the paper), noise at 30 dB (one σ for the cube). Known R, PSF and σ's, as in the
@@ -43,7 +43,8 @@ from sure_core import SolverOptions, guided_fusion, hsms
 from sure_core.metrics import ergas, msre, psnr, sam
 from sure_core.psf import Geometry, geometry_offset, sigma_from_mtf
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from .common import DATA, mean_of, missing_data, pin_threads, timed, write_json
+
 RATIO_REAL = 3
 MTF_NYQUIST = 0.3
 SNR_HS_REAL = 30.0
@@ -144,7 +145,8 @@ def real_protocol(seed: int, options: SolverOptions, given_psf: bool, losses: li
     truth, ms, _ = load_paris()
     sigma_psf = sigma_from_mtf(MTF_NYQUIST, RATIO_REAL)
     geometry = Geometry.AREA.value
-    hs, sigma_noise = degrade_hs(truth, sigma_psf, RATIO_REAL, SNR_HS_REAL, seed, geometry, noise_before_decimation=True)
+    hs, sigma_noise = degrade_hs(truth, sigma_psf, RATIO_REAL, SNR_HS_REAL, seed, geometry,
+                                 noise_before_decimation=True)
     peak = float(truth.max())
     rows = []
 
@@ -155,11 +157,8 @@ def real_protocol(seed: int, options: SolverOptions, given_psf: bool, losses: li
         print(f"real seed {seed} {method:<44} ERGAS {row['ergas']:6.3f}  SAM {row['sam']:6.3f}°  "
               f"PSNR {row['psnr']:6.2f} dB  {seconds:7.1f} s", flush=True)
 
-    start = time.perf_counter()
-    add("cubic-spline interpolation (ours)", upsample_cubic(hs, RATIO_REAL, geometry), time.perf_counter() - start)
-    start = time.perf_counter()
-    add("MTF-GLP-HPM hypersharpening (ours, true σ)", mtf_glp_hpm(hs, ms, RATIO_REAL, sigma_psf, geometry),
-        time.perf_counter() - start)
+    add("cubic-spline interpolation (ours)", *timed(upsample_cubic, hs, RATIO_REAL, geometry))
+    add("MTF-GLP-HPM hypersharpening (ours, true σ)", *timed(mtf_glp_hpm, hs, ms, RATIO_REAL, sigma_psf, geometry))
     psf_choices = [("estimated", None)] + ([("given", sigma_psf)] if given_psf else [])
     for label, psf in psf_choices:
         start = time.perf_counter()
@@ -169,8 +168,8 @@ def real_protocol(seed: int, options: SolverOptions, given_psf: bool, losses: li
             psf_sigma=float(model.psf_sigma[0]))
         for loss in losses:
             start = time.perf_counter()
-            fused, record, model = hsms.fuse_hs_ms(hs, ms, psf_sigma=psf, options=replace(options, loss=loss, seed=seed),
-                                                   geometry=geometry)
+            fused, record, model = hsms.fuse_hs_ms(hs, ms, psf_sigma=psf,
+                                                   options=replace(options, loss=loss, seed=seed), geometry=geometry)
             add(f"SURE Fusion, {loss} loss (SRF est., PSF {label})", fused, time.perf_counter() - start,
                 psf_sigma=float(model.psf_sigma[0]), sigma_hs_estimated=float(np.mean(record.sigma[1])),
                 sigma_hs_true=sigma_noise, sigma_ms_estimated=float(np.mean(record.sigma[0])),
@@ -217,8 +216,7 @@ def simulated_protocol(seed: int, options: SolverOptions, snr_hs: float, losses:
 # --------------------------------------------------------------------------------------------------------------
 # report
 # --------------------------------------------------------------------------------------------------------------
-def _mean(rows, key):
-    return float(np.mean([r[key] for r in rows]))
+_mean = mean_of
 
 
 def print_tables(runs: list[dict], options: SolverOptions) -> None:
@@ -249,7 +247,8 @@ def print_tables(runs: list[dict], options: SolverOptions) -> None:
         s = [r for r in rows_snr if r["method"] == "sure loss"]
         b = [r for r in rows_snr if r["method"] == "bp loss"]
         if s and b:
-            print(f"SURE − BP: ERGAS {_mean(s, 'ergas') - _mean(b, 'ergas'):+.3f}, PSNR {_mean(s, 'psnr') - _mean(b, 'psnr'):+.2f} dB")
+            print(f"SURE − BP: ERGAS {_mean(s, 'ergas') - _mean(b, 'ergas'):+.3f}, "
+                  f"PSNR {_mean(s, 'psnr') - _mean(b, 'psnr'):+.2f} dB")
 
 
 def main(argv=None) -> int:
@@ -258,7 +257,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--losses", nargs="+", default=["sure"], choices=["sure", "bp"],
                         help="losses for the real protocol (the simulated one always runs BP and SURE)")
-    parser.add_argument("--sim-snr-hs", type=float, nargs="+", default=[30.0], help="HS SNR(s) of the simulated protocol")
+    parser.add_argument("--sim-snr-hs", type=float, nargs="+", default=[30.0],
+                        help="HS SNR(s) of the simulated protocol")
     parser.add_argument("--given-psf", action="store_true", help="real protocol: also fuse with the true PSF σ")
     parser.add_argument("--iterations", type=int, default=None, help="override the recipe's iterations")
     parser.add_argument("--width", type=int, default=None, help="override the network width")
@@ -272,11 +272,9 @@ def main(argv=None) -> int:
         options = SolverOptions(**next((r["options"] for r in runs if "options" in r), {}))
         print_tables(runs, options)
         return 0
-    for name in ("paris_data_hs_ms.mat", "ikonos_spec_resp.mat"):
-        if not (DATA / name).exists():
-            print(f"{DATA / name} not found: the benchmark needs the shared data folder beside the repository")
-            return 2
-    torch.set_num_threads(args.threads)
+    if missing_data("paris_data_hs_ms.mat", "ikonos_spec_resp.mat"):
+        return 2
+    pin_threads(args.threads)
     options = SolverOptions(device="cpu", threads=args.threads)
     if args.iterations:
         options = replace(options, iterations=args.iterations)
@@ -291,8 +289,7 @@ def main(argv=None) -> int:
                 runs += simulated_protocol(seed, options, snr, ["bp", "sure"])
     print_tables(runs, options)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(runs, indent=1))
+        write_json(args.json, runs)
         print(f"\nrows written to {args.json}")
     return 0
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from dataclasses import replace
 
 import numpy as np
-import torch
 
 from sure_core import SolverOptions, hsms, pansharpening, s2_sharpening
 from sure_core import sentinel2 as s2
@@ -26,8 +24,11 @@ from . import hsms as bench_hsms
 from . import pan as bench_pan
 from . import s2_real
 from .apex import score as apex_score
+from .common import missing_data, pin_threads, timed
 
-CASES = ("apex30", "apex40", "dsen2", "vietnam", "eo1", "wv2")
+#: each case and the shared data file it reads
+CASES = {"apex30": "apex_gt.mat", "apex40": "apex_gt.mat", "dsen2": "S2A_MSIL1C_20170527_T33UUB.mat",
+         "vietnam": "vietnam.mat", "eo1": "paris_data_hs_ms.mat", "wv2": "imgWV2.mat"}
 
 
 def windows(history: list[float], width: int = 30) -> list[float]:
@@ -77,12 +78,13 @@ def main(argv=None) -> int:
     if len(argv) != 1 or argv[0] not in CASES:
         print(f"usage: python -m benchmarks.network_gain CASE, CASE one of {', '.join(CASES)}")
         return 2
-    torch.set_num_threads(1)
-    start = time.perf_counter()
-    metric, first, network, record = run(argv[0])
+    if missing_data(CASES[argv[0]]):
+        return 2
+    pin_threads(1)
+    (metric, first, network, record), seconds = timed(run, argv[0])
     print(json.dumps({"case": argv[0], "metric": metric, "first": first, "network": network,
                       "gain": record.network_gain, "se": record.network_gain_se,
-                      "windows": windows(record.gain_history), "seconds": time.perf_counter() - start,
+                      "windows": windows(record.gain_history), "seconds": seconds,
                       "decision": record.network_decision}))
     return 0
 

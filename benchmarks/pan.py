@@ -20,12 +20,13 @@ with a border of `--border` px cut (the toolbox's flag_cut_bounds).
 Methods, all in the same run and on the same inputs: bicubic (GDAL cubic warp of the MS GeoTIFF onto the PAN
 grid), `gdal:pansharp` (what QGIS Processing runs: gdal_pansharpen.py pan ms out -r cubic, weighted Brovey
 with equal weights; called through osgeo_utils here, and through `qgis_process run gdal:pansharp` with
-`--via-qgis-process`: the two outputs were checked identical, max |difference| 0), the core's linear first estimate (guided_fusion.first_estimate with the model that
-pansharpen builds) and SURE Fusion (sure_core.pansharpening.pansharpen, sensor 'worldview2').
+`--via-qgis-process`: the two outputs were checked identical, max |difference| 0), the core's linear first
+estimate (guided_fusion.first_estimate with the model that pansharpen builds) and SURE Fusion
+(sure_core.pansharpening.pansharpen, sensor 'worldview2').
 
 Recipe: 60 iterations of a width-8 network by default (`--iterations`, `--width`), so that the SURE run fits the
 issue's 10 minutes on this 2-core machine; the solver's default (300 iterations, width 16) costs 4-8 s per
-iteration on a 320×320×8 output here, and measured no better (see README).
+iteration on a 320×320×8 output here, and measured no better (docs/benchmarks.md).
 
 Full resolution: the original 320×320 MS + 1280×1280 PAN, top-left `--full-crop` PAN px of it (default 512; 0 =
 the whole scene, which the network cannot train on in reasonable time on this CPU) fused to the PAN grid,
@@ -35,15 +36,12 @@ scale; the PAN degraded to the MS grid with its MTF Gaussian, as above).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 from osgeo import gdal, osr
 
 from sure_core import SolverOptions
@@ -51,9 +49,12 @@ from sure_core.metrics import ergas, q2n, sam
 from sure_core.pan_sensors import get_sensor
 from sure_core.quality_no_reference import qnr
 
+from .common import DATA as SHARED_DATA
+from .common import Stopwatch, missing_data, pin_threads, timed, write_json
+
 gdal.UseExceptions()
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imgWV2.mat"
+DATA = SHARED_DATA / "imgWV2.mat"
 RATIO = 4
 SENSOR = "worldview2"
 TARGET = {"q2n": 0.87, "ergas": 4.8, "minutes": 10.0}
@@ -200,12 +201,6 @@ def score(truth: np.ndarray, estimate: np.ndarray, border: int = 0) -> dict[str,
     return {"q2n": q2n(t, e, 32, 32), "ergas": ergas(t, e, RATIO), "sam": sam(t, e)}
 
 
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
-
-
 def reduced_resolution(ms, pan, options: SolverOptions, seeds: list[int], border: int, extra: dict,
                        via_processing: bool = False) -> list[dict]:
     ms_lr, pan_lr = wald_inputs(ms, pan)
@@ -226,11 +221,12 @@ def reduced_resolution(ms, pan, options: SolverOptions, seeds: list[int], border
             print(f"  {name}: Q8 {rows[-1]['full']['q2n']:.4f}, ERGAS {rows[-1]['full']['ergas']:.3f}, "
                   f"{seconds:.1f} s", flush=True)
         for seed in seeds:
-            (est, info), seconds = timed(lambda: run_sure(ms_lr, pan_lr, replace(options, seed=seed), **extra))
+            (est, info), seconds = timed(run_sure, ms_lr, pan_lr, replace(options, seed=seed), **extra)
             rows.append({"method": "SURE Fusion", "seed": seed, "seconds": seconds, "full": score(ms, est),
                          "cut": score(ms, est, border), "run": info})
-            print(f"  SURE Fusion seed {seed}: Q8 {rows[-1]['full']['q2n']:.4f}, ERGAS {rows[-1]['full']['ergas']:.3f}, "
-                  f"{seconds:.1f} s ({info['seconds_per_iteration']:.2f} s/it); weights "
+            print(f"  SURE Fusion seed {seed}: Q8 {rows[-1]['full']['q2n']:.4f}, "
+                  f"ERGAS {rows[-1]['full']['ergas']:.3f}, {seconds:.1f} s "
+                  f"({info['seconds_per_iteration']:.2f} s/it); weights "
                   f"{np.round(info['weights'], 3).tolist()}, offset {np.round(info['offset'], 1).tolist()}", flush=True)
     return rows
 
@@ -266,12 +262,14 @@ def print_tables(reduced: list[dict], full: list[dict], options: SolverOptions, 
         print(f"{'':<46} | {'Q8':>6} {'ERGAS':>7} {'SAM °':>8} | {'Q8':>6} {'ERGAS':>7} {'SAM °':>8} |")
         for r in reduced:
             name = r["method"] + (f" (seed {r['seed']})" if r["seed"] is not None else "")
-            cells = " | ".join(f"{r[k]['q2n']:>6.4f} {r[k]['ergas']:>7.3f} {r[k]['sam']:>8.3f}" for k in ("full", "cut"))
+            cells = " | ".join(f"{r[k]['q2n']:>6.4f} {r[k]['ergas']:>7.3f} {r[k]['sam']:>8.3f}"
+                               for k in ("full", "cut"))
             print(f"{name:<46} | {cells} | {r['seconds']:>7.1f}")
         sure = [r for r in reduced if r["method"] == "SURE Fusion"]
         if len(sure) > 1:
             mean = {k: float(np.mean([r["full"][k] for r in sure])) for k in ("q2n", "ergas", "sam")}
-            print(f"{'SURE Fusion, mean over seeds':<46} | {mean['q2n']:>6.4f} {mean['ergas']:>7.3f} {mean['sam']:>8.3f} |")
+            print(f"{'SURE Fusion, mean over seeds':<46} | {mean['q2n']:>6.4f} {mean['ergas']:>7.3f} "
+                  f"{mean['sam']:>8.3f} |")
         for name, (q, e) in PEERS.items():
             print(f"{name + ' (other tools, other run)':<46} | {q:>6.3f} {e:>7.2f} {'':>8} |")
         if sure:
@@ -279,8 +277,8 @@ def print_tables(reduced: list[dict], full: list[dict], options: SolverOptions, 
             e = float(np.mean([r["full"]["ergas"] for r in sure]))
             minutes = max(r["seconds"] for r in sure) / 60
             ok = q >= TARGET["q2n"] and e <= TARGET["ergas"] and minutes <= TARGET["minutes"]
-            print(f"target Q8 ≥ {TARGET['q2n']}, ERGAS ≤ {TARGET['ergas']}, ≤ {TARGET['minutes']:.0f} min → Q8 {q:.4f}, "
-                  f"ERGAS {e:.3f}, {minutes:.1f} min: {'met' if ok else 'NOT met'}")
+            print(f"target Q8 ≥ {TARGET['q2n']}, ERGAS ≤ {TARGET['ergas']}, ≤ {TARGET['minutes']:.0f} min → "
+                  f"Q8 {q:.4f}, ERGAS {e:.3f}, {minutes:.1f} min: {'met' if ok else 'NOT met'}")
     if full:
         print(f"\nWorldView-2 full resolution — {full_shape}; QNR (D_λ, D_s), 32-px blocks")
         print(f"{'method':<46} | {'QNR':>6} {'D_λ':>7} {'D_s':>7} | {'seconds':>7}")
@@ -304,14 +302,13 @@ def main(argv=None) -> int:
                         help="full-resolution run on the top-left N×N PAN px (a multiple of 32; 0: all 1280)")
     parser.add_argument("--json", type=Path, default=None, help="write the results to this file")
     args = parser.parse_args(argv)
-    if not DATA.exists():
-        print(f"{DATA} not found: the benchmark needs the shared data folder beside the repository")
+    if missing_data(DATA.name):
         return 2
-    torch.set_num_threads(1)
+    pin_threads(1)
     options = SolverOptions(device="cpu", threads=1, seed=args.seeds[0], iterations=args.iterations,
                             width=args.width, skip_width=max(4, args.width // 2))
     extra = {"psf_sigma": "estimate"} if args.psf == "estimate" else {}
-    start = time.perf_counter()
+    clock = Stopwatch()
     ms, pan = load_wv2()
     reduced = [] if args.skip_reduced else reduced_resolution(ms, pan, options, args.seeds, args.border, extra,
                                                               args.via_qgis_process)
@@ -319,14 +316,11 @@ def main(argv=None) -> int:
     side = args.full_crop or pan.shape[0]
     full_shape = f"MS {side // RATIO}² ×8 + PAN {side}² → {side}²" + (" (top-left crop)" if args.full_crop else "")
     print_tables(reduced, full, options, args.border, full_shape)
-    total = time.perf_counter() - start
-    print(f"\nwall time {total:.0f} s ({total / 60:.1f} min)")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "options": {"iterations": options.iterations, "width": options.width, "psf": args.psf},
-            "border": args.border, "full_resolution_shape": full_shape, "wall_seconds": total,
-            "reduced_resolution": reduced, "full_resolution": full}, indent=1))
+    total = clock.report()
+    write_json(args.json, {
+        "options": {"iterations": options.iterations, "width": options.width, "psf": args.psf},
+        "border": args.border, "full_resolution_shape": full_shape, "wall_seconds": total,
+        "reduced_resolution": reduced, "full_resolution": full})
     return 0
 
 

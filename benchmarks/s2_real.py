@@ -16,10 +16,8 @@ cutting `--border` px (default 11) at the 20 m grid and ceil(border/3) px at the
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,7 +32,8 @@ from sure_core.operators import BlurDecimate
 from sure_fusion_qgis import raster_io
 from sure_fusion_qgis.sharpening import SharpeningSettings, run_sharpening
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from .common import DATA, Stopwatch, missing_data, pin_threads, timed, write_json
+
 GROUPS = {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M, "60m": s2.GROUP_60M}
 RATIOS = {"10m": 1, "20m": 2, "60m": 6}
 TARGET_ERGAS = 2.0
@@ -167,9 +166,7 @@ def run_crop(name: str, options: SolverOptions, border: int, first_estimate: boo
             methods.append(("first estimate + guided smoothing", lambda: run_first_estimate(degraded, smoothing=True)))
         methods.append(("SURE Fusion (plugin)", lambda: run_plugin(paths, folder, options)))
         for method, fn in methods:
-            start = time.perf_counter()
-            estimate = fn()
-            seconds = time.perf_counter() - start
+            estimate, seconds = timed(fn)
             rows.append({"crop": name, "method": method, "seconds": seconds, **score_all(bands, estimate, border)})
             print(f"  {method}: ERGAS 20 m {rows[-1]['20m']['ergas']:.3f}, {seconds:.1f} s", flush=True)
     return rows
@@ -207,25 +204,19 @@ def main(argv=None) -> int:
     parser.add_argument("--no-first-estimate", action="store_true", help="skip the core's linear first estimate row")
     parser.add_argument("--json", type=Path, default=None, help="write the results to this file")
     args = parser.parse_args(argv)
-    missing = [p for p in (DATA / "S2A_MSIL1C_20170527_T33UUB.mat", DATA / "vietnam.mat") if not p.exists()]
-    if missing:
-        print(f"{missing[0]} not found: the benchmark needs the shared data folder beside the repository")
+    if missing_data("S2A_MSIL1C_20170527_T33UUB.mat", "vietnam.mat"):
         return 2
-    torch.set_num_threads(1)
+    pin_threads(1)
     options = SolverOptions(device="cpu", threads=1, seed=0)
     if args.iterations:
         options = replace(options, iterations=args.iterations)
-    start = time.perf_counter()
+    clock = Stopwatch()
     results = {name: run_crop(name, options, args.border, not args.no_first_estimate) for name in args.crops}
     for name, rows in results.items():
         print_table(name, rows, options, args.border)
-    total = time.perf_counter() - start
-    print(f"\nwall time {total:.0f} s ({total / 60:.1f} min)")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"options": {"iterations": options.iterations, "width": options.width},
-                                         "border": args.border, "wall_seconds": total,
-                                         "rows": sum(results.values(), [])}, indent=1))
+    total = clock.report()
+    write_json(args.json, {"options": {"iterations": options.iterations, "width": options.width},
+                           "border": args.border, "wall_seconds": total, "rows": sum(results.values(), [])})
     return 0
 
 

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .common import DATA, missing_data, write_json
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 FULL_TILE = 10980
 RATIOS = {"10m": 1, "20m": 2, "60m": 6}
 EPSG, ORIGIN = 32633, (300000.0, 5700000.0)
@@ -34,8 +35,6 @@ def load_dsen2() -> dict[str, np.ndarray]:
     from osgeo import gdal
 
     path = DATA / "S2A_MSIL1C_20170527_T33UUB.mat"
-    if not path.exists():
-        raise SystemExit(f"{path} is missing: the shared data folder must sit beside the repository")
     out = {}
     for key, var in (("10m", "im10"), ("20m", "im20"), ("60m", "im60")):
         ds = gdal.Open(f'HDF5:"{path}"://{var}')
@@ -55,7 +54,6 @@ def assemble(bands: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
 
 
 def write_scene(folder: Path, bands: dict[str, np.ndarray]) -> dict[str, str]:
-    sys.path.insert(0, str(ROOT))
     from osgeo import gdal
 
     from sure_core import sentinel2 as s2
@@ -101,7 +99,6 @@ def quality(iterations: int, size: int = 288, offset: int = 6, crops: int = 2, c
     are scored against the original ones (ERGAS, MSRE, 11 px border cut), and the error near tile borders is
     compared with the error inside tiles (seams).
     """
-    sys.path.insert(0, str(ROOT))
     import torch
 
     from benchmarks.s2_real import degrade
@@ -178,10 +175,10 @@ SMOOTHING = {"auto": None, "on": True, "off": False}   # SolverOptions.smoothing
 def run_one(folder: str, iterations: int, tile: int, threads: int, smoothing: str = "auto", network: str = "auto"
             ) -> dict:
     """Child process: sharpen the scene in `folder` and print a JSON line with timings and peak RSS."""
-    sys.path.insert(0, str(ROOT))
     import torch
 
-    from sure_core import s2_sharpening, sentinel2 as s2
+    from sure_core import s2_sharpening
+    from sure_core import sentinel2 as s2
     from sure_core.solver import SolverOptions
     from sure_fusion_qgis import raster_io, sharpening
 
@@ -223,12 +220,6 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def write_json(path: Path | None, data: dict) -> None:
-    if path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2))
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[240, 480, 960, 1920])
@@ -246,6 +237,8 @@ def main(argv=None) -> int:
                         help="instead of the size sweep: tiled (crops + tiles) against whole-window training")
     parser.add_argument("--run-one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if not args.run_one and missing_data("S2A_MSIL1C_20170527_T33UUB.mat"):
+        return 2
     if args.quality:
         result = quality(args.iterations, threads=args.threads, network=args.network)
         print(json.dumps(result, indent=2))
@@ -259,7 +252,7 @@ def main(argv=None) -> int:
               f"alone) {s['untiled']['ratio']:.3f}; max |tiled − untiled| near borders "
               f"{s['max_abs_tiled_minus_untiled']['near_tile_borders']:.3g}, elsewhere "
               f"{s['max_abs_tiled_minus_untiled']['elsewhere']:.3g}")
-        write_json(args.json, result)
+        write_json(args.json, result, indent=2)
         return 0
     if args.run_one:
         print(json.dumps(run_one(args.run_one, args.iterations, args.tile, args.threads, args.smoothing,
@@ -300,7 +293,7 @@ def main(argv=None) -> int:
           f"{flops * 4 * args.tile_iterations * 192 ** 2 / 1e12:.2f} TFLOP")
     write_json(args.json, {"rows": rows, "inference_mpx_per_min": rate, "training_seconds": training,
                            "full_tile_estimate_seconds": estimate, "flops_per_pixel": flops,
-                           "iterations": args.iterations, "threads": args.threads})
+                           "iterations": args.iterations, "threads": args.threads}, indent=2)
     return 0
 
 

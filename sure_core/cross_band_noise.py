@@ -73,7 +73,10 @@ def cross_band_noise_sigma(image, guides=None) -> np.ndarray:
         raise InputShapeError(f"expected (bands, rows, cols), got shape {x.shape}")
     if min(x.shape[1:]) < 8:
         raise ImageTooSmallError(f"noise estimation needs at least 8×8 pixels per band, got {x.shape[1:]}")
-    extra = np.zeros((0, *x.shape[1:])) if guides is None else np.asarray(guides, dtype=np.float64).reshape(-1, *x.shape[1:])
+    if guides is None:
+        extra = np.zeros((0, *x.shape[1:]))
+    else:
+        extra = np.asarray(guides, dtype=np.float64).reshape(-1, *x.shape[1:])
     hh = haar_diagonal(np.concatenate([x, extra]))
     flat = hh.reshape(hh.shape[0], -1)
     flat = flat - flat.mean(axis=1, keepdims=True)

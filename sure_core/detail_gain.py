@@ -1,42 +1,18 @@
-"""How much of a guide's detail a low-resolution band really shares, frequency by frequency.
+"""How much of a guide's detail a low-resolution band really shares, frequency by frequency (the injection gain).
 
-Detail injection predicts a coarse band x from the fine guides as s = Σ w_k g_k + w_0, with weights fitted
-where the band is observed (its low frequencies). At finer scales the band and its predictor drift apart: on
-the APEX scene the gain Re⟨X, S⟩ / ‖S‖² between B11 (SWIR) and its prediction from the 10 m bands falls from
-1.0 at 0.03 cycles/px to 0.3 at 0.35 and 0.05 at 0.7, while B8A keeps a gain of 1. Injecting the predictor's
-full detail adds detail that the band does not have (B11: 21 dB SRE, against 26 dB with the right gain).
-
-The gain is measured where it can be, on the band's own observation: in rings of radial frequency of the
-low-resolution grid, β(f) = Re Σ Y·conj(A s) / Σ |A s|² (noise in y is independent of s, so β is unbiased),
-and a decay is fitted to the rings and extrapolated to the frequencies only the guides see. Two families,
-chosen by how much of the spectrum the band's observation covers:
-- groups observed at a ratio below LORENTZIAN_MIN_RATIO (S2's 20 m bands: rings up to 0.35 cycles per target
-  pixel) fit β(f) = β₀·exp(−a f − b f²), a, b ≥ 0 (log-linear least squares weighted by the predictor's
-  energy). Both terms are needed: the SWIR bands decay like exp(−a f) over their long observed range;
-- groups observed at a ratio of LORENTZIAN_MIN_RATIO or more (S2's 60 m bands: rings up to 0.12) fit
-  β(f) = β₀ / (1 + c f²). Over a sixth of the spectrum a curvature is not identifiable:
-  with the three-term decay, B9's b was set by the last one or two noisy rings (APEX, SNR 30, seeds 0/1/2:
-  gain 0.43 / 0.73 / 0.15 at 0.44 cycles/px, against a true 0.35) and B9's SRE spread over 24.0–26.8 dB. The
-  two-parameter form is the Wiener gain between a shared detail and an unshared one whose spectrum falls two
-  powers of f more slowly; it follows APEX's true B9 gain within 0.12 from 0 to 0.45 cycles/px in all six runs
-  (SNR 40 and 30, three seeds; the three-term decay was up to 0.38 off), B9's SRE becomes 26.5–27.4 dB at
-  SNR 30 and 28.3–28.7 dB at SNR 40 (24.0–26.8 and 24.9–28.6 before), and the first estimate's MSRE / SAM
-  (smoothed, 3 seeds) 26.39 → 26.55 dB / 3.17 → 3.04° at SNR 30 and 30.17 → 30.39 dB / 2.38 → 2.16° at 40.
-  The price, on the real crops' reduced-resolution protocol: 60 m ERGAS 0.760 → 0.775 (DSen2) and 2.488 →
-  2.559 (vietnam). There, measured against the reference (the 60 m band as the sensor's MTF blurred it), the
-  60 m bands' gains fall to about 0 by 0.15–0.2 cycles per pixel, and the heavier tail keeps more detail.
-The result is one isotropic, zero-phase filter per band, stored as a table over radial frequency, so a fit on
-some windows applies to any other window of the scene.
-
-Measured on the first estimate alone (no network), with exp(−a f) only, against no gain: APEX (3 seeds) MSRE
-28.17 → 29.67 dB at SNR 40 and 24.20 → 25.52 dB at SNR 30; real S2 (reduced resolution) ERGAS 1.91 → 1.61
-(20 m) and 0.89 → 0.77 (60 m) on the DSen2 crop, 5.29 → 4.99 and 4.37 → 2.77 on the vietnam crop; EO-1 HS+MS
-ERGAS 4.68 → 4.59. The quadratic term then added +0.16 dB on APEX at both SNRs and lowered every real-crop ERGAS
-(e.g. vietnam 60 m 2.70 → 2.49, with the residual shrinkage of `injection`). Used for Sentinel-2 only
-(`FusionProblem.refined_injection`): on WorldView-2 it made ERGAS worse (4.68 → 5.23; the PAN, sharpened to the
-MS sharpness and not perfectly registered, loses coherence with the MS bands for reasons that are not the
-bands' own), and on a synthetic HS+MS pair it read a PSF mismatch as missing detail. A Wiener factor for the guides' noise was tried as well: +0.13 dB on APEX at SNR 30 with the true σ, but
-worse on every real pair, where σ is estimated and includes texture.
+Detail injection predicts a coarse band from the fine guides, s = Σ w_k g_k + w_0, with weights fitted where the
+band is observed (its low frequencies). At finer scales the band and its predictor drift apart (a SWIR band shares
+far less of the 10 m bands' finest detail than a red-edge band), and injecting all of it adds detail the band does
+not have. So the gain is measured on the band's own observation, in rings of radial frequency of the
+low-resolution grid, β(f) = Re Σ Y·conj(A s) / Σ |A s|² (unbiased: the noise in y is independent of s), and a
+decay is fitted to the rings and extrapolated to the frequencies only the guides see:
+- below LORENTZIAN_MIN_RATIO (S2's 20 m bands, a third of the spectrum observed) β(f) = β₀·exp(−a f − b f²),
+  a, b ≥ 0, by log-linear least squares weighted by the predictor's energy;
+- from LORENTZIAN_MIN_RATIO on (S2's 60 m bands, a sixth observed) β(f) = β₀ / (1 + c f²): over so short a range
+  a curvature is not identifiable, and this two-parameter Wiener form extrapolates stably.
+The result is one isotropic, zero-phase filter per band, a table over radial frequency, so a fit on some windows
+applies to any window of the scene. Used for Sentinel-2 only (`FusionProblem.refined_injection`). The
+measurements behind each choice: docs/decisions.md, "The injection gain".
 
 Frequencies are in cycles per target-grid pixel; the radial frequency of a 2-D grid reaches √2/2.
 """

@@ -17,7 +17,8 @@ def resolve_device(device: str | torch.device = "auto") -> tuple[torch.device, s
         if not torch.cuda.is_available():
             raise DeviceUnavailableError(
                 "device 'cuda' was requested but PyTorch sees no CUDA GPU on this machine "
-                f"(torch {torch.__version__}, CUDA build: {torch.version.cuda is not None}): use device 'cpu' or 'auto', "
+                f"(torch {torch.__version__}, CUDA build: {torch.version.cuda is not None}): "
+                "use device 'cpu' or 'auto', "
                 "or install a CUDA build of PyTorch on a machine with an NVIDIA GPU")
         return torch.device(name), "requested"
     if name == "cpu":

@@ -23,7 +23,7 @@ degradation by d (a Gaussian relative blur of Δ px² is d² times larger in pix
 
 A band observed at a ratio r above d (the Sentinel-2 60 m bands, d = 2) is checked on its own grid: the
 self-check's result brought there, its error in the octave the degraded observation lacks; that octave stands
-for the whole unobserved range. How well all this tracks the truth: README, benchmarks/error_estimate.py.
+for the whole unobserved range. How well all this tracks the truth: docs/benchmarks.md (make bench-error).
 """
 from __future__ import annotations
 
@@ -271,8 +271,8 @@ def _checked_error(problem: FusionProblem, check: _Check, index: int,
 
 def _grouped_blurs(wanted: dict) -> dict[float, list]:
     """{guide blur: the (group, band) pairs checked with it}: blurs within BLUR_TOLERANCE share one self-check, and
-    at most MAX_SELF_CHECKS are run (one per Sentinel-2 coarse band; a hyperspectral layer has a hundred): evenly spaced quantiles of the
-    wanted blurs, each band checked with the nearest."""
+    at most MAX_SELF_CHECKS are run (one per Sentinel-2 coarse band; a hyperspectral layer has a hundred): evenly
+    spaced quantiles of the wanted blurs, each band checked with the nearest."""
     values = sorted(set(wanted.values()))
     kept: list[float] = []
     for value in values:

@@ -1,53 +1,28 @@
 """Guided non-local smoothing of the fused image, its strength chosen by SURE on the guides.
 
-Why. A fused band gets its fine detail from the 10 m guides, noise included, and every estimator of the
-SURE family here is blind to that part: the projected SURE only sees what the band's own observation sees.
-In flat, dark areas (water, shadow, asphalt) that noise is large beside the signal, and it turns the
-pixel's spectrum: on the APEX scene at SNR 30 the darkest tenth of the pixels carries half the spectral
-angle error (23° on average, against 1.6° for the brighter half). Averaging each pixel with the pixels
-whose guide patches look like its own removes that noise where the guides say the scene is the same, and
-leaves edges and texture alone.
+Why. A fused band gets its fine detail from the fine guides, noise included, and the projected SURE only sees
+what the band's own observation sees. In flat, dark areas that noise turns the pixel's spectrum; averaging each
+pixel with the pixels whose guide patches look like its own removes it where the guides say the scene is the
+same, and leaves edges and texture alone.
 
-What. For pixel p and a neighbour q at most `search` pixels away (a disc), the distance d(p, q) is the mean
-over the guide bands and over a (2·patch+1)² patch of the squared difference of the guides, each band divided
-by its noise σ, so two patches that differ by noise only have d ≈ 2. The weight is exp(−max(d − 2, 0) / (2h²))
-(1 for the pixel itself), and every band given is replaced by its weighted mean. h = 0 leaves the image as
-it is. The weights come from the guides alone and are the same for every band, so a pixel's spectrum is
-averaged as a whole. The solver smooths the bands observed at a coarser resolution only (`smoothed_channels`):
-bands observed at the target resolution, like S2's 10 m bands, stay as estimated.
+What. For pixel p and a neighbour q within `search` pixels (every one up to `dense`, then every `stride`-th row
+and column), d(p, q) is the mean over the guide bands and a (2·patch+1)² patch of the squared difference of the
+guides, each divided by its noise σ, so patches that differ by noise only have d ≈ 2. The weight is
+exp(−max(d − 2, 0) / (2h²)) (1 for the pixel itself), and every band given is replaced by its weighted mean:
+the weights come from the guides alone, so a pixel's spectrum is averaged as a whole. h = 0 leaves the image as
+it is. The solver smooths only the bands observed at a coarser resolution (`smoothed_channels`).
 
-Strength. The same filter applied to the guides themselves is a denoiser of observations with known
-noise, so its risk has an unbiased estimate (SURE, with a Monte-Carlo divergence):
-‖D(g) − g‖² − N·Σσ² + 2·div D(g); h is the value of a small grid with the least estimated risk, and h = 0
-when no value beats leaving the guides alone (risk N·Σσ²). The other bands' noise cannot be scored this
-way (their fine detail is unobserved), so they share the guides' h. Scoring the whole output with the
-solver's projected SURE instead picked the same h on APEX, but on real crops, whose σ is estimated too high,
-it chose strong smoothing that cost up to 7 % ERGAS.
-
-The SURE needs the guides' true σ. With σ estimated from the data, an upper bound on textured scenes, it
-over-promised: on the demo sample it picked h = 1.2 and ERGAS went 0.930 → 0.957. So Sentinel-2 problems smooth
-by default only when the 10 m σ is given (`s2_sharpening.build_problem`; `SolverOptions.smoothing` overrides).
-
-Measured on the APEX first estimate (seeds 0, 1, 2; SURE chose h = 0.9 every time), per-pixel SAM and MSRE of
-the 8 sharpened bands: SNR 40, 2.89° → 2.38°, 30.05 → 30.17 dB; SNR 30, 4.46° → 3.17°, 26.04 → 26.39 dB. The
-darkest tenth of the pixels goes from 13° to 8° (40 dB) and from 23° to 11° (30 dB).
-
-Search. What the smoothing gains in flat areas grows with the number of neighbours it can average: on APEX at
-SNR 30 (first estimate, seeds 0 and 1, SURE's h = 0.9 throughout) SAM went 3.08 / 3.06° with the full disc of
-radius 7 (74 offsets in the half disc), 2.99 / 2.98° with radius 11 (188), 2.95 / 2.94° with radius 15 (354),
-with MSRE unchanged to ±0.01 dB. Far neighbours need not be dense: every pixel up to radius 7 and every second
-row and column up to radius 21 (230 offsets) gave 2.96 / 2.95°. That is the search used; over the three seeds
-(with the Lorentzian 60 m gain and the cross-band ring matrices) SAM 2.89 → 2.79° at SNR 30 and 2.09 → 2.04° at
-SNR 40 against radius 7, MSRE +0.005 dB, for 3.1× the time (a 1120² px tile of 8 bands on 2 threads: 1.2 →
-3.8 s). Patches of 5×5 or 7×7 instead of 3×3 were worse (SAM 3.28 and 3.48° at SNR 30). Weights from all 12
-bands of the estimate, a second pass on pre-smoothed guides and a centre weight set to the largest neighbour
-weight were all worse; guides denoised beforehand by BM3D (+1.1 dB on the 10 m bands at SNR 30) changed SAM by
-0.03° only.
+Strength. The same filter applied to the guides is a denoiser of observations with known noise, so its risk has
+an unbiased estimate (SURE, Monte-Carlo divergence): ‖D(g) − g‖² − N·Σσ² + 2·div D(g); h is the value of a small
+grid with the least estimated risk (0 when none beats leaving the guides alone). That SURE needs the guides' true
+σ, so Sentinel-2 problems smooth by default only when the 10 m σ is given (`s2_sharpening.build_problem`;
+`SolverOptions.smoothing` overrides). Measurements (gains, search radius, patch size, what was tried):
+docs/decisions.md, "The guided smoothing".
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -71,7 +46,7 @@ def _whitened(guides: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return guides / sigma.clamp_min(floor).to(guides.dtype)[:, None, None]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _half_disc_offsets(search: int, dense: int, stride: int) -> tuple[tuple[int, int], ...]:
     """The offsets (dy, dx) of half the search disc (the other half is served by symmetry): every one up to radius
     `dense`, beyond it those on the `stride` lattice."""
@@ -106,7 +81,8 @@ def _nonlocal_means(image: torch.Tensor, guides: torch.Tensor, sigma: torch.Tens
     values = F.pad(flat[None], (search,) * 4, mode="reflect")[0]
     centre = white[:, search:search + grown[0] + 2 * patch, search:search + grown[1] + 2 * patch]
     size = 2 * patch + 1
-    scale = torch.tensor([-1.0 / (2.0 * h ** 2) for h in strengths], dtype=white.dtype, device=white.device)[:, None, None]
+    scale = torch.tensor([-1.0 / (2.0 * h ** 2) for h in strengths], dtype=white.dtype,
+                         device=white.device)[:, None, None]
     total = flat.expand(len(strengths), -1, -1, -1).clone()            # the pixel itself, weight 1
     norm = flat.new_ones((len(strengths), 1, rows, cols))
     difference = torch.empty_like(centre)
@@ -174,9 +150,8 @@ def guide_noise(guides: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """The guides' σ for the smoothing: the smaller of the σ in use and the cross-band estimate (`cross_band_noise`).
 
     Both are upper bounds of the noise on real scenes, where texture passes for noise, and a σ set too high
-    whitens texture into "noise" and smooths it away: on the vietnam crop (reduced resolution) the wavelet σ
-    made the smoothing cost the 60 m ERGAS 2.488 → 2.584, the cross-band bound (2–5× lower on the visible bands)
-    left it at 2.49. A right σ (the APEX truth) is below the cross-band bound and is kept.
+    whitens texture into "noise" and smooths it away (docs/decisions.md, "The guided smoothing"). A right σ lies
+    below the cross-band bound and is kept.
     """
     from .cross_band_noise import cross_band_noise_sigma
 

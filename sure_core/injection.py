@@ -1,54 +1,28 @@
 """A linear first estimate that the network refines: guide detail injection plus a SURE-tuned back-projection.
 
-For every band observed at low resolution through a band-wise operator A, the guide bands (observed at
-the target resolution) are combined linearly, s = Σ_k w_k g_k + w_0, with the weights that make A s best
-match the band's own observation (least squares at low resolution: regression-based detail injection,
-exact for the model's own operator). The observation then corrects s where A sees it:
+For every band observed at low resolution through a band-wise operator A, the guide bands (observed at the target
+resolution) are combined linearly, s = Σ_k w_k g_k + w_0, with the weights that make A s best match the band's
+own observation (regression-based detail injection, exact for the model's own operator). The observation then
+corrects s where A sees it:
 
     x̂ = s + Aᵀ (AAᵀ)⁻¹ H (y − A s)
 
-with H a shrinkage of the LR residual e = y − A s in the LR Fourier basis (where AAᵀ = diag(λ)). H = 1 gives
-s + A†(y − A s) = A†y + (I − A†A) s (back-projection plus the guide's unseen detail), which passes all of
-y's noise, amplified where λ is small. H is chosen by SURE, per band, in two steps:
+with H a shrinkage of the LR residual e = y − A s in the LR Fourier basis (where AAᵀ = diag(λ)). H = 1 would pass
+all of y's noise, amplified where λ is small, so H is chosen by SURE, per band, in two steps:
 1. a Tikhonov factor g_k = λ_k/(λ_k + τ), τ from a grid by the closed-form SURE of x̂ = s + Aᵀ(AAᵀ + τ)⁻¹e,
        Σ_k (τ/(λ_k+τ))² |ê_k|² / (n λ_k) + 2σ² Σ_k 1/(λ_k+τ) − const   (n: LR pixels);
-2. one factor r per ring R of LR frequency on top, H_k = min(1, r g_k): the projected error is
-   Σ_k |H_k ê_k − (ê_k − n̂_k)|²/λ_k, whose SURE is minimised by r = Σ_R g(|ê|² − nσ²)/λ / Σ_R g²|ê|²/λ.
-   The factors are interpolated between ring centres (no steps in frequency, which would spread the filter in
-   space and make tiles disagree), rings are few on small grids (about one per 6 LR pixels), and the mean (DC)
-   is never shrunk (a ring's factor biased the 60 m band means of a 60×60 px product by 3 %).
-Measured on the first estimate alone: APEX (3 seeds) +0.2 dB at SNR 40 and +0.35 dB at SNR 30 over step 1
-alone; rings alone (no τ) did as well on APEX but worse on small hyperspectral crops (ERGAS 5.45 against 5.28
-on 16×16 HS px), where the two steps gave 4.98.
+2. one factor r per ring R of LR frequency on top, H_k = min(1, r g_k), r = Σ_R g(|ê|² − nσ²)/λ / Σ_R g²|ê|²/λ,
+   interpolated between ring centres (no steps in frequency, which would make tiles disagree); the mean (DC) is
+   never shrunk. When the group's σ is given (`FusionProblem.cross_band_shrinkage`), one matrix per ring instead:
+   band k's corrected residual is Σ_l M_kl g_l e_l, row k chosen by band k's SURE, M_kk ≥ 0 (a σ set too high
+   makes SURE reward a negative own weight).
 
-When the group's σ is given (`FusionProblem.cross_band_shrinkage`: S2 with the coarse bands' σ given), step 2
-uses one matrix per ring instead of one factor per band: band k's corrected residual is Σ_l M_kl g_l e_l, row k
-chosen by band k's SURE, with M_kk ≥ 0. The bands' noise is independent, so a neighbour's residual costs no
-divergence, and where residuals are alike (APEX: B11 and B12 at 0.94) a band borrows what its neighbours
-observed. Measured on APEX (first estimate with the guided smoothing of radius 7, 3 seeds): MSRE 26.55 → 26.77 dB
-and SAM 3.04 → 2.89° at SNR 30, 30.39 → 30.61 dB and 2.16 → 2.09° at SNR 40. The bound M_kk ≥ 0 is what makes it safe
-with a σ set too high: SURE then rewards a negative own weight (its divergence term turns negative), and without
-the bound the APEX first estimate (SNR 30, seed 0) fell from 26.4 to 20.0 / 13.5 / 5.3 dB with σ 1.5 / 2 / 3
-times the truth, the DSen2 crop's (reduced resolution, estimated σ) from ERGAS 1.23 to 2.0 and, with the wavelet
-σ, 14.5; with it, 26.0 / 25.7 / 25.4 dB against 25.6 / 25.2 / 24.4 for the per-band factors, and DSen2 1.247
-against 1.233. With σ estimated the real crops gained nothing (DSen2 20 m / 60 m ERGAS 1.233 / 0.541 → 1.247 /
-0.537, vietnam 4.157 / 2.404 → 4.176 / 2.399), so the matrices run only with σ given. A positive-part Wiener on
-the noise-whitened residuals did worse on APEX (26.30 dB) and on the real crops.
-
-Before the correction, s is filtered band by band by its frequency-dependent injection gain (`detail_gain`):
-the guides' finest detail is shared by the band only in part (a SWIR band far less than a red-edge band),
-and the gain, measured on the band's own observation and extrapolated, says how much.
-
-The injection gain and the ring factors (step 2) make the *refined* injection, used where it was validated:
-Sentinel-2 (`FusionProblem.refined_injection`). The guided pairs (HS+MS, pansharpening) keep the plain
-regression and τ alone: there the gain read a PSF mismatch as missing detail on a synthetic pair with nodata,
-and lowered Q8 on WorldView-2.
-
-Groups are estimated from the finest ratio to the coarsest, and each finished group joins the guides of
-the next (cascade): the sharpened 20 m bands guide the 60 m bands.
-
-The estimate is a fixed linear function of the network input z (y is recovered from the back-projection
-in z), so the SURE divergence of the full estimator differentiates through it.
+Before the correction, s is filtered band by band by its injection gain (`detail_gain`). The gain and the ring
+factors make the *refined* injection, used where it was validated: Sentinel-2 (`FusionProblem.refined_injection`);
+the guided pairs keep the plain regression and τ alone. Groups are estimated from the finest ratio to the
+coarsest, each finished group joining the guides of the next (the sharpened 20 m bands guide the 60 m bands).
+The estimate is a fixed linear function of the network input z, so the SURE divergence of the full estimator
+differentiates through it. Measurements behind each step: docs/decisions.md, "The linear first estimate".
 """
 from __future__ import annotations
 
@@ -193,16 +167,16 @@ class Shrinkage:
     matrices: torch.Tensor | None = None
 
     @classmethod
-    def tikhonov(cls, tau: torch.Tensor) -> "Shrinkage":
+    def tikhonov(cls, tau: torch.Tensor) -> Shrinkage:
         return cls(tau, None)
 
     @classmethod
-    def from_sums(cls, tau: torch.Tensor, cross: torch.Tensor, square: torch.Tensor) -> "Shrinkage":
+    def from_sums(cls, tau: torch.Tensor, cross: torch.Tensor, square: torch.Tensor) -> Shrinkage:
         factors = torch.where(square > 0, cross / square.clamp_min(1e-300), torch.ones_like(square))
         return cls(tau, factors.clamp(0.0, MAX_RING_FACTOR))
 
     @classmethod
-    def from_normal_equations(cls, tau: torch.Tensor, gram: torch.Tensor, rhs: torch.Tensor) -> "Shrinkage":
+    def from_normal_equations(cls, tau: torch.Tensor, gram: torch.Tensor, rhs: torch.Tensor) -> Shrinkage:
         """Cross-band ring matrices M (rings, bands, bands): band k's corrected residual is Σ_l M_kl g_l e_l at each
         coefficient of the ring. Row k of M minimises band k's projected SURE, Σ |m·v − e_k|²/λ_k + 2nσ_k² m_k
         Σ g_k/λ_k: the other bands' residuals carry independent noise, so they cost no divergence and help where
@@ -321,9 +295,11 @@ def fit_injection(problems: list[FusionProblem], tune: bool = True, cascade: boo
             fit.weights[i] = w = _solve_weights(gram, rhs)
             if refined:
                 fit.gain[i] = _fit_gain(problems, i, owns, stacked, w)
-            steps = [_step(p.observations[i], own, g, w, None, fit.gain[i]) for p, own, g in zip(problems, owns, stacked)]
+            steps = [_step(p.observations[i], own, g, w, None, fit.gain[i])
+                     for p, own, g in zip(problems, owns, stacked)]
             if tune:
-                spectra = [_residual_spectrum(p.observations[i].operator, res[0]) for p, (_, res) in zip(problems, steps)]
+                spectra = [_residual_spectrum(p.observations[i].operator, res[0])
+                           for p, (_, res) in zip(problems, steps)]
                 scores = sum(_tau_scores(sp, p.observations[i].operator, p.observations[i].sigma)
                              for p, sp in zip(problems, spectra))
                 tau = TAU_GRID.to(w.device)[scores.argmin(dim=0)]

@@ -1,6 +1,6 @@
 """Training losses: the projected SURE loss with a Monte-Carlo divergence, and the BP-only loss.
 
-For an observation group with operator A, input u = A†y and noise σ per band (method.md §2):
+For an observation group with operator A, input u = A†y and noise σ per band (docs/method.md §2):
   data term        ‖A†(A x̂ − y)‖²                      (BP groups)   or ‖A x̂ − y‖² (direct groups)
   divergence term  Σ b ⊙ σ² A†(AAᵀ + c)⁻¹ A Ĵ          (BP groups)   or Σ b ⊙ σ² A Ĵ
 where b ~ N(0, I) is one probe over the whole network input and Ĵ ≈ (f(z + εb) − f(z))/ε.

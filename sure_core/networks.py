@@ -1,4 +1,4 @@
-"""The guided attention network of Deep SURE for Sentinel-2 (method.md §3.2).
+"""The guided attention network of Deep SURE for Sentinel-2 (docs/method.md §3.2).
 
 A guide stream (the bands observed at full resolution) builds an encoder–decoder without resampling; its
 decoder features weight, through feature-refinement units (FRU), a second stream fed with the

@@ -12,8 +12,8 @@ set needed by the three fusion problems. Operators act on tensors shaped (..., b
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -194,7 +194,8 @@ class BlurDecimate(LinearOperator):
 
     def _check(self, t: torch.Tensor, shape: tuple[int, int], what: str) -> None:
         if t.shape[-3:] != (self.bands, *shape):
-            raise InputShapeError(f"{what} has shape {tuple(t.shape[-3:])}, expected {(self.bands, *shape)} (bands, rows, cols)")
+            raise InputShapeError(
+                f"{what} has shape {tuple(t.shape[-3:])}, expected {(self.bands, *shape)} (bands, rows, cols)")
 
     def A(self, x):  # noqa: N802
         self._check(x, self.hr_shape, "high-resolution input")
@@ -261,7 +262,8 @@ class SpectralResponse(LinearOperator):
     def __init__(self, response: torch.Tensor | np.ndarray, cond: float = 0.0):
         response = torch.as_tensor(response)
         if response.ndim != 2:
-            raise InputShapeError(f"a spectral response must be a (observed bands × target bands) matrix, got shape {tuple(response.shape)}")
+            raise InputShapeError("a spectral response must be a (observed bands × target bands) matrix, "
+                                  f"got shape {tuple(response.shape)}")
         self.response = response
         self.cond = float(cond)
 
@@ -280,5 +282,6 @@ class SpectralResponse(LinearOperator):
 
     def inv_gram(self, y, cond=None):
         c = self.cond if cond is None else cond
-        gram = self.response @ self.response.T + c * torch.eye(self.bands, dtype=self.response.dtype, device=self.response.device)
+        identity = torch.eye(self.bands, dtype=self.response.dtype, device=self.response.device)
+        gram = self.response @ self.response.T + c * identity
         return torch.einsum("ob,...bhw->...ohw", torch.linalg.inv(gram).to(y.dtype), y)

@@ -28,9 +28,8 @@ whatever unit the data arrive in.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -176,7 +175,7 @@ def sensor_keys() -> tuple[str, ...]:
     return tuple(SENSORS)
 
 
-def get_sensor(sensor: "str | PanSensor") -> PanSensor:
+def get_sensor(sensor: str | PanSensor) -> PanSensor:
     """The preset for a key or common alias (case-insensitive: 'WV2', 'WorldView-2', 'Pléiades', 'landsat8')."""
     if isinstance(sensor, PanSensor):
         return sensor

@@ -25,11 +25,12 @@ class Geometry(str, Enum):
     AREA = "area"
 
     @classmethod
-    def parse(cls, value: "Geometry | str") -> "Geometry":
+    def parse(cls, value: Geometry | str) -> Geometry:
         try:
             return cls(value)
         except ValueError:
-            raise ValueError(f"unknown pixel geometry {value!r}: use 'zero_phase' (paper) or 'area' (georeferenced)") from None
+            raise ValueError(
+                f"unknown pixel geometry {value!r}: use 'zero_phase' (paper) or 'area' (georeferenced)") from None
 
 
 def sigma_from_mtf(mtf_at_nyquist: float, ratio: int) -> float:

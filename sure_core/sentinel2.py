@@ -20,7 +20,7 @@ class S2Band:
 
     @property
     def psf_sigma(self) -> float:
-        """Gaussian PSF std in 10 m pixels for the band's own ratio (method.md §1.3)."""
+        """Gaussian PSF std in 10 m pixels for the band's own ratio (docs/method.md §1.3)."""
         return sigma_from_mtf(self.mtf_at_nyquist, self.ratio)
 
     def psf_sigma_at(self, ratio: int) -> float:

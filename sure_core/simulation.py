@@ -1,4 +1,4 @@
-"""Simulation protocols with ground truth: the paper's APEX Sentinel-2 protocol (method.md §5.1)."""
+"""Simulation protocols with ground truth: the paper's APEX Sentinel-2 protocol (docs/method.md §5.1)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

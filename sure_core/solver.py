@@ -10,7 +10,7 @@ Two recipes are provided:
   input (zero-initialised head, so training starts from the back-projection), per-band input
   normalisation, a loss weighted per band by the inverse band energy (SURE stays unbiased band by band),
   a narrower network, a one-cycle learning-rate schedule and an average of the estimates over the last
-  iterations. See README.md for the measurements behind these choices.
+  iterations. docs/method.md §3.3 describes them; docs/benchmarks.md and docs/decisions.md hold the measurements.
 """
 from __future__ import annotations
 

@@ -67,7 +67,7 @@ class BandTable:
     def __len__(self) -> int:
         return self.centres_nm.size
 
-    def subset(self, names) -> "BandTable":
+    def subset(self, names) -> BandTable:
         """The bands called `names`, in that order (KeyError-free: unknown names raise InvalidInputValueError)."""
         index = {n.upper(): i for i, n in enumerate(self.names)}
         missing = [n for n in names if str(n).upper() not in index]
@@ -169,7 +169,8 @@ def gaussian_response(hs, ms, hs_fwhm=None, ms_fwhm=None, *, min_coverage: float
     coverage = band_coverage(hs, ms)
     outside = np.flatnonzero(coverage < min_coverage)
     if outside.size:
-        listed = ", ".join(f"{ms.names[i]} ({ms.centres_nm[i]:.0f} nm, {100 * coverage[i]:.0f} % covered)" for i in outside)
+        listed = ", ".join(f"{ms.names[i]} ({ms.centres_nm[i]:.0f} nm, {100 * coverage[i]:.0f} % covered)"
+                           for i in outside)
         raise InvalidInputValueError(
             f"MS band(s) {listed} fall outside the spectral range sampled by the hyperspectral bands "
             f"({hs.centres_nm.min():.0f}–{hs.centres_nm.max():.0f} nm): drop these MS bands, or estimate the "
@@ -315,14 +316,14 @@ def validate_response_matrix(matrix, ms_bands: int | None = None, hs_bands: int 
     matrix = np.asarray(matrix, dtype=np.float64)
     if matrix.ndim != 2:
         raise InputShapeError(f"{label}: expected a 2-D matrix (MS bands × HS bands), got shape {matrix.shape}")
-    g, l = matrix.shape
-    if ms_bands is not None and hs_bands is not None and (g, l) == (hs_bands, ms_bands) and g != l:
-        raise InputShapeError(f"{label}: it is {g} × {l} but should be {ms_bands} × {hs_bands} (one row per MS band, "
-                              "one column per HS band): transpose it")
-    if ms_bands is not None and g != ms_bands:
-        raise InputShapeError(f"{label}: {g} rows but the MS image has {ms_bands} bands (one row per MS band)")
-    if hs_bands is not None and l != hs_bands:
-        raise InputShapeError(f"{label}: {l} columns but the HS image has {hs_bands} bands (one column per HS band)")
+    rows, cols = matrix.shape
+    if ms_bands is not None and hs_bands is not None and (rows, cols) == (hs_bands, ms_bands) and rows != cols:
+        raise InputShapeError(f"{label}: it is {rows} × {cols} but should be {ms_bands} × {hs_bands} (one row per MS "
+                              "band, one column per HS band): transpose it")
+    if ms_bands is not None and rows != ms_bands:
+        raise InputShapeError(f"{label}: {rows} rows but the MS image has {ms_bands} bands (one row per MS band)")
+    if hs_bands is not None and cols != hs_bands:
+        raise InputShapeError(f"{label}: {cols} columns but the HS image has {hs_bands} bands (one column per HS band)")
     bad = np.argwhere(~np.isfinite(matrix))
     if bad.size:
         r, c = bad[0] + 1

@@ -5,8 +5,7 @@ name first so the plugin keeps working when the old ones are removed. The 3.22 f
 scope (`QgsProcessingParameterNumber.Type.Double`, not `QgsProcessingParameterNumber.Double`): that form also
 works on 3.22 and is the one QGIS's Qt6 migration script (scripts/pyqt5_to_pyqt6) accepts.
 """
-from qgis.core import (Qgis, QgsProcessingParameterDefinition, QgsProcessingParameterFile,
-                       QgsProcessingParameterNumber)
+from qgis.core import Qgis, QgsProcessingParameterDefinition, QgsProcessingParameterFile, QgsProcessingParameterNumber
 
 
 def _first(*getters):

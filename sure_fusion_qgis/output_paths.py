@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .io_errors import RasterOutputError
-from .safe_output import (StagedFile, name_bytes, name_max, remove_stale_temporaries, temporary_prefix,
-                          write_failure)
+from .safe_output import StagedFile, name_bytes, name_max, remove_stale_temporaries, temporary_prefix, write_failure
 
 GEOTIFF = (".tif", ".tiff")
 HTML = (".html", ".htm")

@@ -12,7 +12,6 @@ import numpy as np
 
 from .io_errors import InvalidResultError
 
-
 #: the overview a band's spread is measured on: enough pixels for a standard deviation, cheap on a full tile
 SPREAD_OVERVIEW_PX = 256
 

@@ -12,8 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qgis.core import (QgsContrastEnhancement, QgsMultiBandColorRenderer, QgsProcessingLayerPostProcessorInterface,
-                       QgsProcessingUtils, QgsRasterLayer, QgsRectangle)
+from qgis.core import (
+    QgsContrastEnhancement,
+    QgsMultiBandColorRenderer,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingUtils,
+    QgsRasterLayer,
+    QgsRectangle,
+)
 
 from .compat import CUMULATIVE_CUT
 
@@ -24,7 +30,7 @@ SAMPLE = 250_000
 
 # the post-processors handed to QGIS: it keeps no Python reference of its own, and one that is garbage-collected
 # before the layer loads crashes or is silently skipped
-_ALIVE: dict[str, "NaturalColour"] = {}
+_ALIVE: dict[str, NaturalColour] = {}
 
 
 def is_temporary(path: str, context) -> bool:

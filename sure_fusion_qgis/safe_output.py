@@ -200,7 +200,7 @@ class StagedFile:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> "StagedFile":
+    def __enter__(self) -> StagedFile:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -1,13 +1,11 @@
-"""Shared test helpers: the repository root on sys.path and the shared data folder."""
-import sys
+"""Shared test helpers: the shared data folder (the repository root is on sys.path by pyproject.toml's pytest
+`pythonpath`)."""
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 def shared_file(name: str) -> Path:

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from sure_fusion_qgis import quicklook, raster_io
+from tools import qgis_cli
 
-import qgis_cli  # noqa: E402  (tools/ is this script's folder)
-from sure_fusion_qgis import quicklook, raster_io  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SAMPLE = ROOT / "resources" / "sample"
 OUT = ROOT / "out" / "demo"

@@ -1,6 +1,6 @@
 """Start the real QGIS window under Xvfb, open each SURE Fusion dialog and a finished run, save screenshots.
 
-    .venv/bin/python tools/gui_screenshots.py [OUT_FOLDER]      # default out/gui; needs Debian's xvfb (apt)
+    .venv/bin/python -m tools.gui_screenshots [OUT_FOLDER]      # default out/gui; needs Debian's xvfb (apt)
 
 QGIS runs with a throw-away profile, the plugin from this checkout (QGIS_PLUGINPATH) and the venv's torch on
 PYTHONPATH. `--code` hands it tools/gui_driver.py, which opens the dialogs at the size of GDAL's Pansharpening
@@ -53,7 +53,8 @@ def main(argv: list[str]) -> int:
             helpers.append(subprocess.Popen(["openbox"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         with tempfile.TemporaryDirectory(prefix="qgis_profile_") as profile:
             env["QGIS_CUSTOM_CONFIG_PATH"] = str(_profile(Path(profile)))
-            qgis = subprocess.run(["qgis", "--nologo", "--noversioncheck", "--code", str(ROOT / "tools" / "gui_driver.py")],
+            driver = str(ROOT / "tools" / "gui_driver.py")
+            qgis = subprocess.run(["qgis", "--nologo", "--noversioncheck", "--code", driver],
                                   env=env, timeout=TIMEOUT_S, capture_output=True, text=True)
         summary = out / "summary.json"
         if not summary.exists():

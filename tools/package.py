@@ -12,9 +12,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+# standard library only, so that the system's python3 can build the zip (`python3 -m tools.package`)
+from sure_fusion_qgis.dependencies import REQUIREMENTS as PLUGIN_REQUIREMENTS
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from sure_fusion_qgis.dependencies import REQUIREMENTS as PLUGIN_REQUIREMENTS  # noqa: E402  (standard library only)
 
 PLUGIN = "sure_fusion_qgis"
 REQUIREMENTS = """\

@@ -7,7 +7,11 @@ failure (non-zero exit) with a message that names the problem where the case mus
 it must succeed, no file that existed before changed, and no temporary file left (except after SIGKILL, which
 no program can clean up after; the next run removes it, case 88).
 
-    .venv/bin/python tools/qa_hostile.py [--cases 1-30,72] [--workdir DIR] [--report FILE.md]
+    make qa ARGS="[--cases 1-30,72] [--workdir DIR] [--report FILE.md]"
+    PYTHONPATH=tests/plugin .venv/bin/python -m tools.qa_hostile [...]   # the same, by hand
+
+It reuses the plugin tests' helpers (tests/plugin: fixtures, qgis_process and fault helpers), imported by name as
+the tests do, hence tests/plugin on PYTHONPATH.
 
 Writes a Markdown table (number, case, exit code, message, seconds, leftovers, data lost, verdict) to
 out/qa/qa_report.md and prints a summary. Exit code 1 when a case is a DEFECT. Cases that need root (a tmpfs
@@ -33,20 +37,20 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from osgeo import gdal, osr
+
+import fault_helpers
+import pair_fixtures as pf
+import s2_fixtures
+from alg_helpers import temporaries
+from cli_helpers import cli_env
+from fault_helpers import fill_disk, mounted_tmpfs, read_only_folder, set_band_descriptions, wait_for_temporary
+from sure_fusion_qgis import raster_io
+from tools import qgis_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "plugin")]
-
-from osgeo import gdal, osr  # noqa: E402
-
-import fault_helpers  # noqa: E402
-import pair_fixtures as pf  # noqa: E402
-import s2_fixtures  # noqa: E402
-from alg_helpers import temporaries  # noqa: E402
-from cli_helpers import QGIS_PROCESS, cli_env  # noqa: E402
-from fault_helpers import (fill_disk, mounted_tmpfs, read_only_folder, set_band_descriptions,  # noqa: E402
-                           wait_for_temporary)
-from sure_fusion_qgis import raster_io  # noqa: E402
+# the command that works here (qgis_cli); a bare name when QGIS is missing, so that main() says so
+QGIS_PROCESS = qgis_cli.qgis_process() or "qgis_process"
 
 gdal.UseExceptions()
 ORIGIN = (600000.0, 2300040.0)
@@ -590,7 +594,7 @@ def c41(lab):
 @case("42", ".SAFE with a 'billion laughs' MTD xml")
 def c42(lab):
     safe = _fake_safe(lab, "c42")
-    entities = "".join(f'<!ENTITY l{i} "{"&l%d;" % (i - 1) * 10 if i else "lol"}">' for i in range(10))
+    entities = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10 if i else "lol"}">' for i in range(10))
     (safe / "MTD_MSIL2A.xml").write_text(f'<?xml version="1.0"?><!DOCTYPE l [{entities}]><l>&l9;</l>')
     return _product_case(lab, "c42", safe, ("not a Sentinel-2 L1C/L2A product",))
 

@@ -14,21 +14,19 @@ landscape ourselves and let `sure_core` degrade it exactly as Sentinel-2 would s
    UTM 33N position: sample_10m.tif (B2,B3,B4,B8), sample_20m.tif (B5,B6,B7,B8A,B11,B12),
    sample_60m.tif (B1,B9) and truth_10m.tif (all 12 bands at 10 m, for scoring the demo).
 
-Run from the repository root: `.venv/bin/python resources/sample/make_sample.py` (seeded: same files).
+Run from the repository root: `.venv/bin/python -m resources.sample.make_sample` (seeded: same files).
 The output is public domain / CC0 (see LICENSE-sample.txt); the script is under the project's licence.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))
+from sure_core.simulation import simulate_s2
+from sure_fusion_qgis import raster_io
 
-from sure_core.simulation import simulate_s2  # noqa: E402
-from sure_fusion_qgis import raster_io  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 SIZE = 120          # 10 m pixels (a multiple of 6)
 SUPER = 2           # drawn at 5 m, averaged to 10 m: mixed pixels at every boundary, as in real scenes

@@ -5,7 +5,7 @@ import torch
 
 from sure_core import coregistration, s2_sharpening
 from sure_core import sentinel2 as s2
-from sure_core.coregistration import BandShift, MisregistrationError, Registration, estimate_band_shifts
+from sure_core.coregistration import BandShift, MisregistrationError, Registration
 from sure_core.operators import BlurDecimate
 from sure_core.simulation import simulate_s2
 from tests.conftest import shared_file
@@ -122,7 +122,8 @@ def test_a_band_apart_from_its_group_keeps_its_own_shift():
     near = [BandShift(0.50, 0.50, 0.005, 0.99, True) for _ in range(3)]
     apart = BandShift(-0.30, 0.60, 0.005, 0.99, True)        # 0.8 px from the others, precisely measured
     drift = BandShift(0.60, 0.75, 0.05, 0.75, True)          # 0.27 px off, but a poorly predicted band
-    registration = Registration(["a", "b", "c", "d", "e"], [*near, apart, drift], coregistration.pooled([*near, apart, drift]))
+    records = [*near, apart, drift]
+    registration = Registration(["a", "b", "c", "d", "e"], records, coregistration.pooled(records))
     shifts = registration.shifts()
     assert shifts[3] == (-0.30, 0.60)
     assert shifts[4] == shifts[0] == registration.pooled.shift

@@ -52,8 +52,8 @@ def test_the_decay_is_recovered_from_the_low_resolution_observation_alone(ratio,
 
 
 def _lorentzian(field, base, c):
-    return detail_gain.apply_gain(torch.from_numpy(field)[None],
-                                  detail_gain.gain_table(torch.tensor([[base, 0.0, 0.0, c]], dtype=torch.float64)))[0].numpy()
+    gain = detail_gain.gain_table(torch.tensor([[base, 0.0, 0.0, c]], dtype=torch.float64))
+    return detail_gain.apply_gain(torch.from_numpy(field)[None], gain)[0].numpy()
 
 
 def _ring_sums_of(guide, band, ratio, sigma=0.0, seed=0):
@@ -83,7 +83,8 @@ def test_the_family_follows_the_observed_range():
 def test_a_lorentzian_gain_is_recovered_from_a_sixth_of_the_spectrum():
     guide = _smooth_field((216, 216), 9)
     true = detail_gain.gain_table(torch.tensor([[0.97, 0.0, 0.0, 20.0]], dtype=torch.float64))[0]
-    fitted = detail_gain.gain_table(detail_gain.fit_lorentzian(*_ring_sums_of(guide, _lorentzian(guide, 0.97, 20.0), 6)))[0]
+    fit = detail_gain.fit_lorentzian(*_ring_sums_of(guide, _lorentzian(guide, 0.97, 20.0), 6))
+    fitted = detail_gain.gain_table(fit)[0]
     assert torch.allclose(fitted, true, atol=0.02), (fitted[::20], true[::20])
 
 
@@ -122,7 +123,8 @@ def _two_band_problem(truth_guide, truth_band, ratio=2, sigma=0.0, seed=0):
     shape = truth_guide.shape
     op = BlurDecimate([1.5], ratio, shape, "zero_phase", cond=1e-3, dtype=torch.float32)
     rng = np.random.default_rng(seed)
-    y = op.A(torch.from_numpy(truth_band[None]).float()) + sigma * torch.from_numpy(rng.standard_normal(op.lr_shape)).float()
+    noise = torch.from_numpy(rng.standard_normal(op.lr_shape)).float()
+    y = op.A(torch.from_numpy(truth_band[None]).float()) + sigma * noise
     guide = torch.from_numpy(truth_guide[None]).float()
     observations = [Observation("guide", guide, Identity(1), torch.zeros(1), [0], back_project=False),
                     Observation("band", y, op, torch.tensor([max(sigma, 1e-6)]), [1], back_project=True)]

@@ -22,7 +22,8 @@ GROUPED = s2.GROUP_10M + s2.GROUP_20M + s2.GROUP_60M
 
 @pytest.fixture(scope="module")
 def apex_crop():
-    """APEX at SNR 30 (true σ given, as in the paper's protocol), top-left 96 × 96 px: problem, truth, first estimate."""
+    """APEX at SNR 30 (true σ given, as in the paper's protocol), top-left 96 × 96 px: problem, truth, first
+    estimate."""
     truth = load_apex(shared_file("apex_gt.mat"))[:, :96, :96]
     sim = simulate_s2(truth, 30.0, seed=0, geometry="zero_phase")
     problem, _ = s2_sharpening.build_problem(sim.y10, sim.y20, sim.y60, sim.sigma, "zero_phase")
@@ -123,7 +124,8 @@ def test_pooled_is_pixel_weighted():
 def test_the_solver_records_the_estimate_in_data_units():
     rng = np.random.default_rng(1)
     y10 = 1000 + 300 * rng.random((4, 48, 48))
-    y20, y60 = y10[[0, 1, 2, 3, 3, 2]].reshape(6, 24, 2, 24, 2).mean(axis=(2, 4)), y10[:2].reshape(2, 8, 6, 8, 6).mean(axis=(2, 4))
+    y20 = y10[[0, 1, 2, 3, 3, 2]].reshape(6, 24, 2, 24, 2).mean(axis=(2, 4))
+    y60 = y10[:2].reshape(2, 8, 6, 8, 6).mean(axis=(2, 4))
     options = SolverOptions(iterations=2, device="cpu", threads=1)
     _, record = s2_sharpening.sharpen(y10, y20, y60, options=options)
     assert record.error is not None and record.error_seconds > 0

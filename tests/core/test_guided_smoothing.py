@@ -14,7 +14,6 @@ SHARPENED = list(s2.SHARPENED_BANDS)
 
 def _scene(shape=(64, 64), seed=0):
     """Four guide bands of a piecewise-flat scene (a dark and a bright half, a bright square) with some texture."""
-    rng = np.random.default_rng(seed)
     rows, cols = shape
     base = np.full(shape, 0.1)
     base[:, cols // 2:] = 0.6
@@ -79,7 +78,8 @@ def test_the_guide_sure_follows_the_true_risk_and_picks_a_near_best_strength():
     # one draw's SURE scatters by about √(2/N) of the noise energy N·Σσ² (0.8 % here): within 1 % after 6 draws,
     # while the risks of the strengths differ by 4 % to 90 % of it
     noise_energy = float((sigma ** 2).sum()) * clean.shape[-1] * clean.shape[-2]
-    assert np.allclose(estimated / draws, true / draws, rtol=0, atol=0.01 * noise_energy), (estimated / draws, true / draws)
+    assert np.allclose(estimated / draws, true / draws, rtol=0, atol=0.01 * noise_energy), \
+        (estimated / draws, true / draws)
     noisy = _noisy(clean, sigma, 200)
     choice = gs.choose_strength([(noisy, sigma)], seed=0, strengths=strengths)
     truth = {h: float((gs.smooth(noisy, noisy, sigma, h) - clean).pow(2).sum()) for h in strengths}

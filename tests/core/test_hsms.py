@@ -29,7 +29,8 @@ def synthetic_scene(bands: int, size: int = 48, ratio: int = 3, sigma: float = 1
     rng = np.random.default_rng(seed)
     abundances = smooth_fields(endmembers, size, seed, scale=2.0)
     wl = np.linspace(0, 1, bands)
-    spectra = np.stack([0.3 + 0.2 * np.sin(2 * np.pi * (k + 1) * wl / 3 + rng.uniform(0, 6)) for k in range(endmembers)])
+    spectra = np.stack([0.3 + 0.2 * np.sin(2 * np.pi * (k + 1) * wl / 3 + rng.uniform(0, 6))
+                        for k in range(endmembers)])
     x = np.einsum("kl,khw->lhw", spectra, abundances)
     hs = guided_fusion.degrade(x, ratio, sigma, "area")
     hs = hs + noise * rng.standard_normal(hs.shape)
@@ -126,11 +127,13 @@ def test_gaussian_needs_wavelengths(pair):
     with pytest.raises(InvalidInputValueError, match="ms_sensor"):
         hsms.build_model(hs, ms, srf="gaussian", hs_wavelengths=np.linspace(450, 900, 12))
     with pytest.raises(InputShapeError, match="12 HS bands"):
-        hsms.build_model(hs, ms, srf="gaussian", hs_wavelengths=np.linspace(450, 900, 10), ms_sensor="landsat8:B2,B3,B4")
+        hsms.build_model(hs, ms, srf="gaussian", hs_wavelengths=np.linspace(450, 900, 10),
+                         ms_sensor="landsat8:B2,B3,B4")
     with pytest.raises(InputShapeError, match="name its bands"):
         hsms.build_model(hs, ms, srf="gaussian", hs_wavelengths=np.linspace(450, 900, 12), ms_sensor="sentinel2")
     with pytest.raises(InvalidInputValueError, match="B6"):  # SWIR band outside a VNIR HS range
-        hsms.build_model(hs, ms, srf="gaussian", hs_wavelengths=np.linspace(450, 900, 12), ms_sensor="landsat8:B2,B3,B6")
+        hsms.build_model(hs, ms, srf="gaussian", hs_wavelengths=np.linspace(450, 900, 12),
+                         ms_sensor="landsat8:B2,B3,B6")
 
 
 def test_bad_matrix_and_mode(pair, tmp_path):

@@ -6,8 +6,7 @@ match what `sharpen` accepts, for each input set and σ choice.
 import numpy as np
 import pytest
 
-from sure_core import ImageTooSmallError, SolverOptions
-from sure_core import s2_sharpening
+from sure_core import ImageTooSmallError, SolverOptions, s2_sharpening
 
 FAST = SolverOptions(iterations=1, device="cpu", threads=1, width=4)
 

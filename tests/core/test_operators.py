@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sure_core.errors import ImageTooSmallError, InputShapeError
-from sure_core.operators import BlurDecimate, Identity, SpectralResponse, _SPECTRA_CACHE
+from sure_core.operators import _SPECTRA_CACHE, BlurDecimate, Identity, SpectralResponse
 from sure_core.psf import gaussian_taps
 
 RATIOS = (2, 3, 4, 6)

@@ -1,4 +1,4 @@
-"""Sentinel-2 sensor model: PSF σ against the MTF table of method.md §1.3, groups and ordering."""
+"""Sentinel-2 sensor model: PSF σ against the MTF table of docs/method.md §1.3, groups and ordering."""
 import math
 
 import numpy as np

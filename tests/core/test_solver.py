@@ -5,8 +5,13 @@ import torch
 
 from sure_core import FusionCancelled, SolverOptions, s2_sharpening
 from sure_core import sentinel2 as s2
-from sure_core.errors import (DeviceUnavailableError, ImageTooSmallError, InputShapeError,
-                              InvalidInputValueError, SureFusionError)
+from sure_core.errors import (
+    DeviceUnavailableError,
+    ImageTooSmallError,
+    InputShapeError,
+    InvalidInputValueError,
+    SureFusionError,
+)
 from sure_core.metrics import msre
 from sure_core.simulation import simulate_s2
 

@@ -3,8 +3,15 @@ import numpy as np
 import pytest
 
 from sure_core.errors import InputShapeError, InvalidInputValueError
-from sure_core.spectral_response import (BandTable, band_coverage, gaussian_response, parse_band_table,
-                                         parse_response_matrix, preset_bands, validate_response_matrix)
+from sure_core.spectral_response import (
+    BandTable,
+    band_coverage,
+    gaussian_response,
+    parse_band_table,
+    parse_response_matrix,
+    preset_bands,
+    validate_response_matrix,
+)
 
 # a Hyperion-like sensor: 10 nm sampling from 400 to 2500 nm, 10 nm wide bands
 HS = BandTable(np.arange(400.0, 2500.0, 10.0), 10.0)
@@ -40,7 +47,8 @@ def test_ms_band_outside_hs_range_is_named():
     with pytest.raises(InvalidInputValueError, match=r"B11.*B12|B12.*B11"):
         gaussian_response(vnir, preset_bands("sentinel2"))
     # B1..B9 are inside
-    ok = gaussian_response(vnir, preset_bands("sentinel2", ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9"]))
+    inside = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9"]
+    ok = gaussian_response(vnir, preset_bands("sentinel2", inside))
     assert ok.shape == (10, 60)
 
 

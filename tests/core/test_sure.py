@@ -1,4 +1,4 @@
-"""The SURE loss is an unbiased estimate of the projected MSE (method.md §2, checklist item 8)."""
+"""The SURE loss is an unbiased estimate of the projected MSE (docs/method.md §2.1)."""
 import numpy as np
 import pytest
 import torch
@@ -30,7 +30,7 @@ def test_sure_matches_projected_mse_of_a_frozen_network(apex_crop, snr):
     def estimator(z):
         return 0.7 * z + 0.3 * net(z)
 
-    sure, truth_err, bp = [], [], []
+    sure, truth_err = [], []
     with torch.no_grad():
         for draw in range(30):
             sim = simulate_s2(apex_crop, snr, seed=100 + draw)

@@ -4,15 +4,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import sysconfig
 from pathlib import Path
 
 import pytest
 
+from tools import qgis_cli
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tools"))
-import qgis_cli  # noqa: E402
 
 PLUGIN_FOLDER = qgis_cli.plugin_folder()   # holds only the plugin (a link), as QGIS users see it
 

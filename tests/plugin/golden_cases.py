@@ -29,10 +29,10 @@ def environment() -> dict:
 
 def _inputs(folder: Path) -> dict[str, tuple[str, dict]]:
     """{case: (algorithm, parameters)} with the inputs written to `folder`."""
-    import pair_fixtures as pf
-
     from osgeo import gdal
     from scipy import ndimage
+
+    import pair_fixtures as pf
 
     # the embedded sample, its 20 m bands' content a third of a pixel off so co-registration has work to do
     sample = Path(__file__).resolve().parents[2] / "resources" / "sample"

@@ -86,7 +86,7 @@ def build_fake_safe(folder: Path, arrays: dict[str, np.ndarray], level: str = "L
         data = arrays[key]
         subdir = granule / "IMG_DATA" / (f"R{key}" if level == "L2A" else "")
         subdir.mkdir(parents=True, exist_ok=True)
-        for k, band_file in enumerate(files):
+        for band_file in files:
             stem = f"{tile}_20230823T095559_{band_file}" + (f"_{key}" if level == "L2A" else "")
             _write_jp2(subdir / f"{stem}.jp2", data[NAMES[key].index(_FILE_TO_NAME[band_file])], origin,
                        PIXEL[key], epsg)

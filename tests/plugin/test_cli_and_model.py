@@ -69,10 +69,15 @@ def test_provider_loads_without_torch_and_says_how_to_install(rasters, tmp_path)
 
 
 def _clip_and_sharpen_model():
-    from qgis.core import (QgsProcessingModelAlgorithm, QgsProcessingModelChildAlgorithm,
-                           QgsProcessingModelChildParameterSource as Source, QgsProcessingModelOutput,
-                           QgsProcessingModelParameter, QgsProcessingParameterExtent,
-                           QgsProcessingParameterRasterLayer)
+    from qgis.core import (
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelOutput,
+        QgsProcessingModelParameter,
+        QgsProcessingParameterExtent,
+        QgsProcessingParameterRasterLayer,
+    )
+    from qgis.core import QgsProcessingModelChildParameterSource as Source
 
     model = QgsProcessingModelAlgorithm("clip_and_sharpen", "SURE Fusion examples")
     for key in ("10m", "20m", "60m"):

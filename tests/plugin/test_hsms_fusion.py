@@ -236,7 +236,8 @@ def test_layers_not_overlapping(provider, scene, tmp_path):
 
 def test_non_integer_ratio(provider, scene, tmp_path):
     rasters = pf.write_hs_ms(tmp_path, scene, hs_pixel=25.0)
-    _fails(pf.layers(rasters), ["2.5, not an integer", "has a pixel size of 25 m", "10 m", "gdal:warpreproject"], tmp_path)
+    _fails(pf.layers(rasters), ["2.5, not an integer", "has a pixel size of 25 m", "10 m", "gdal:warpreproject"],
+           tmp_path)
 
 
 def test_ms_coarser_than_hs(provider, scene, tmp_path):

@@ -10,9 +10,7 @@ from osgeo import gdal
 
 import s2_fixtures
 from cli_helpers import PLUGIN_FOLDER, ROOT, cli_env, enable_plugin, run_json
-
-sys.path.insert(0, str(ROOT / "tools"))
-import package  # noqa: E402
+from tools import package
 
 
 @pytest.fixture(scope="module")

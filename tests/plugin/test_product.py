@@ -8,7 +8,6 @@ import pytest
 from osgeo import gdal
 
 import s2_fixtures
-from alg_helpers import run_alg
 from sure_fusion_qgis import raster_io
 
 NAMES = s2_fixtures.NAMES

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from osgeo import gdal
-from qgis.core import (QgsMultiBandColorRenderer, QgsProcessingContext, QgsProcessingFeedback, QgsProject,
-                       QgsRasterLayer)
+from qgis.core import QgsMultiBandColorRenderer, QgsProcessingContext, QgsProcessingFeedback, QgsProject, QgsRasterLayer
 
 import pair_fixtures as pf
 from alg_helpers import FAST, SPECTRAL
@@ -237,7 +236,6 @@ def test_labels_are_short_and_help_names_nothing_the_dialog_does_not_show(provid
 
 def test_defaults_are_the_real_recipe_and_the_help_says_what_they_cost(provider):
     from sure_core import SolverOptions
-
     from sure_fusion_qgis.algorithms.base import CORE_RECIPE
 
     core = SolverOptions()

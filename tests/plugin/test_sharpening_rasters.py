@@ -9,7 +9,6 @@ from alg_helpers import SPECTRAL, run_alg
 from sure_fusion_qgis import raster_io
 
 
-
 @pytest.fixture(scope="module")
 def sharpened(provider, vietnam_rasters, tmp_path_factory):
     out = tmp_path_factory.mktemp("out") / "sharp.tif"
@@ -55,9 +54,10 @@ def test_values_stay_in_input_units_and_10m_bands_are_kept(sharpened, vietnam_ra
     # observation lies: this crop's 20 m bands sit about half a 20 m pixel (one 10 m pixel) down and right of the 10 m
     # grid, the output is on the 10 m grid, and the shift is recorded per band
     ds = gdal.Open(str(out))
-    shift = [float(v) for v in ds.GetRasterBand(SPECTRAL.index("B11") + 1).GetMetadataItem("SHIFT_ROWS_COLS_PX").split(",")]
+    b11 = ds.GetRasterBand(SPECTRAL.index("B11") + 1)
+    shift = [float(v) for v in b11.GetMetadataItem("SHIFT_ROWS_COLS_PX").split(",")]
     assert shift == pytest.approx([0.5, 0.5], abs=0.05)
-    east, north = (float(v) for v in ds.GetRasterBand(SPECTRAL.index("B11") + 1).GetMetadataItem("SHIFT_EAST_NORTH_M").split(","))
+    east, north = (float(v) for v in b11.GetMetadataItem("SHIFT_EAST_NORTH_M").split(","))
     assert (east, north) == pytest.approx((20 * shift[1], -20 * shift[0]), abs=0.01)
     b11 = data[SPECTRAL.index("B11")]
     fr, fc = np.fft.fftfreq(60)[:, None], np.fft.fftfreq(60)[None, :]
