@@ -3,9 +3,9 @@
 Recorded per environment (libraries and CPU kind): in the venv of `make test` and in the Debian 13 chroot of
 `make test-modern` the outputs must be equal bit for bit. Elsewhere float sums are ordered differently (other
 SIMD widths, other torch builds) and a few training steps carry that into the output, so the data must agree to
-1 % of its range, the metadata's words exactly and its numbers to 5 % (the network's SURE gain and final risk, differences of
-small risks, only in words). `make golden` records them anew, in both
-environments — only for a change that is meant to change the outputs.
+1 % of its range, the metadata's words exactly and its numbers to 5 % (the network's SURE gain and final risk,
+differences of small risks, only in words). `make golden` records them anew, in both environments — only for a
+change that is meant to change the outputs.
 """
 import os
 import re
