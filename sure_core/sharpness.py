@@ -29,11 +29,13 @@ KAPPA_FRACTIONS = torch.linspace(0.0, 1.0, 81, dtype=torch.float64)
 #: most within a bin for every κ of the grid, and memory stays (bands, k, k, bins) on any window
 BINS = 256
 #: a band is taken for sharper than allowed only where the fit at the allowance leaves more residual than the best
-#: fit by this many times the residual variance (the χ²₁ quantile of 99.9 %: with a white residual, a band
-#: observed as the model says is taken for sharper once in a thousand). On the demo sample, simulated with the
-#: model's PSFs, B11's best κ (a band the 10 m bands predict poorly) lay just above the allowance, and its residual
-#: below the allowance's by less than half a residual variance.
+#: fit by this many times the residual variance (the χ²₁ quantile of 99.9 %: a band observed as the model says is
+#: taken for sharper once in a thousand). The residuals are whitened first (weighted by their own power in each
+#: group of bins): the detail a band does not share with the guides has an image-like spectrum, and its few strong
+#: low-frequency coefficients made unweighted fits at the allowance look significantly worse by chance.
 SIGNIFICANCE = 10.83
+#: coefficients per group of bins in which the residual's power is measured for the whitening
+WHITENING_GROUP = 64
 
 
 def _squared_frequency(op) -> torch.Tensor:
@@ -54,7 +56,7 @@ def _kappa_grid(op) -> torch.Tensor:
 def fit_sums(op, y: torch.Tensor, degraded: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """The Parseval sums, per band and bin of f², of the least-squares fit of y by Σ w_k (A g_k) without the mean
     (the DC coefficient left out, as a constant in the fit would): (Re Σ G_k conj(G_l) (bands, k, k, BINS),
-    Re Σ G_k conj(Y) (bands, k, BINS), Σ|Y|² (bands,), the number of LR coefficients fitted (bands,)).
+    Re Σ G_k conj(Y) (bands, k, BINS), Σ|Y|² (bands, BINS), the number of LR coefficients (BINS,)).
     y: (bands, h, w); degraded: (bands, k, h, w), the guides degraded by each band's operator. Sums over problems
     of one scene (one ratio) add up."""
     y_hat = torch.fft.rfft2(y.double()).flatten(1)                                     # (bands, freq)
@@ -72,30 +74,57 @@ def fit_sums(op, y: torch.Tensor, degraded: torch.Tensor) -> tuple[torch.Tensor,
         for b in range(a, k):
             gram[:, a, b].index_add_(1, index, (g_hat[:, a] * g_hat[:, b].conj()).real * mult)
             gram[:, b, a] = gram[:, a, b]
-    count = torch.full((bands,), float(op.lr_shape[0] * op.lr_shape[1] - 1), dtype=torch.float64,
-                       device=y_hat.device)
-    return gram, rhs, (y_hat.abs() ** 2 * mult).sum(dim=-1), count
+    energy = y_hat.new_zeros((bands, BINS), dtype=torch.float64).index_add_(1, index, y_hat.abs() ** 2 * mult)
+    return gram, rhs, energy, mult.new_zeros(BINS).index_add_(0, index, mult)
+
+
+def _fits(binned: tuple[torch.Tensor, ...], boost: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """(bands, κ) the residual of the weighted least-squares fit for every κ: bins weighted by `weight` (bands,
+    bins), the design boosted by `boost` (bands, κ, bins)."""
+    binned_gram, binned_rhs, energy = binned
+    gram = torch.einsum("bklj,bcj,bj->bckl", binned_gram, boost ** 2, weight)
+    rhs = torch.einsum("bkj,bcj,bj->bck", binned_rhs, boost, weight)
+    ridge = 1e-10 * gram.diagonal(dim1=-2, dim2=-1).mean(dim=-1).clamp_min(1e-300)[..., None, None]
+    eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
+    weights = torch.linalg.solve(gram + ridge * eye, rhs[..., None])[..., 0]
+    return (energy * weight).sum(dim=-1)[:, None] - (weights * rhs).sum(dim=-1), weights
+
+
+def _residual_power(binned: tuple[torch.Tensor, ...], count: torch.Tensor, boost: torch.Tensor) -> torch.Tensor:
+    """(bands, bins) the residual's power per coefficient of the unweighted fit with `boost` (bands, 1, bins),
+    averaged over consecutive bins holding WHITENING_GROUP coefficients or more."""
+    binned_gram, binned_rhs, energy = binned
+    _, w = _fits(binned, boost, torch.ones_like(energy))
+    w, b = w[:, 0], boost[:, 0]
+    per_bin = (energy - 2 * torch.einsum("bk,bkj,bj->bj", w, binned_rhs, b)
+               + torch.einsum("bk,bklj,bl,bj->bj", w, binned_gram, w, b ** 2)).clamp_min(0.0)
+    group = torch.div(torch.cumsum(count, 0) - count, WHITENING_GROUP, rounding_mode="floor").long()
+    group = torch.where(count > 0, group, torch.full_like(group, -1))
+    groups = int(group.max()) + 1
+    used = group.clamp_min(0)
+    power = per_bin.new_zeros((per_bin.shape[0], groups)).index_add_(1, used, per_bin * (count > 0))
+    counts = count.new_zeros(groups).index_add_(0, used, count)
+    return (power / counts.clamp_min(1.0))[:, used] * (count > 0)
 
 
 def excess(op, sums: tuple[torch.Tensor, ...], guide_psf_sigma: float) -> torch.Tensor | None:
     """(bands,) the κ by which each band of `op` is sharper than its model allows, from the summed `fit_sums`: the
-    κ of least residual less the guides' own 2π²σ_g², where that is significant (see SIGNIFICANCE), else 0; None
-    when no band exceeds."""
+    κ of least (whitened) residual less the guides' own 2π²σ_g², where that is significant (see SIGNIFICANCE), else
+    0; None when no band exceeds."""
     binned_gram, binned_rhs, energy, count = sums
     allowed = 2 * math.pi ** 2 * guide_psf_sigma ** 2
-    kappa = torch.cat([_kappa_grid(op).to(energy.device), torch.full_like(energy[:, None], allowed)], dim=1)
+    kappa = torch.cat([_kappa_grid(op).to(energy.device), torch.full_like(energy[:, :1], allowed)], dim=1)
     boost = torch.exp(kappa[:, :, None] * _bin_centres(op.ratio, energy.device)[None, None])   # (bands, κ, bins)
-    gram = torch.einsum("bklj,bcj->bckl", binned_gram, boost ** 2)
-    rhs = torch.einsum("bkj,bcj->bck", binned_rhs, boost)
-    ridge = 1e-10 * gram.diagonal(dim1=-2, dim2=-1).mean(dim=-1).clamp_min(1e-300)[..., None, None]
-    eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
-    weights = torch.linalg.solve(gram + ridge * eye, rhs[..., None])[..., 0]
-    residual = energy[:, None] - (weights * rhs).sum(dim=-1)                             # (bands, κ)
+    binned = (binned_gram, binned_rhs, energy)
+    power = _residual_power(binned, count, boost[:, -1:])
+    floor = 1e-12 * power.amax(dim=1, keepdim=True).clamp_min(1e-300)
+    weight = torch.where(count > 0, 1.0 / power.clamp_min(1e-300).maximum(floor), torch.zeros_like(power))
+    residual, _ = _fits(binned, boost, weight)                                          # (bands, κ)
     grid, at_allowance = residual[:, :-1], residual[:, -1]
     best = grid.min(dim=1).values.clamp_min(0.0)
-    variance = best / (count - gram.shape[-1]).clamp_min(1.0)
+    variance = best / (count.sum() - binned_gram.shape[1]).clamp_min(1.0)
     # the smallest κ among near-ties (a flat residual, e.g. a constant band, gives κ = 0)
-    chosen = (grid <= (best + 1e-9 * energy.clamp_min(1e-300))[:, None]).double().argmax(dim=1)
+    chosen = (grid <= (best + 1e-9 * (energy * weight).sum(dim=1).clamp_min(1e-300))[:, None]).double().argmax(dim=1)
     extra = (kappa[:, :-1].gather(1, chosen[:, None])[:, 0] - allowed).clamp_min(0.0)
     extra = torch.where(at_allowance - best > SIGNIFICANCE * variance, extra, torch.zeros_like(extra))
     return extra if bool((extra > 0).any()) else None

@@ -68,6 +68,12 @@ def test_excess_sharpness_is_measured_and_none_within_the_model(ratio):
         return sharpness.excess(op, sharpness.fit_sums(op, y, degraded), GUIDE_BLUR)
 
     assert measured(model) is None                         # observed as the model says
+    # as sharp as allowed, with detail the guides do not share (an image-like spectrum: few strong coefficients at
+    # low frequencies, which an unwhitened test took for significant excess with two of these eight seeds)
+    at_allowance = BlurDecimate([math.sqrt(model ** 2 - GUIDE_BLUR ** 2)], ratio, shape, "area", dtype=torch.float64)
+    for seed in range(20, 28):
+        own = band + 2 * torch.from_numpy(_field(shape, seed))[None]
+        assert sharpness.excess(op, sharpness.fit_sums(op, at_allowance.A(own), degraded), GUIDE_BLUR) is None
     allowed = math.sqrt(model ** 2 - GUIDE_BLUR ** 2)      # sharper, but by no more than the guides' own blur
     assert measured(allowed + 0.02) is None
     narrow = 0.6 * model                                   # aliasing biases κ up a little at ratio 6 (+12 %)
