@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from . import detail_gain
+from . import detail_gain, sharpness
 from .operators import rfft_multiplicity
 from .problem import FusionProblem
 
@@ -59,11 +59,16 @@ def _degraded_guides(op, guides: torch.Tensor) -> torch.Tensor:
 def _normal_equations(obs, guides: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per band, the normal equations (gram (bands, k, k), rhs (bands, k)) of the least-squares fit of the band's
     observation by its degraded guides and a constant (k = guides + 1), in float64."""
-    degraded = _degraded_guides(obs.operator, guides).double()          # (bands, guides, h, w)
+    return _fit_equations(_degraded_guides(obs.operator, guides), obs.data)
+
+
+def _fit_equations(degraded: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`_normal_equations` from the guides degraded by each band's operator (bands, guides, h, w) and y."""
+    degraded = degraded.double()
     bands, n_guides = degraded.shape[:2]
     design = torch.cat([degraded.reshape(bands, n_guides, -1),
                         torch.ones_like(degraded[:, :1].reshape(bands, 1, -1))], dim=1)  # (bands, k, n)
-    target = obs.data.double().reshape(bands, -1, 1)
+    target = y.double().reshape(bands, -1, 1)
     return design @ design.transpose(1, 2), (design @ target)[..., 0]
 
 
@@ -224,11 +229,17 @@ class Shrinkage:
 @dataclass
 class InjectionFit:
     """The fitted first estimate, per observation group: the guide weights (bands, guides + 1), the residual's
-    `Shrinkage` (None: H = 1) and the injection gain (bands, detail_gain.TABLE_SIZE) (None: no gain)."""
+    `Shrinkage` (None: H = 1), the injection gain (bands, detail_gain.TABLE_SIZE) (None: no gain) and the
+    sharpness in excess of the sensor model by which the observation is divided (bands,) (None: none, see
+    `sharpness`)."""
 
     weights: list
     shrink: list
     gain: list
+    excess: list | None = None
+
+    def excess_of(self, i: int) -> torch.Tensor | None:
+        return self.excess[i] if self.excess else None
 
 
 def _order(problem: FusionProblem) -> list[int]:
@@ -242,30 +253,54 @@ def _prediction(guides: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bk,nkhw->nbhw", w[:, :-1].to(guides.dtype), guides) + w[:, -1, None, None].to(guides.dtype)
 
 
+def _observed(op, own: torch.Tensor, excess: torch.Tensor | None) -> torch.Tensor:
+    """The group's observation y, recovered from its network input (A†y), divided by its excess sharpness if any."""
+    y = op.observation_from_back_projection(own)
+    return y if excess is None else sharpness.desharpen(op, y, excess)
+
+
 def _step(obs, own: torch.Tensor, guides: torch.Tensor, w: torch.Tensor, shrink: Shrinkage | None,
-          gain: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+          gain: torch.Tensor | None, excess: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(estimate s + Aᵀ(AAᵀ)⁻¹H(y − A s), the LR residual y − A s) for one low-resolution group; s is filtered by
-    its injection gain table and the residual shrunk by its ring factors when they are given."""
+    its injection gain table, y by its excess sharpness and the residual shrunk by its ring factors when they are
+    given."""
     op = obs.operator
     s = _prediction(guides, w)
     if gain is not None:
         s = detail_gain.apply_gain(s, gain)
-    residual = op.observation_from_back_projection(own) - op.A(s)
+    residual = _observed(op, own, excess) - op.A(s)
     spectrum = torch.fft.rfft2(residual)
     spectrum = spectrum / op.gram_eigenvalues if shrink is None else shrink.apply(op, spectrum)
     return s + op.A_adjoint(torch.fft.irfft2(spectrum, s=op.lr_shape)), residual
 
 
-def _fit_gain(problems: list[FusionProblem], i: int, owns: list, guides: list, w: torch.Tensor) -> torch.Tensor:
+def _fit_gain(problems: list[FusionProblem], i: int, owns: list, guides: list, w: torch.Tensor,
+              excess: torch.Tensor | None) -> torch.Tensor:
     """The injection gain table of group i, measured on every problem's observation and pooled (see `detail_gain`)."""
     rings = [0, 0, 0]
     for p, own, g in zip(problems, owns, guides):
         op = p.observations[i].operator
         s = _prediction(g, w)[0].double()
-        y = op.observation_from_back_projection(own[0]).double()
+        y = _observed(op, own[0], excess).double()
         rings = [a + b.cpu() for a, b in zip(rings, detail_gain.ring_sums(y, op.A(s), op.ratio))]
     ratio = problems[0].observations[i].operator.ratio
     return detail_gain.gain_table(detail_gain.fit_gain(*rings, ratio)).to(w.device)
+
+
+def _fit_excess(problems: list[FusionProblem], i: int, owns: list, degraded: list, observed: int
+                ) -> torch.Tensor | None:
+    """The excess sharpness of group i (see `sharpness`), measured on every problem against the first `observed`
+    guides (those observed at the target resolution) of its `degraded` guides, and pooled; None where the problem
+    does not say the guides' blur, or no band exceeds."""
+    blur = problems[0].guide_psf_sigma
+    if blur is None:
+        return None
+    sums = None
+    for p, own, d in zip(problems, owns, degraded):
+        op = p.observations[i].operator
+        measured = sharpness.fit_sums(op, op.observation_from_back_projection(own[0]), d[:, :observed])
+        sums = measured if sums is None else [a + b for a, b in zip(sums, measured)]
+    return sharpness.excess(problems[0].observations[i].operator, sums, blur)
 
 
 def fit_injection(problems: list[FusionProblem], tune: bool = True, cascade: bool = True,
@@ -280,22 +315,30 @@ def fit_injection(problems: list[FusionProblem], tune: bool = True, cascade: boo
     if all(obs.back_project for obs in first.observations):
         raise ValueError("detail injection needs at least one band observed at the target resolution")
     n = len(first.observations)
-    fit = InjectionFit([None] * n, [None] * n, [None] * n)
+    fit = InjectionFit([None] * n, [None] * n, [None] * n, [None] * n)
     zs = [p.network_input() for p in problems]
     guides: list[list[torch.Tensor]] = [[] for _ in problems]
+    observed = 0  # guide channels observed at the target resolution: the first ones (their groups come first)
     with torch.no_grad():
         for i in _order(first):
             owns = [z[:, p.input_slices[i]] for p, z in zip(problems, zs)]
             if not first.observations[i].back_project:
                 for g, own in zip(guides, owns):
                     g.append(own)  # observed at the target resolution: S2 10 m bands, or a spectral guide
+                observed += first.observations[i].bands
                 continue
             stacked = [torch.cat(g, dim=1) for g in guides]
-            gram, rhs = map(sum, zip(*(_normal_equations(p.observations[i], g[0]) for p, g in zip(problems, stacked))))
+            degraded = [_degraded_guides(p.observations[i].operator, g[0]) for p, g in zip(problems, stacked)]
+            # measured against the observed guides alone: a sharpened finer group carries its own excess
+            fit.excess[i] = excess = _fit_excess(problems, i, owns, degraded, observed)
+            gram, rhs = map(sum, zip(*(_fit_equations(d, p.observations[i].data if excess is None else
+                                                      _observed(p.observations[i].operator, own[0], excess))
+                                       for p, own, d in zip(problems, owns, degraded))))
+            del degraded
             fit.weights[i] = w = _solve_weights(gram, rhs)
             if refined:
-                fit.gain[i] = _fit_gain(problems, i, owns, stacked, w)
-            steps = [_step(p.observations[i], own, g, w, None, fit.gain[i])
+                fit.gain[i] = _fit_gain(problems, i, owns, stacked, w, excess)
+            steps = [_step(p.observations[i], own, g, w, None, fit.gain[i], excess)
                      for p, own, g in zip(problems, owns, stacked)]
             if tune:
                 spectra = [_residual_spectrum(p.observations[i].operator, res[0])
@@ -314,7 +357,7 @@ def fit_injection(problems: list[FusionProblem], tune: bool = True, cascade: boo
                         sums = [_ring_sums(sp, p.observations[i].operator, p.observations[i].sigma, rings, tau)
                                 for p, sp in zip(problems, spectra)]
                         fit.shrink[i] = Shrinkage.from_sums(tau, *map(sum, zip(*sums)))
-                steps = [_step(p.observations[i], own, g, w, fit.shrink[i], fit.gain[i])
+                steps = [_step(p.observations[i], own, g, w, fit.shrink[i], fit.gain[i], excess)
                          for p, own, g in zip(problems, owns, stacked)]
             if cascade:
                 for g, (estimate, _) in zip(guides, steps):
@@ -356,7 +399,7 @@ class DetailInjectionBase(nn.Module):
                 guides.append(own)  # a spectral guide (MS or PAN) only guides
                 continue
             estimate, _ = _step(obs, own, torch.cat(guides, dim=1), self.fit.weights[i], self.fit.shrink[i],
-                                self.fit.gain[i])
+                                self.fit.gain[i], self.fit.excess_of(i))
             out[:, obs.output_channels] = estimate
             if self.cascade:
                 guides.append(estimate)

@@ -65,6 +65,9 @@ class FusionProblem:
     cross_band_shrinkage: bool = False  # refined injection: LR residuals shrunk by cross-band ring matrices (S2
                                         # when the coarse bands' σ is given; see injection)
     registration: dict = field(default_factory=dict)  # group name → `coregistration.Registration.as_record()`
+    guide_psf_sigma: float | None = None  # first estimate: the guides' own blur (target pixels), by which a coarse
+                                          # band may look sharper than its operator, and more is divided out (see
+                                          # `sharpness`); None: not checked
     input_slices: list[slice] = field(init=False)
 
     def __post_init__(self):

@@ -94,7 +94,8 @@ def build_problem(y10, y20, y60=None, sigma: dict | None = None, geometry: Geome
     # they changed the real crops by about 1 % (DSen2 first-estimate ERGAS 1.233 → 1.247), APEX gained 0.2 dB
     problem = FusionProblem(observations, out_channels=channel, hr_shape=hr, guide_channels=4,
                             scale=torch.tensor(scale), guided_smoothing=guides_sigma_given,
-                            cross_band_shrinkage=coarse_sigma_given, registration=registration)
+                            cross_band_shrinkage=coarse_sigma_given, registration=registration,
+                            guide_psf_sigma=max(s2.group_sigmas(s2.GROUP_10M)))  # the blurriest: the most allowed
     return problem, sigma
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from osgeo import gdal
 
 from sure_fusion_qgis import raster_io
+from tests import synthetic_s2
 
 EPSG = 32648
 ORIGIN = (600000.0, 1200000.0)          # UTM 48N (Vietnam), upper-left corner shared by the three grids
@@ -38,22 +39,14 @@ def write_band_rasters(folder: Path, arrays: dict, origin=ORIGIN, epsg=EPSG, shi
 
 
 def synthetic_scene(size: int = 60, seed: int = 0) -> dict[str, np.ndarray]:
-    """A smooth random scene in DN (uint16) at 10/20/60 m: block means, so the grids agree exactly."""
-    rng = np.random.default_rng(seed)
-    # bands correlated as in real scenes: one brightness field times a vegetation-like spectrum, plus a little
-    # band-specific texture
-    spectrum = np.array([0.9, 0.8, 0.9, 0.7, 1.0, 1.6, 1.9, 2.0, 2.1, 1.2, 1.5, 1.0])
-    field = np.kron(rng.random((size // 6, size // 6)), np.ones((6, 6)))
-    hr = spectrum[:, None, None] * (0.4 + field)[None] + 0.03 * rng.random((12, size, size))
-    hr = 1000.0 * hr
-    order = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12")
-    out = {}
-    for key, ratio in (("10m", 1), ("20m", 2), ("60m", 6)):
-        bands = hr[[order.index(n) for n in NAMES[key]]]
-        if ratio > 1:
-            bands = bands.reshape(bands.shape[0], size // ratio, ratio, size // ratio, ratio).mean(axis=(2, 4))
-        out[key] = np.round(bands).astype(np.uint16)
-    return out
+    """A smooth random scene in DN (uint16) at 10/20/60 m: block means, so the grids agree exactly (its truth:
+    `synthetic_truth`)."""
+    return synthetic_s2.observe(synthetic_truth(size, seed))
+
+
+def synthetic_truth(size: int = 60, seed: int = 0) -> np.ndarray:
+    """(12, size, size) the 10 m truth of `synthetic_scene(size, seed)` in DN, bands in spectral order."""
+    return synthetic_s2.truth(size, seed)
 
 
 # ------------------------------------------------------------------------------------ fake products
