@@ -28,8 +28,8 @@ import math
 import tempfile
 import time
 from dataclasses import replace
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch

@@ -157,8 +157,8 @@ def test_relative_mtf_is_read_from_the_roll_off_not_from_the_lowest_rings(monkey
     blur; a band sharper than the guides towards its Nyquist (the real red-edge bands) keeps a negative one."""
     import sure_core.error_estimate as ee
 
-    step = lambda f: torch.where(f < 0.04, 0.98, 1.04)                          # noqa: E731
-    sharper = lambda f: torch.exp(2 * math.pi ** 2 * 0.2 * f ** 2)              # noqa: E731
+    step = lambda f: torch.where(f < 0.04, 0.98, 1.04)
+    sharper = lambda f: torch.exp(2 * math.pi ** 2 * 0.2 * f ** 2)
     assert abs(_relative_blur_of(step)) < 0.02
     assert _relative_blur_of(sharper) == pytest.approx(-0.2, abs=0.05)
     monkeypatch.setattr(ee, "ROLL_OFF_FROM", 0.0)                               # every ring, as before
