@@ -94,7 +94,7 @@ bench-scale: setup
 bench-coregistration: setup
 	OMP_NUM_THREADS=1 $(PY) -m benchmarks.coregistration $(ARGS)
 
-# The per-band error estimate against the true error: APEX (SNR 30, 40) and the DSen2 crop (Wald protocol)
+# The per-band error estimate against the true error: APEX (SNR 30, 40), the DSen2 and vietnam crops (Wald), EO-1, WV2
 bench-error: setup
 	OMP_NUM_THREADS=1 $(PY) -m benchmarks.error_estimate $(ARGS)
 

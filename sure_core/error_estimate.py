@@ -16,10 +16,19 @@ statistic of y reaches. Two parts stand for it:
 
 The self-check assumes the band relates to the guides one octave finer as it does where it is observed. So the
 guides are degraded not with their own sensor blur but with the blur that keeps the band's sharpness relative
-to them: the band's gain over its least-squares prediction from the guides, measured in rings of its observed
-frequencies, is fitted as a Gaussian relative MTF exp(−2π²Δf²), and the guides' blur σ_x (fine pixels) makes
-the degraded pair show the same curve in its own pixels: σ_x² = σ_b² − (d² − 1)Δ, σ_b the band's blur for a
-degradation by d (a Gaussian relative blur of Δ px² is d² times larger in pixels one scale coarser).
+to them: the band's gain over its least-squares prediction from the guides, measured in the rings of its
+observed frequencies from half its Nyquist up, is fitted as a Gaussian relative MTF exp(−2π²Δf²), and the
+guides' blur σ_x (fine pixels) makes the degraded pair show the same curve in its own pixels:
+σ_x² = σ_b² − (d² − 1)Δ, σ_b the band's blur for a degradation by d (a Gaussian relative blur of Δ px² is d²
+times larger in pixels one scale coarser). The lower rings are left out of the fit because they carry the
+scene's large-area mixing, not a roll-off (docs/error-estimate.md measures what a fit over all rings cost);
+a band sharper than the guides predict keeps its negative Δ.
+
+The self-check crops the area to a multiple of its ratios; the band's observation near the cut was blurred
+with pixels the crop left out, which the circular operators of the degraded problem wrap around from the far
+side, so a cropped self-check leaves SEAM_MARGIN pixels of the band's grid at the edges out of its measure (on
+APEX, 198 px cut to 192, the seam made B8A's self-check error 17× its value on the uncut 192 px; 4 px removes
+it). An uncropped one keeps its edges: there they are like the full problem's.
 
 A band observed at a ratio r above d (the Sentinel-2 60 m bands, d = 2) is checked on its own grid: the
 self-check's result brought there, its error in the octave the degraded observation lacks; that octave stands
@@ -52,6 +61,11 @@ MIN_GUIDE_BLUR = 0.25
 #: self-checks whose guide blurs differ by less than this (fine pixels) are run once, and at most this many
 BLUR_TOLERANCE = 0.05
 MAX_SELF_CHECKS = 8
+#: pixels of the band's grid left out at the edges of a cropped self-check's measure (see the module docstring)
+SEAM_MARGIN = 4
+#: the relative MTF is fitted to the rings from this frequency (target-grid cycles per pixel, times the band's
+#: ratio: 1/4 is half the band's Nyquist) up
+ROLL_OFF_FROM = 0.25
 #: the self-check's coarse grids need this many pixels on a side for the fits it runs
 MIN_SELF_CHECK_LR = 4
 
@@ -176,10 +190,11 @@ def _relative_blur(obs: Observation, guides: torch.Tensor) -> torch.Tensor:
     for band in range(obs.bands):
         usable = power[band] > 0
         gain = torch.where(usable, cross[band] / power[band].clamp_min(1e-300), torch.zeros_like(power[band]))
-        usable &= gain > detail_gain.MIN_RING_GAIN
+        centre = moment[band] / power[band].clamp_min(1e-300)
+        usable &= (gain > detail_gain.MIN_RING_GAIN) & (centre >= ROLL_OFF_FROM / obs.operator.ratio)
         if int(usable.sum()) < detail_gain.MIN_RINGS:
             continue
-        centre = moment[band][usable] / power[band][usable]
+        centre = centre[usable]
         weight = (power[band][usable] / power[band][usable].sum()).sqrt()
         design = torch.stack([torch.ones_like(centre), -2 * math.pi ** 2 * centre ** 2], dim=1) * weight[:, None]
         delta[band] = torch.linalg.lstsq(design, (gain[usable].log() * weight)[:, None]).solution[1, 0]
@@ -193,6 +208,7 @@ class _Check:
     rows: int
     cols: int
     groups: list[int]
+    cropped: bool       # the area was cut to a multiple of the grids' ratios
 
 
 def _layout(problem: FusionProblem) -> _Check | None:
@@ -216,7 +232,7 @@ def _layout(problem: FusionProblem) -> _Check | None:
     blurred += [(side // d, r // d) for r in ratios if r > d]           # results brought to a coarse band's grid
     if side // (d * max(ratios)) < MIN_SELF_CHECK_LR or not all(fits(size, ratio) for size, ratio in blurred):
         return None
-    return _Check(d, rows, cols, groups)
+    return _Check(d, rows, cols, groups, (rows, cols) != tuple(problem.hr_shape))
 
 
 def _degraded(data: torch.Tensor, sigmas, d: int, geometry) -> torch.Tensor:
@@ -247,11 +263,17 @@ def _reduced_problem(problem: FusionProblem, check: _Check, guide_blur: float) -
                          problem.cross_band_shrinkage)
 
 
+def _interior(values: torch.Tensor) -> torch.Tensor:
+    """`values` (…, h, w) less SEAM_MARGIN pixels on every side (fewer on small grids: 3/4 of each side is kept)."""
+    m = min(SEAM_MARGIN, min(values.shape[-2:]) // 8)
+    return values[..., m:values.shape[-2] - m, m:values.shape[-1] - m] if m else values
+
+
 def _checked_error(problem: FusionProblem, check: _Check, index: int,
                    values: torch.Tensor, truth: bool) -> torch.Tensor:
     """Per band of coarse group `index`, the mean energy, outside what its degraded observation measures, of the
     self-check's result `values` (bands, h, w) minus the band's observation (`truth`), or of `values` alone (a noise
-    propagation), on the band's own grid, less the observation's noise there when `truth`."""
+    propagation), on the band's own grid (less the crop's seam), less the observation's noise there when `truth`."""
     obs = problem.observations[index]
     op = obs.operator
     ratio, d = op.ratio, check.d
@@ -263,7 +285,8 @@ def _checked_error(problem: FusionProblem, check: _Check, index: int,
     error = values - y if truth else values
     degradation = BlurDecimate([s * d / ratio for s in op.sigmas], d, y.shape[-2:], op.geometry,
                                device=y.device, dtype=y.dtype)
-    outside = (error - degradation.project(error, cond=0.0)).pow(2).mean(dim=(-2, -1))
+    outside = error - degradation.project(error, cond=0.0)
+    outside = (_interior(outside) if check.cropped else outside).pow(2).mean(dim=(-2, -1))
     if truth:
         outside = outside - obs.sigma ** 2 * (1 - 1 / d ** 2)
     return outside.double().cpu()

@@ -512,7 +512,22 @@ def _estimate_error(problems: list[FusionProblem], model: TrainedModel, estimato
                     options: SolverOptions) -> ErrorEstimate:
     """The per-band error estimate of the trained model's output on its training problems (one, or the crops of a
     scene: pooled), with the network as it ends training (BatchNorm in the mode it is left in), or the first
-    estimate alone where the network was not applied."""
+    estimate alone where the network was not applied. A network left in training mode (one problem) updates its
+    BatchNorm running statistics at every pass, and those are what a scene's tiles are later fused with: they are
+    put back as training left them."""
+    kept = {name: buffer.clone() for name, buffer in model.net.named_buffers()} if model.net is not None else {}
+    try:
+        return _estimates_pooled(problems, model, estimators, result, options)
+    finally:
+        if kept:
+            with torch.no_grad():
+                for name, buffer in model.net.named_buffers():
+                    buffer.copy_(kept[name])
+
+
+def _estimates_pooled(problems: list[FusionProblem], model: TrainedModel, estimators: list,
+                      result: torch.Tensor | None, options: SolverOptions) -> ErrorEstimate:
+    """Each problem's estimate, pooled (see `_estimate_error`)."""
     estimates = []
     for problem, estimator in zip(problems, estimators):
         if not model.network_applied:

@@ -16,9 +16,10 @@ COVERS = ("Estimated without ground truth: the root-mean-square error of each fu
           "band's own coarse pixels measure, the input noise carried into the finer detail (Monte-Carlo), and "
           "the error in that finer detail measured by a self-check one resolution step coarser (the inputs "
           "degraded once more and fused by the same network), assuming the band relates to the fine bands as it "
-          "does one step coarser. '±' is the Monte-Carlo spread only. Against known truth (README: a simulated "
-          "scene, a real Sentinel-2 crop) it came within 0.76–1.58 times the true RMSE. Bands observed at the "
-          "output resolution are not estimated.")
+          "does one step coarser. '±' is the Monte-Carlo spread only. Against known truth (docs/error-estimate.md)"
+          " it came within 0.72–1.30 times the true RMSE on the Sentinel-2 bands of a simulated scene and two real "
+          "crops (25 of 28 bands within 20 %), 0.68–0.94 on a WorldView-2 pair, and a median of 0.99 (0.47–3.1) on "
+          "the 128 bands of an EO-1 hyperspectral pair. Bands observed at the output resolution are not estimated.")
 
 
 NO_SELF_CHECK = ("No self-check: the area is too small for it (under 96 × 96 px with 60 m bands, 32 × 32 px "

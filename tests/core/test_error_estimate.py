@@ -134,3 +134,60 @@ def test_the_solver_records_the_estimate_in_data_units():
     _, record = s2_sharpening.sharpen(y10, y20, y60, options=SolverOptions(iterations=2, device="cpu", threads=1,
                                                                            error_estimate=False))
     assert record.error is None
+
+
+def _relative_blur_of(response) -> float:
+    """Δ fitted for one band whose spectrum is a guide's (random, power ∝ 1/f²) times `response(f)` (f: target-grid
+    cycles per pixel)."""
+    from sure_core.error_estimate import _relative_blur
+    from sure_core.operators import BlurDecimate
+    from sure_core.problem import Observation
+
+    size = 96
+    guide = torch.randn((1, size, size), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    f = torch.sqrt(torch.fft.fftfreq(size, dtype=torch.float64)[:, None] ** 2
+                   + torch.fft.rfftfreq(size, dtype=torch.float64)[None, :] ** 2)
+    guide = torch.fft.irfft2(torch.fft.rfft2(guide) / f.clamp_min(1 / size), s=(size, size))   # a scene's 1/f²
+    band = torch.fft.irfft2(torch.fft.rfft2(guide) * response(f), s=(size, size))
+    operator = BlurDecimate([0.9], 2, (size, size), "area", dtype=torch.float64)
+    obs = Observation("band", operator.A(band), operator, torch.tensor([1e-3]), [1])
+    return float(_relative_blur(obs, guide)[0])
+
+
+def test_relative_mtf_is_read_from_the_roll_off_not_from_the_lowest_rings(monkeypatch):
+    """A band whose gain over the guides steps up once at low frequency and stays flat (APEX B6) has no relative
+    blur; a band sharper than the guides towards its Nyquist (the real red-edge bands) keeps a negative one."""
+    import sure_core.error_estimate as ee
+
+    def step(f):
+        return torch.where(f < 0.04, 0.98, 1.04)
+
+    def sharper(f):
+        return torch.exp(2 * math.pi ** 2 * 0.2 * f ** 2)
+
+    assert abs(_relative_blur_of(step)) < 0.02
+    assert _relative_blur_of(sharper) == pytest.approx(-0.2, abs=0.05)
+    monkeypatch.setattr(ee, "ROLL_OFF_FROM", 0.0)                               # every ring, as before
+    assert _relative_blur_of(step) < -0.04
+
+
+def test_a_cropped_self_check_leaves_its_seam_out(monkeypatch):
+    """APEX simulated on 102 px, which the self-check cuts to 96: away from the cut it finds what it finds on the
+    same scene simulated on 96 px; measured over the whole cut area, the seam dominates the well-predicted bands."""
+    import sure_core.error_estimate as ee
+
+    truth = load_apex(shared_file("apex_gt.mat"))
+
+    def detail(size: int) -> np.ndarray:
+        sim = simulate_s2(truth[:, :size, :size], 40.0, seed=0, geometry="zero_phase")
+        problem, _ = s2_sharpening.build_problem(sim.y10, sim.y20, sim.y60, sim.sigma, "zero_phase",
+                                                 scale=float(truth.max()))
+        generator = torch.Generator().manual_seed(0)
+        return ee._self_check(problem, lambda p: DetailInjectionBase(p), generator, 2).numpy()
+
+    whole, cut = detail(96), detail(102)
+    twenty = [GROUPED.index(n) for n in ("B5", "B6", "B7", "B8A")]
+    assert np.all((0.6 < cut[twenty] / whole[twenty]) & (cut[twenty] / whole[twenty] < 1.6)), cut / whole
+    monkeypatch.setattr(ee, "SEAM_MARGIN", 0)
+    seam = detail(102)
+    assert max(seam[twenty] / whole[twenty]) > 3, seam / whole

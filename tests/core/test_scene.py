@@ -1,4 +1,6 @@
 """Whole scenes: windows, crops, one network trained on crops and applied tile by tile without seams."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -224,3 +226,19 @@ def test_pan_scene_case_sees_each_window_as_pansharpen_does():
     noise = given.noise((ms, pan))
     assert np.allclose(noise["guide"], 2.0 * pansharpening.sharpened_noise_factor(relative))
     assert np.allclose(noise["lr"], 0.5)
+
+
+def test_the_error_estimate_leaves_the_scene_model_as_it_was_trained(apex_scene):
+    """The estimate runs the network in training mode (BatchNorm as during training) on the crops and on the
+    self-check's degraded copies; the running statistics the tiles are fused with must not move with it. One crop:
+    the network then ends training in training mode (several crops recalibrate it and leave it in eval mode)."""
+    torch.set_num_threads(1)
+    sim, read = apex_scene
+    case = s2_sharpening.S2SceneCase(geometry="area")
+    fused = []
+    for estimate in (False, True):
+        options = replace(FAST, network="always", error_estimate=estimate)
+        fitted = scene.train_scene(case, read, (144, 144), options=options,
+                                   scene=scene.SceneOptions(crops=1, crop_size=96), noise=sim.sigma)
+        fused.append(fitted.fuse(read(Window(0, 0, 144, 144))))
+    np.testing.assert_array_equal(fused[0], fused[1])

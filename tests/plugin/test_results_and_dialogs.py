@@ -125,7 +125,7 @@ def test_error_estimate_is_the_same_in_log_metadata_outputs_and_report(sample_ru
 def test_error_estimate_is_near_the_sample_truth(provider, tmp_path):
     """The sample is simulated, so its truth and noise are known; with the true σ given (the estimate needs it: the
     σ estimated from the sample is 3× too high for B8, whose fine white texture passes for noise, and the estimate
-    then errs 1.4–3× high) it came within 0.91–1.56× of the true RMSE on the 20 m bands and 1.73 / 2.48× on B1 / B9
+    then errs 1.4–3× high) it came within 0.85–1.03× of the true RMSE on the 20 m bands and 1.73 / 2.5× on B1 / B9
     (20 × 20 px at 60 m) at 3 iterations."""
     import processing
 
