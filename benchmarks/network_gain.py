@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -105,9 +106,11 @@ def run(case: str, seeds: list[int], modes: list[str]):
                    "gains": record.gain_history, "base_risks": record.base_risk_history}
 
 
-def replay(run_: dict, min_gain: float, margin: float, start: float) -> tuple[bool, int]:
+def replay(run_: dict, min_gain: float, margin: float, start: float, growing: bool = False) -> tuple[bool, int]:
     """(kept, iterations run) that the solver's decision (`solver.network_pays` every tenth of the iterations from
-    `start` of them on, over the last tenth) with these parameters would have given on a NETWORK=always run."""
+    `start` of them on, over the last tenth) with these parameters would have given on a NETWORK=always run;
+    `growing`: a variant that also keeps training while the last tenth's gain exceeds the tenth before it by two
+    standard errors of their difference."""
     from sure_core.solver import network_pays
 
     n = run_["iterations"]
@@ -115,14 +118,21 @@ def replay(run_: dict, min_gain: float, margin: float, start: float) -> tuple[bo
     gains = torch.tensor(run_["gains"], dtype=torch.float64) * base.abs().mean()   # gain_history is relative
     window = max(10, n // 10)
     for end in range(window, n, window):
-        if end >= start * n and not network_pays(gains[end - window:end], base[end - window:end], min_gain, margin)[0]:
+        if end < start * n:
+            continue
+        pays, mean, se = network_pays(gains[end - window:end], base[end - window:end], min_gain, margin)
+        if growing and not pays and end >= 2 * window:
+            _, before, se_before = network_pays(gains[end - 2 * window:end - window], base[end - 2 * window:end - window])
+            pays = mean - before >= 2 * math.hypot(se, se_before)
+        if not pays:
             return False, end
     return True, n
 
 
-#: (least gain, standard errors of margin, share of the iterations from which the decision is taken)
-RULES = [(0.02, 2, 0.3), (0.01, 2, 0.3), (0.005, 2, 0.3), (0.02, 2, 0.5), (0.01, 2, 0.5), (0.01, 2, 0.7),
-         (0.02, 0, 0.3), (0.015, 2, 0.3), (0.015, 2, 0.5)]
+#: (least gain, standard errors of margin, share of the iterations from which the decision is taken, growing)
+RULES = [(0.02, 2, 0.3, False), (0.015, 2, 0.3, False), (0.01, 2, 0.3, False), (0.005, 2, 0.3, False),
+         (0.02, 0, 0.3, False), (0.02, 2, 0.5, False), (0.01, 2, 0.5, False), (0.01, 2, 0.7, False),
+         (0.02, 2, 0.3, True)]
 
 
 def rules(paths: list[Path]) -> None:
@@ -130,21 +140,22 @@ def rules(paths: list[Path]) -> None:
     (mean over seeds; 0 where the network is kept) and the share of the iterations run."""
     runs = [r for p in paths for r in json.loads(p.read_text()) if r["network"] == "always"]
     cases = sorted({r["case"] for r in runs}, key=CASES.index)
-    print("| rule (gain, SE, from) | " + " | ".join(cases) + " |")
+    print("| rule (least gain, SEs, from) | " + " | ".join(cases) + " |")
     print("|---|" + "---|" * len(cases))
-    for min_gain, margin, start in RULES:
+    for min_gain, margin, start, growing in RULES:
         cells = []
         for case in cases:
             rows = [r for r in runs if r["case"] == case]
             deltas, shares = [], []
             for r in rows:
-                kept, its = replay(r, min_gain, margin, start)
+                kept, its = replay(r, min_gain, margin, start, growing)
                 delta = 0.0 if kept else r["first"] - r["output"]
                 deltas.append(delta if r["metric"] == "MSRE dB" else 100 * delta / r["output"])
                 shares.append(its / r["iterations"])
             unit = " dB" if rows[0]["metric"] == "MSRE dB" else " %"
             cells.append(f"{np.mean(deltas):+.3f}{unit}, {100 * np.mean(shares):.0f} % it.")
-        print(f"| {100 * min_gain:g} %, {margin:g}, {start:g} | " + " | ".join(cells) + " |")
+        print(f"| {100 * min_gain:g} %, {margin:g}, {start:g}{', growing' if growing else ''} | " + " | ".join(cells)
+              + " |")
 
 
 def table(paths: list[Path]) -> None:
