@@ -159,23 +159,31 @@ def rules(paths: list[Path]) -> None:
 
 
 def table(paths: list[Path]) -> None:
+    """Before (always) and after (auto), one row per case and seed, and the mean over the seeds of a case."""
     runs = [r for p in paths for r in json.loads(p.read_text())]
-    keys = sorted({(r["case"], r["seed"]) for r in runs}, key=lambda k: (CASES.index(k[0]), k[1]))
     print("| case | seed | metric | first estimate | always | auto | Δ auto − always | seconds always | seconds auto | "
           "ratio | iterations auto | SURE gain (always, end) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for case, seed in keys:
-        by = {r["network"]: r for r in runs if r["case"] == case and r["seed"] == seed}
-        if not {"always", "auto"} <= by.keys():
-            continue
-        a, b = by["always"], by["auto"]
-        fmt = ".2f" if a["metric"] == "MSRE dB" else ".4f" if a["metric"] == "Q8" else ".3f"
-        delta = b["output"] - a["output"]
-        rel = "" if a["metric"] == "MSRE dB" else f" ({100 * delta / a['output']:+.1f} %)"
-        print(f"| {case} | {seed} | {a['metric']} | {format(a['first'], fmt)} | {format(a['output'], fmt)} | "
-              f"{format(b['output'], fmt)} | {delta:+{fmt}}{rel} | {a['seconds']:.0f} | {b['seconds']:.0f} | "
-              f"{a['seconds'] / b['seconds']:.1f}× | {b['iterations_run']} of {b['iterations']} | "
-              f"{100 * a['gain']:.1f} ± {100 * a['se']:.2f} % |")
+    for case in sorted({r["case"] for r in runs}, key=CASES.index):
+        pairs = []
+        for seed in sorted({r["seed"] for r in runs if r["case"] == case}):
+            by = {r["network"]: r for r in runs if r["case"] == case and r["seed"] == seed}
+            if {"always", "auto"} <= by.keys():
+                pairs.append((str(seed), by["always"], by["auto"]))
+        if len(pairs) > 1:
+            a = {**pairs[0][1], **{k: float(np.mean([p[1][k] for p in pairs])) for k in ("first", "output", "seconds",
+                                                                                         "gain", "se")}}
+            b = {**pairs[0][2], **{k: float(np.mean([p[2][k] for p in pairs])) for k in ("output", "seconds")},
+                 "iterations_run": round(float(np.mean([p[2]["iterations_run"] for p in pairs])))}
+            pairs.append(("**mean**", a, b))   # its ratio: of the mean seconds
+        for seed, a, b in pairs:
+            fmt = ".3f" if a["metric"] == "MSRE dB" else ".4f" if a["metric"] == "Q8" else ".3f"
+            delta = b["output"] - a["output"]
+            rel = "" if a["metric"] == "MSRE dB" else f" ({100 * delta / a['output']:+.2f} %)"
+            print(f"| {case} | {seed} | {a['metric']} | {format(a['first'], fmt)} | {format(a['output'], fmt)} | "
+                  f"{format(b['output'], fmt)} | {delta:+{fmt}}{rel} | {a['seconds']:.0f} | {b['seconds']:.0f} | "
+                  f"{a['seconds'] / b['seconds']:.1f}× | {b['iterations_run']} of {b['iterations']} | "
+                  f"{100 * a['gain']:.1f} ± {100 * a['se']:.2f} % |")
 
 
 def main(argv=None) -> int:
