@@ -3,6 +3,7 @@ NETWORK=auto (docs/decisions.md).
 
     python -m benchmarks.network_gain CASE [CASE ...] [--seeds 0 1 2] [--network always auto] [--json FILE]
     python -m benchmarks.network_gain --table FILE [FILE ...]     # the before/after table of saved runs
+    python -m benchmarks.network_gain --rules FILE [FILE ...]     # candidate decision rules replayed on them
 
 CASE: apex30, apex40, dsen2, vietnam, eo1 (HS+MS, co-registered), eo1-off (co-registration off), wv2. Default
 recipes (pansharpening: the plugin's 60 iterations, width 8), one thread. For each case and seed the NETWORK modes
@@ -10,7 +11,7 @@ run one after the other (their order alternates with the seed), so that their se
 One JSON line a run: the first estimate's and the output's quality against the reference, the seconds of the fusion
 call, the iterations run, the decision, the network's SURE gain over the first estimate (relative to the latter's
 risk) ± its standard error, the gain averaged over each tenth of training, and (in --json) the per-iteration paired
-gains and first-estimate risks, from which `--table` replays the decision rule of `sure_core.solver`.
+gains and first-estimate risks, on which `--rules` replays variants of the decision rule of `sure_core.solver`.
 """
 from __future__ import annotations
 
@@ -30,7 +31,6 @@ from sure_core.metrics import ergas, q2n
 from sure_core.simulation import load_apex, simulate_s2
 
 CASES = ("apex30", "apex40", "dsen2", "vietnam", "eo1", "eo1-off", "wv2")
-HIGHER_IS_BETTER = {"MSRE dB": True, "ERGAS 20 m": False, "ERGAS": False, "Q8": True}
 
 
 def windows(history: list[float], parts: int = 10) -> list[float]:
