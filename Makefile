@@ -102,7 +102,8 @@ bench-error: setup
 gui-screenshots: setup
 	$(PY) -m tools.gui_screenshots out/gui
 
-# What the network adds by SURE and in truth, one case a run (docs/decisions.md): e.g. ARGS=dsen2
+# What the network adds by SURE and in truth, and NETWORK=auto's seconds against always (docs/decisions.md):
+# e.g. ARGS="apex30 --seeds 0 1 2 --network always auto --json out/ng/apex30.json", then ARGS="--table out/ng/*.json"
 bench-network-gain: setup
 	OMP_NUM_THREADS=1 $(PY) -m benchmarks.network_gain $(ARGS)
 

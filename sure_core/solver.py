@@ -116,6 +116,7 @@ class RunRecord:
     network_gain_se: float = float("nan")                     # relative to the latter's risk, and its standard error
     network_decision: str = ""                                # why the network was or was not applied
     gain_history: list[float] = field(default_factory=list)   # per iteration, r_first − r_net over mean |r_first|
+    base_risk_history: list[float] = field(default_factory=list)  # per iteration, r_first (SURE of the first estimate)
     iterations_run: int = 0
     registration: dict = field(default_factory=dict)          # group → measured shift (coregistration)
     error: ErrorEstimate | None = None                        # per-band error estimate, data units (see error_estimate)
@@ -174,13 +175,15 @@ NETWORK_MIN_GAIN = 0.02
 NETWORK_DECISION_FROM = 0.3
 
 
-def network_pays(gains: torch.Tensor, base_risks: torch.Tensor) -> tuple[bool, float, float]:
+def network_pays(gains: torch.Tensor, base_risks: torch.Tensor, min_gain: float = NETWORK_MIN_GAIN,
+                 margin: float = 2.0) -> tuple[bool, float, float]:
     """(whether the network's SURE gain over the first estimate is significant, the gain relative to the first
-    estimate's risk, its standard error) from paired per-iteration gains r_first − r_net over a window."""
+    estimate's risk, its standard error) from paired per-iteration gains r_first − r_net over a window: significant
+    when the gain less `margin` standard errors reaches `min_gain`."""
     scale = float(base_risks.abs().mean().clamp_min(1e-30))
     mean = float(gains.mean()) / scale
     se = float(gains.std() / math.sqrt(max(len(gains), 1))) / scale if len(gains) > 1 else float("inf")
-    return mean - 2 * se >= NETWORK_MIN_GAIN, mean, se
+    return mean - margin * se >= min_gain, mean, se
 
 
 class BackProjectionBase(nn.Module):
@@ -456,6 +459,7 @@ def train(problems: list[FusionProblem], options: SolverOptions | None = None,
     if tracked and iterations_run:
         scale = float(base_risks[:iterations_run].abs().mean().clamp_min(1e-30))
         record.gain_history = (gains[:iterations_run] / scale).cpu().tolist()
+        record.base_risk_history = base_risks[:iterations_run].cpu().tolist()
     result = None
     if not model.network_applied:
         if len(problems) == 1:

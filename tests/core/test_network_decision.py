@@ -21,10 +21,14 @@ def test_network_pays_reads_a_significant_gain():
     rng = np.random.default_rng(0)
     base = torch.full((40,), 2.0, dtype=torch.float64)
     clear = torch.as_tensor(0.2 + 0.02 * rng.standard_normal(40))     # 10 % ± 0.16 %
-    noisy = torch.as_tensor(0.06 + 0.5 * rng.standard_normal(40))     # 3 % ± 4 %: not significant
+    noisy = torch.as_tensor(0.06 + 0.5 * rng.standard_normal(40))     # 10.5 % ± 4.3 %: not significant
     assert network_pays(clear, base)[0] and network_pays(clear, base)[1] == pytest.approx(0.1, abs=0.01)
     assert not network_pays(noisy, base)[0]
     assert not network_pays(torch.full((40,), 0.5 * NETWORK_MIN_GAIN * 2.0, dtype=torch.float64), base)[0]
+    # the rules replayed by benchmarks/network_gain.py: a lower least gain; no margin for the noise
+    assert network_pays(torch.full((40,), 0.5 * NETWORK_MIN_GAIN * 2.0, dtype=torch.float64), base,
+                        min_gain=0.5 * NETWORK_MIN_GAIN)[0]
+    assert network_pays(noisy, base, margin=0.0)[0]
 
 
 def test_first_estimate_scored_with_the_same_probe(sim):
