@@ -172,8 +172,8 @@ def real_protocol(seed: int, options: SolverOptions, given_psf: bool, losses: li
             fused, record, model = hsms.fuse_hs_ms(hs, ms, psf_sigma=psf, options=replace(options, loss=loss, seed=seed),
                                                    geometry=geometry)
             add(f"SURE Fusion, {loss} loss (SRF est., PSF {label})", fused, time.perf_counter() - start,
-                psf_sigma=float(model.psf_sigma[0]), sigma_hs_estimated=float(np.mean(record.sigma[1])),
-                sigma_hs_true=sigma_noise, sigma_ms_estimated=float(np.mean(record.sigma[0])),
+                psf_sigma=float(model.psf_sigma[0]), sigma_hs_estimated=float(np.mean(record.sigma["hs"])),
+                sigma_hs_true=sigma_noise, sigma_ms_estimated=float(np.mean(record.sigma["ms"])),
                 options={"iterations": options.iterations, "width": options.width, "threads": options.threads})
     print(f"real seed {seed}: true PSF σ {sigma_psf:.3f} px, true HS noise σ {sigma_noise:.4f}")
     return rows

@@ -6,8 +6,8 @@ high-resolution grid. Two observations (method.md §2.2, §2.3):
     lr    (L, h, w) = H x + n       Gaussian blur (σ per band, HR pixels) and decimation by the integer `ratio`
     guide (G, H, W) = R x + o + n   R (G × L) the spectral response, o a per-band offset (e.g. a DN bias)
 
-HS+MS fusion (G = MS bands) and pansharpening (G = 1, the PAN) are the same problem with different presets;
-`sure_core.hsms` and `sure_core.pansharpening` build the `GuidedSensorModel` and call `fuse`.
+HS+MS fusion (G = MS bands) and pansharpening (G = 1, the PAN) are the same problem with different presets:
+`PairCase` here, with `hsms.HsMsCase` and `pansharpening.PanMsCase` fitting their `GuidedSensorModel`.
 
 The sensor model can be estimated from the pair: degrading the guide by the lr PSF gives H·guide = R·(H x) + o
 ≈ R·lr + o, so R and o follow from a (non-negative) regression at low resolution, and the PSF σ is the one
@@ -15,7 +15,7 @@ for which that regression fits best.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -28,9 +28,15 @@ from .noise import estimate_noise_sigma
 from .operators import BlurDecimate, SpectralResponse
 from .problem import FusionProblem, Observation
 from .psf import Geometry, sigma_from_mtf
-from .solver import ProgressCallback, RunRecord, SolverOptions, smooth_alone, solve
+from .solver import ProgressCallback, RunRecord, SolverOptions, smooth_alone
 
 DEFAULT_COND = 1e-3
+#: the observation names of the generic pair (lr, guide); the fusion cases name theirs (`PairCase`)
+PAIR_NAMES = ("lr", "guide")
+#: the pairs' recipe: the plain injection (see `injection`): on a synthetic pair with HS nodata the injection gain
+#: read a PSF mismatch as missing detail (RMS 0.0074 against 0.0028 for nearest-neighbour), and on WorldView-2 it
+#: lowered Q8; no guided smoothing, no cross-band shrinkage
+PAIR_RECIPE = {"refined_injection": False, "guided_smoothing": False, "cross_band_shrinkage": False}
 #: Low-resolution pixels used by the sensor-model regressions (a regular subsample beyond this).
 MAX_REGRESSION_PIXELS = 200_000
 
@@ -318,11 +324,13 @@ def _noise(name: str, given, data: np.ndarray) -> np.ndarray:
 def build_problem(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_guide=None,
                   geometry: Geometry | str = Geometry.AREA, cond: float = DEFAULT_COND, lr_weight: float = 1.0,
                   device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                  scales: tuple[float, float] | None = None) -> tuple[FusionProblem, dict]:
+                  scales: tuple[float, float] | None = None, names: tuple[str, str] = PAIR_NAMES
+                  ) -> tuple[FusionProblem, dict]:
     """The fusion problem in a normalised scale (lr ÷ its max, guide − offset ÷ its max, unless `scales` gives
-    (lr scale, guide scale), e.g. one pair for every window of a scene), and σ used (data units).
+    (lr scale, guide scale), e.g. one pair for every window of a scene), and σ used (data units) by observation name.
 
-    The observations are [guide, lr], so the guide's channels come first in the network input (the guide stream).
+    The observations are [guide, lr], so the guide's channels come first in the network input (the guide stream);
+    `names` (lr, guide) name them, e.g. ('hs', 'ms') or ('ms', 'pan') (see `PairCase`).
     """
     lr = _as_image("the low-resolution image", lr)
     guide = _as_image("the guide", guide, allow_2d=True)
@@ -342,18 +350,17 @@ def build_problem(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_g
     blur = BlurDecimate(model.psf_sigma.tolist(), model.ratio, guide.shape[1:], geometry, cond, device, dtype,
                         shifts=model.shifts)
     bands = list(range(lr.shape[0]))
+    lr_name, guide_name = names
     observations = [
-        Observation("guide", tensor(guide / guide_scale), response, tensor(sig_guide / guide_scale), bands,
+        Observation(guide_name, tensor(guide / guide_scale), response, tensor(sig_guide / guide_scale), bands,
                     back_project=False),
-        Observation("lr", tensor(lr / lr_scale), blur, tensor(sig_lr / lr_scale), bands, back_project=True,
+        Observation(lr_name, tensor(lr / lr_scale), blur, tensor(sig_lr / lr_scale), bands, back_project=True,
                     weight=lr_weight),
     ]
-    # the plain injection (see `injection`): on a synthetic pair with HS nodata the injection gain read a PSF
-    # mismatch as missing detail (RMS 0.0074 against 0.0028 for nearest-neighbour), and on WorldView-2 it lowered Q8
     problem = FusionProblem(observations, out_channels=lr.shape[0], hr_shape=guide.shape[1:],
-                            guide_channels=guide.shape[0], scale=torch.tensor(lr_scale), refined_injection=False,
-                            guided_smoothing=False, registration={"lr": model.registration} if model.registration else {})
-    return problem, {"guide": sig_guide.tolist(), "lr": sig_lr.tolist()}
+                            guide_channels=guide.shape[0], scale=torch.tensor(lr_scale), **PAIR_RECIPE,
+                            registration={lr_name: model.registration} if model.registration else {})
+    return problem, {guide_name: sig_guide.tolist(), lr_name: sig_lr.tolist()}
 
 
 def first_estimate(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_guide=None,
@@ -375,15 +382,13 @@ def first_estimate(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_
 def fuse(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_guide=None,
          options: SolverOptions | None = None, geometry: Geometry | str = Geometry.AREA, cond: float = DEFAULT_COND,
          lr_weight: float = 1.0, callback: ProgressCallback | None = None) -> tuple[np.ndarray, RunRecord]:
-    """Fuse: x̂ (L, H, W) in lr units, and the run record (record.sigma = [σ of the guide, σ of lr], data units)."""
-    options = (options or SolverOptions()).validated()
-    device, reason = resolve_device(options.device)
-    problem, sigma_used = build_problem(lr, guide, model, sigma_lr=sigma_lr, sigma_guide=sigma_guide,
-                                        geometry=geometry, cond=cond, lr_weight=lr_weight, device=device)
-    x_hat, record = solve(problem, options, callback)
-    record.device_reason = reason
-    record.sigma = [sigma_used["guide"], sigma_used["lr"]]
-    return x_hat.double().numpy() * float(problem.scale), record
+    """Fuse with a given sensor model: x̂ (L, H, W) in lr units, and the run record (record.sigma by observation
+    name, 'lr' and 'guide', data units)."""
+    from .runner import fuse_window
+
+    case = PairCase(model, {"lr": sigma_lr, "guide": sigma_guide}, geometry, cond, lr_weight)
+    fused, record, _ = fuse_window(case, (lr, guide, None), options, callback)
+    return fused, record
 
 
 def mean_model(models: list[GuidedSensorModel]) -> GuidedSensorModel:
@@ -405,50 +410,79 @@ def mean_model(models: list[GuidedSensorModel]) -> GuidedSensorModel:
 
 
 @dataclass
-class GuidedSceneCase:
-    """How `sure_core.scene` turns a window of a guided pair into a problem and back.
+class PairCase:
+    """A pair fusion case (`fusion_case.FusionCase`): the L bands of the coarse observation brought to the grid of
+    a guide that sees them through a spectral response. This base fuses with a given sensor model; `hsms.HsMsCase`
+    and `pansharpening.PanMsCase` fit theirs (`fit_model`) and name their observations.
 
-    Window data: (lr (L, rows/ratio, cols/ratio), guide (G, rows, cols)). `sigma_lr`/`sigma_guide` (data units,
-    one or one per band) are used instead of the estimates when given. Subclasses may transform the window's
-    data first (`prepare`, e.g. the PAN brought to the MS sharpness) and estimate the lr noise their own way.
+    Window data: (lr (L, rows/ratio, cols/ratio), guide (G, rows, cols), valid (rows/ratio, cols/ratio) bool or
+    None: the lr pixels the sensor-model fits may use, `regression_mask`). `sigma` (data units, one or one per band,
+    by observation name) is used instead of the estimates where given.
     """
 
-    model: GuidedSensorModel
+    model: GuidedSensorModel | None = None
+    sigma: dict = field(default_factory=dict)
     geometry: Geometry | str = Geometry.AREA
     cond: float = DEFAULT_COND
     lr_weight: float = 1.0
-    sigma_lr: object = None
-    sigma_guide: object = None
+    ratio: int | None = None            # before the model is fitted: the pair's size ratio (None: the model's)
+
+    names = PAIR_NAMES                  # (lr, guide) observation names
+
+    @property
+    def observations(self) -> tuple[str, str]:
+        lr_name, guide_name = self.names
+        return guide_name, lr_name      # the problem's order: the guide steers the network
 
     @property
     def step(self) -> int:
-        return int(self.model.ratio)
+        return int(self.model.ratio if self.model is not None else self.ratio)
 
-    def prepare(self, data) -> tuple[np.ndarray, np.ndarray]:
-        lr, guide = data
-        return _as_image("the low-resolution image", lr), _as_image("the guide", guide, allow_2d=True)
+    def recipe(self) -> dict:
+        return dict(PAIR_RECIPE)
+
+    # ------------------------------------------------------------------ the sensor model
+    def fit_model(self, lr: np.ndarray, guide: np.ndarray, valid) -> GuidedSensorModel:
+        raise InvalidInputValueError("this pair case has no sensor model to fit: give one")
+
+    def with_model(self, model: GuidedSensorModel) -> "PairCase":
+        return replace(self, model=model)
+
+    def window_fitted(self, data) -> "PairCase":
+        return self if self.model is not None else self.with_model(self.fit_model(*data))
+
+    def fitted(self, samples: list) -> "PairCase":
+        """One sensor model for a scene: the mean of the models fitted on a few of its windows (`mean_model`)."""
+        if self.model is not None:
+            return self
+        return self.with_model(mean_model([self.fit_model(*sample) for sample in samples]))
+
+    # ------------------------------------------------------------------ window → problem → output
+    def inputs(self, data) -> tuple[np.ndarray, np.ndarray]:
+        """(lr, guide) as the problem sees them."""
+        return _as_image("the low-resolution image", data[0]), _as_image("the guide", data[1], allow_2d=True)
 
     def lr_noise(self, lr: np.ndarray, guide: np.ndarray):
-        return self.sigma_lr
+        return self.sigma.get(self.names[0])
 
     def guide_noise(self, guide: np.ndarray):
-        return self.sigma_guide
+        return self.sigma.get(self.names[1])
 
     def noise(self, data) -> dict:
-        lr, guide = self.prepare(data)
-        return build_problem(lr, guide, self.model, sigma_lr=self.lr_noise(lr, guide),
-                             sigma_guide=self.guide_noise(guide), geometry=self.geometry, cond=self.cond)[1]
+        return self.problem(data)[1]
 
     def scale(self, data) -> tuple[float, float]:
-        lr, guide = self.prepare(data)
+        lr, guide = self.inputs(data)
         offset = np.zeros(1) if self.model.offset is None else np.asarray(self.model.offset, dtype=np.float64)
         return float(np.abs(lr).max()), float(np.abs(guide - offset.reshape(-1, 1, 1)).max())
 
-    def problem(self, data, noise: dict, scale, device) -> FusionProblem:
-        lr, guide = self.prepare(data)
-        return build_problem(lr, guide, self.model, sigma_lr=noise["lr"], sigma_guide=noise["guide"],
-                             geometry=self.geometry, cond=self.cond, lr_weight=self.lr_weight, device=device,
-                             scales=scale)[0]
+    def problem(self, data, device="cpu", noise: dict | None = None, scale=None) -> tuple[FusionProblem, dict]:
+        lr, guide = self.inputs(data)
+        lr_name, guide_name = self.names
+        sigma_lr = self.lr_noise(lr, guide) if noise is None else noise[lr_name]
+        sigma_guide = self.guide_noise(guide) if noise is None else noise[guide_name]
+        return build_problem(lr, guide, self.model, sigma_lr=sigma_lr, sigma_guide=sigma_guide, geometry=self.geometry,
+                             cond=self.cond, lr_weight=self.lr_weight, device=device, scales=scale, names=self.names)
 
     def output(self, x_hat: torch.Tensor, problem: FusionProblem) -> np.ndarray:
         return x_hat.double().cpu().numpy() * float(problem.scale)

@@ -20,6 +20,7 @@ PSF σ (`psf_sigma`): None or ``"estimate"`` → `guided_fusion.estimate_psf_sig
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -217,19 +218,29 @@ def fuse_hs_ms(hs, ms, *, ratio=None, srf="estimate", hs_wavelengths=None, hs_fw
     docstring for `srf` and `psf_sigma`; `geometry='area'` suits georeferenced rasters, 'zero_phase'
     reproduces the paper's simulations.
     """
+    from .runner import fuse_window
+
     hs, ms = _image(HS_NAME, hs), _image(MS_NAME, ms)
-    model = build_model(hs, ms, ratio=ratio, srf=srf, hs_wavelengths=hs_wavelengths, hs_fwhm=hs_fwhm,
-                        ms_sensor=ms_sensor, ms_wavelengths=ms_wavelengths, ms_fwhm=ms_fwhm, psf_sigma=psf_sigma,
-                        geometry=geometry, valid=valid, coregistration=coregistration)
-    fused, record = gf.fuse(hs, ms, model, sigma_lr=sigma_hs, sigma_guide=sigma_ms, options=options,
-                            geometry=_geometry(geometry), callback=callback)
-    return fused, record, model
+    case = HsMsCase(sigma={"hs": sigma_hs, "ms": sigma_ms}, geometry=_geometry(geometry), ratio=ratio,
+                    model_options=dict(srf=srf, hs_wavelengths=hs_wavelengths, hs_fwhm=hs_fwhm, ms_sensor=ms_sensor,
+                                       ms_wavelengths=ms_wavelengths, ms_fwhm=ms_fwhm, psf_sigma=psf_sigma,
+                                       coregistration=coregistration))
+    fused, record, fitted = fuse_window(case, (hs, ms, valid), options, callback)
+    return fused, record, fitted.model
 
 
-def scene_case(samples: list, *, sigma_hs=None, sigma_ms=None, geometry: Geometry | str = Geometry.AREA,
-               **model_options) -> gf.GuidedSceneCase:
-    """How `sure_core.scene` fuses a whole HS/MS scene: one sensor model for the scene, the mean of the models
-    fitted (`build_model`, same options) on a few (hs, ms[, valid]) windows of it, e.g. the training crops."""
-    models = [build_model(*sample[:2], geometry=geometry, valid=sample[2] if len(sample) > 2 else None,
-                          **model_options) for sample in samples]
-    return gf.GuidedSceneCase(gf.mean_model(models), _geometry(geometry), sigma_lr=sigma_hs, sigma_guide=sigma_ms)
+@dataclass
+class HsMsCase(gf.PairCase):
+    """The HS + MS fusion case: the HS bands ('hs') brought to the grid of the MS image ('ms'), the sensor model
+    fitted by `build_model` with `model_options` (srf, band tables, psf_sigma, coregistration: see the module doc)
+    on each window, or once per scene on its training crops (the mean model)."""
+
+    model_options: dict = field(default_factory=dict)
+
+    names = ("hs", "ms")
+
+    def fit_model(self, hs, ms, valid=None) -> gf.GuidedSensorModel:
+        return build_model(hs, ms, ratio=self.ratio, geometry=self.geometry, valid=valid, **self.model_options)
+
+    def inputs(self, data) -> tuple[np.ndarray, np.ndarray]:
+        return _image(HS_NAME, data[0]), _image(MS_NAME, data[1])

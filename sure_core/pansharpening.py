@@ -29,7 +29,7 @@ generic engine `guided_fusion.fuse`:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -210,47 +210,47 @@ def pansharpen(ms, pan, *, ratio=None, sensor: str | PanSensor = "generic", weig
     the PAN to the MS sharpness first (see the module docstring). Returns (fused (bands, H, W) float64 in the
     MS unit, run record, the sensor model used). Inputs are not modified; the output is not clipped.
     """
-    ms, guide, model, relative = prepare(ms, pan, ratio=ratio, sensor=sensor, weights=weights, psf_sigma=psf_sigma,
-                                         pan_mtf=pan_mtf, match_pan_mtf=match_pan_mtf, geometry=geometry,
-                                         valid=valid, coregistration=coregistration)
-    if sigma_ms is None:
-        sigma_ms = ms_noise_sigma(ms, guide, model, geometry)
-    if sigma_pan is not None:  # the guide is the sharpened PAN: its noise is the PAN's, amplified by the filter
-        sigma_pan = np.asarray(sigma_pan, dtype=np.float64) * sharpened_noise_factor(relative)
-    fused, record = guided_fusion.fuse(ms, guide, model, sigma_lr=sigma_ms, sigma_guide=sigma_pan,
-                                       options=options, geometry=geometry, callback=callback)
-    return fused, record, model
+    from .runner import fuse_window
+
+    case = PanMsCase(sigma={"ms": sigma_ms, "pan": sigma_pan}, geometry=Geometry.parse(geometry), ratio=ratio,
+                     sensor=sensor, pan_mtf=pan_mtf, match_pan_mtf=match_pan_mtf,
+                     model_options=dict(weights=weights, psf_sigma=psf_sigma, coregistration=coregistration))
+    fused, record, fitted = fuse_window(case, (ms, pan, valid), options, callback)
+    return fused, record, fitted.model
 
 
 @dataclass
-class PanSceneCase(guided_fusion.GuidedSceneCase):
-    """`GuidedSceneCase` for pansharpening: each window's PAN is brought to the MS sharpness (σ_rel PAN pixels)
-    before it guides, its given σ is scaled by what that filter does to noise, and the MS noise is estimated
-    across bands, as `pansharpen` does for one window."""
+class PanMsCase(guided_fusion.PairCase):
+    """The pansharpening case: the MS bands ('ms') brought to the grid of the PAN ('pan'). The sensor model is
+    fitted by `prepare` with `model_options` (weights, psf_sigma, coregistration) on each window, or once per scene
+    on its training crops (the mean model). Each window's PAN is brought to the MS sharpness (σ_rel PAN pixels,
+    from the model's MS PSF) before it guides, a given PAN σ is scaled by what that filter does to noise, and the
+    MS noise is estimated across bands."""
 
-    relative: float = 0.0
+    sensor: str | PanSensor = "generic"
+    pan_mtf: float | None = None
+    match_pan_mtf: bool = True
+    model_options: dict = field(default_factory=dict)
+    relative: float = 0.0               # σ_rel of the PAN sharpening (PAN pixels; 0: not sharpened)
 
-    def prepare(self, data) -> tuple[np.ndarray, np.ndarray]:
-        ms, pan = data
-        return _ms_array(ms), sharpen_pan(_pan_array(pan), self.relative)[None]
+    names = ("ms", "pan")
+
+    def fit_model(self, ms, pan, valid=None) -> GuidedSensorModel:
+        return prepare(ms, pan, ratio=self.ratio, sensor=self.sensor, pan_mtf=self.pan_mtf,
+                       match_pan_mtf=self.match_pan_mtf, geometry=self.geometry, valid=valid, **self.model_options)[2]
+
+    def with_model(self, model: GuidedSensorModel) -> "PanMsCase":
+        relative = pan_sharpening_sigma(get_sensor(self.sensor), model.psf_sigma, model.ratio, self.pan_mtf) \
+            if self.match_pan_mtf else 0.0
+        return replace(self, model=model, relative=relative)
+
+    def inputs(self, data) -> tuple[np.ndarray, np.ndarray]:
+        return _ms_array(data[0]), sharpen_pan(_pan_array(data[1]), self.relative)[None]
 
     def lr_noise(self, lr: np.ndarray, guide: np.ndarray):
-        return ms_noise_sigma(lr, guide, self.model, self.geometry) if self.sigma_lr is None else self.sigma_lr
+        given = self.sigma.get("ms")
+        return ms_noise_sigma(lr, guide, self.model, self.geometry) if given is None else given
 
     def guide_noise(self, guide: np.ndarray):
-        if self.sigma_guide is None:
-            return None
-        return np.asarray(self.sigma_guide, dtype=np.float64) * sharpened_noise_factor(self.relative)
-
-
-def scene_case(samples: list, *, sensor: str | PanSensor = "generic", sigma_ms=None, sigma_pan=None,
-               pan_mtf: float | None = None, match_pan_mtf: bool = True, geometry: Geometry | str = Geometry.AREA,
-               **model_options) -> PanSceneCase:
-    """How `sure_core.scene` pansharpens a whole scene: one sensor model, the mean of the models `prepare` fits
-    (same options) on a few (ms, pan[, valid]) windows of it, e.g. the training crops; the PAN sharpening follows from
-    the mean MS PSF."""
-    models = [prepare(*sample[:2], sensor=sensor, pan_mtf=pan_mtf, match_pan_mtf=match_pan_mtf, geometry=geometry,
-                      valid=sample[2] if len(sample) > 2 else None, **model_options)[2] for sample in samples]
-    model = guided_fusion.mean_model(models)
-    relative = pan_sharpening_sigma(get_sensor(sensor), model.psf_sigma, model.ratio, pan_mtf) if match_pan_mtf else 0.0
-    return PanSceneCase(model, Geometry.parse(geometry), sigma_lr=sigma_ms, sigma_guide=sigma_pan, relative=relative)
+        given = self.sigma.get("pan")
+        return None if given is None else np.asarray(given, dtype=np.float64) * sharpened_noise_factor(self.relative)

@@ -104,7 +104,8 @@ class RunRecord:
     loss_history: list[float] = field(default_factory=list)
     risk_history: list[float] = field(default_factory=list)
     final_risk: float = float("nan")
-    sigma: list[list[float]] = field(default_factory=list)   # per observation group, data units
+    sigma: dict = field(default_factory=dict)                 # observation name → σ per band, data units
+    recipe: dict = field(default_factory=dict)                # the fusion case's recipe (`FusionCase.recipe`)
     seconds: float = 0.0
     seconds_per_iteration: float = 0.0
     parameters: int = 0

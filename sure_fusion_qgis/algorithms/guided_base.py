@@ -1,12 +1,11 @@
 """What the two pair algorithms (HS+MS fusion, pansharpening) share: the two layers, the extent, the output
 and report, NOISE_SIGMA for a pair, and the run itself. A subclass adds its own parameters and turns them
-into a `fuse` function around its core call (`prepare_fusion`).
+into the core's pair case (`prepare_fusion`).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
 
 from qgis.core import (QgsProcessingException, QgsProcessingParameterExtent, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterLayer)
@@ -28,12 +27,11 @@ PAIR_SIGMA_HELP = ("Leave empty to estimate each band's noise from the data. Oth
 
 @dataclass
 class FusionPlan:
-    """What a subclass decides before the run: the core call, the output bands, and what to record."""
-    fuse: Callable                      # fuse(lr, guide, sigma_lr, sigma_guide, callback, valid) -> (x, record, model)
+    """What a subclass decides before the run: the core's pair case, the output bands, and what to record."""
+    case: object                        # hsms.HsMsCase or pansharpening.PanMsCase, with the sensor-model options
     bands: OutputBands
     provenance: dict[str, str] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
-    scene_case: Callable | None = None  # scene_case(samples [(lr, guide, valid)], sigma_lr, sigma_guide) -> core case
 
 
 class GuidedFusionAlgorithm(SureFusionAlgorithm):
@@ -162,10 +160,9 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
             feedback.pushInfo(line)
         bridge = FeedbackBridge(feedback, options.iterations)
         return self.run_driver(
-            lambda before_commit: run_guided_fusion(pair, window, target, settings, plan.fuse, plan.bands,
+            lambda before_commit: run_guided_fusion(pair, window, target, settings, plan.case, plan.bands,
                                                     provenance=plan.provenance, progress=bridge,
-                                                    log=feedback.pushInfo, scene_case=plan.scene_case,
-                                                    before_commit=before_commit),
+                                                    log=feedback.pushInfo, before_commit=before_commit),
             core, parameters, context, feedback, report,
             lambda result, written: self._report_html(result, written, pair, settings, plan),
             f"{self.RESULT_NAME} ({pair.scene_name})", quicklook.natural_colour_bands(plan.bands.wavelengths))
@@ -190,7 +187,8 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
             raise QgsProcessingException(str(e)) from None
 
     def parse_pair_sigma(self, parameters, context, pair) -> dict | None:
-        """NOISE_SIGMA → {'low': [...] or None, 'high': [...] or None}, or None to estimate everything."""
+        """NOISE_SIGMA → {observation name of the low layer: [...] or None, of the high one: [...] or None} (the
+        core case's σ keys: 'hs' and 'ms', 'ms' and 'pan'), or None to estimate everything."""
         text = (self.parameterAsString(parameters, self.NOISE_SIGMA, context) or "").strip()
         if not text or text.lower() == "auto":
             return None
@@ -199,7 +197,7 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
             raise QgsProcessingException(f"Noise σ {text!r} has more than two ';'-separated parts: give the "
                                          f"{self.LOW_ROLE}'s σ, optionally '; ' and the {self.HIGH_ROLE}'s σ")
         sigma = {}
-        for key, part, raster in zip(("low", "high"), parts, (pair.low, pair.high)):
+        for key, part, raster in zip((self.LOW.lower(), self.HIGH.lower()), parts, (pair.low, pair.high)):
             sigma[key] = self._sigma_values(part, raster, text) if part.strip() else None
         return sigma
 

@@ -114,8 +114,7 @@ class HsMsFusionAlgorithm(GuidedFusionAlgorithm):
         hs_wavelengths = list(hs_table.centres_nm) if hs_table else pair.low.wavelengths
         hs_fwhm = list(hs_table.fwhm_nm) if hs_table else pair.low.fwhms
         psf_sigma, psf_text = self.psf_choice(parameters, context, pair)
-        kwargs = {"ratio": pair.ratio, "psf_sigma": psf_sigma,
-                  "coregistration": self.coregistration_choice(parameters, context)}
+        kwargs = {"psf_sigma": psf_sigma, "coregistration": self.coregistration_choice(parameters, context)}
         provenance = {"FUSION": "hyperspectral + multispectral (HS bands on the MS grid)", "PSF_SOURCE": psf_text}
         if srf_file and srf_mode != "csv":
             raise QgsProcessingException(f"A spectral response matrix file is given but 'Spectral response' is "
@@ -138,20 +137,13 @@ class HsMsFusionAlgorithm(GuidedFusionAlgorithm):
         else:
             kwargs["srf"] = "estimate"
             provenance["SPECTRAL_RESPONSE_SOURCE"] = "estimated from the two images (non-negative least squares)"
-        hsms = core_module("hsms")
-
-        def fuse(lr, guide, sigma_lr, sigma_guide, callback, valid=None):
-            return hsms.fuse_hs_ms(lr, guide, sigma_hs=sigma_lr, sigma_ms=sigma_guide, options=options,
-                                   geometry="area", callback=callback, valid=valid, **kwargs)
-
-        def scene_case(samples, sigma_lr, sigma_guide):
-            return hsms.scene_case(samples, sigma_hs=sigma_lr, sigma_ms=sigma_guide, geometry="area", **kwargs)
+        case = core_module("hsms").HsMsCase(geometry="area", ratio=pair.ratio, model_options=kwargs)
 
         bands = OutputBands.of(pair.low, hs_wavelengths if hs_table else None, hs_fwhm if hs_table else None)
         known = sum(w is not None for w in bands.wavelengths)
         log = [f"spectral response: {provenance['SPECTRAL_RESPONSE_SOURCE']}; PSF: {provenance['PSF_SOURCE']}",
                f"HS band wavelengths known for {known} of {len(bands.names)} bands (carried to the output)"]
-        return FusionPlan(fuse, bands, provenance, log, scene_case)
+        return FusionPlan(case, bands, provenance, log)
 
     def _band_table(self, parameters, name, context, band_count, role):
         path = self.parameterAsFile(parameters, name, context)

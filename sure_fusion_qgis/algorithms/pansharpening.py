@@ -109,19 +109,10 @@ class PansharpeningAlgorithm(GuidedFusionAlgorithm):
         if psf_sigma is None:
             provenance["MTF_GAINS"] = ", ".join(f"{g:g}" for g in sensor.ms_mtf_for(bands))
             provenance["MTF_SOURCE"] = sensor.source
-        pansharpening = core_module("pansharpening")
-        coregistration = self.coregistration_choice(parameters, context)
-
-        def fuse(lr, guide, sigma_lr, sigma_guide, callback, valid=None):
-            return pansharpening.pansharpen(lr, guide, ratio=pair.ratio, sensor=sensor_key, weights=weights,
-                                            psf_sigma=psf_sigma, sigma_ms=sigma_lr, sigma_pan=sigma_guide,
-                                            options=options, geometry="area", callback=callback, valid=valid,
-                                            coregistration=coregistration)
-
-        def scene_case(samples, sigma_lr, sigma_guide):
-            return pansharpening.scene_case(samples, ratio=pair.ratio, sensor=sensor_key, weights=weights,
-                                            psf_sigma=psf_sigma, sigma_ms=sigma_lr, sigma_pan=sigma_guide,
-                                            geometry="area", coregistration=coregistration)
+        case = core_module("pansharpening").PanMsCase(
+            geometry="area", ratio=pair.ratio, sensor=sensor_key,
+            model_options=dict(weights=weights, psf_sigma=psf_sigma,
+                               coregistration=self.coregistration_choice(parameters, context)))
 
         preset_centres = [sensor.ms_centre_nm[i] for i in known_bands] if known_bands else None
         use_preset = preset_centres is not None and not any(w is not None for w in pair.low.wavelengths)
@@ -129,7 +120,7 @@ class PansharpeningAlgorithm(GuidedFusionAlgorithm):
                                 fallback_descriptions=sensor.ms_band_names(bands) if known_bands else None)
         log = [f"sensor: {SENSORS.get(sensor_key, sensor.name)}; MS blur: {psf_text}; PAN weights "
                f"{provenance['PAN_WEIGHTS_SOURCE']}"]
-        return FusionPlan(fuse, output, provenance, log, scene_case)
+        return FusionPlan(case, output, provenance, log)
 
     def _weights(self, parameters, context, pair):
         text = (self.parameterAsString(parameters, self.PAN_WEIGHTS, context) or "").strip()

@@ -144,13 +144,13 @@ def test_registration_restores_a_shifted_first_estimate(apex):
     assert error("auto") < 1.1 * reference
 
 
-def test_scene_case_fixes_one_registration_from_its_crops(apex):
+def test_the_case_of_a_scene_fixes_one_registration_from_its_crops(apex):
     sim = _shifted_s2(apex, (0.25, 0.5))
     crops = [{"10m": sim.y10[:, r:r + 96, c:c + 96], "20m": sim.y20[:, r // 2:(r + 96) // 2, c // 2:(c + 96) // 2],
               "60m": sim.y60[:, r // 6:(r + 96) // 6, c // 6:(c + 96) // 6]} for r, c in ((0, 0), (96, 96), (0, 96))]
-    case = s2_sharpening.S2SceneCase().registered(crops)
+    case = s2_sharpening.Sentinel2Case().fitted(crops)
     assert abs(case.registration["20m"]["rows"] - 0.25) <= 0.03 and abs(case.registration["20m"]["cols"] - 0.5) <= 0.03
-    problem = case.problem(crops[0], case.noise(crops[0]), 1.0, "cpu")
+    problem = case.problem(crops[0], "cpu", case.noise(crops[0]), 1.0)[0]
     assert problem.registration == case.registration
     assert problem.observations[1].operator.shifts == tuple(tuple(s) for s in case.registration["20m"]["shifts"])
 
