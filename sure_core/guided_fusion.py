@@ -7,7 +7,7 @@ high-resolution grid. Two observations (method.md §2.2, §2.3):
     guide (G, H, W) = R x + o + n   R (G × L) the spectral response, o a per-band offset (e.g. a DN bias)
 
 HS+MS fusion (G = MS bands) and pansharpening (G = 1, the PAN) are the same problem with different presets:
-`PairCase` here, with `hsms.HsMsCase` and `pansharpening.PanMsCase` fitting their `GuidedSensorModel`.
+`PairCase` here, with `hsms.HsMsCase` and `pansharpening.PanMsCase` fitting their `SensorModel`.
 
 The sensor model can be estimated from the pair: degrading the guide by the lr PSF gives H·guide = R·(H x) + o
 ≈ R·lr + o, so R and o follow from a (non-negative) regression at low resolution, and the PSF σ is the one
@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
-from .device import resolve_device
 from .coregistration import median_record
 from .errors import InputShapeError, InvalidInputValueError
 from .noise import estimate_noise_sigma
@@ -42,7 +41,7 @@ MAX_REGRESSION_PIXELS = 200_000
 
 
 @dataclass
-class GuidedSensorModel:
+class SensorModel:
     """How the guide and the low-resolution bands see the unknown image (see the module docstring)."""
 
     ratio: int
@@ -57,7 +56,7 @@ class GuidedSensorModel:
     def mean_shift(self) -> np.ndarray:
         return np.zeros(2) if self.shifts is None else np.asarray(self.shifts, dtype=np.float64).mean(axis=0)
 
-    def validated(self, lr_bands: int, guide_bands: int) -> "GuidedSensorModel":
+    def validated(self, lr_bands: int, guide_bands: int) -> "SensorModel":
         if int(self.ratio) != self.ratio or self.ratio < 2:
             raise InputShapeError(f"the resolution ratio must be an integer ≥ 2, got {self.ratio}")
         sigma = np.broadcast_to(np.asarray(self.psf_sigma, dtype=np.float64).reshape(-1), (lr_bands,)) \
@@ -83,7 +82,7 @@ class GuidedSensorModel:
             np.asarray(self.shifts, dtype=np.float64).reshape(-1, 2), (lr_bands, 2)).copy()
         if shifts is not None and not np.isfinite(shifts).all():
             raise InvalidInputValueError("the band shifts must be finite")
-        return GuidedSensorModel(int(self.ratio), sigma.copy(), response, offset, shifts, dict(self.registration))
+        return SensorModel(int(self.ratio), sigma.copy(), response, offset, shifts, dict(self.registration))
 
 
 def _as_image(name: str, a, *, allow_2d: bool = False) -> np.ndarray:
@@ -321,7 +320,7 @@ def _noise(name: str, given, data: np.ndarray) -> np.ndarray:
     return sigma.copy()
 
 
-def build_problem(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_guide=None,
+def build_problem(lr, guide, sensor_model: SensorModel, *, sigma_lr=None, sigma_guide=None,
                   geometry: Geometry | str = Geometry.AREA, cond: float = DEFAULT_COND, lr_weight: float = 1.0,
                   device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                   scales: tuple[float, float] | None = None, names: tuple[str, str] = PAIR_NAMES
@@ -334,9 +333,9 @@ def build_problem(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_g
     """
     lr = _as_image("the low-resolution image", lr)
     guide = _as_image("the guide", guide, allow_2d=True)
-    model = model.validated(lr.shape[0], guide.shape[0])
-    _check_sizes(lr, guide, model.ratio)
-    guide = guide - model.offset[:, None, None]
+    sensor_model = sensor_model.validated(lr.shape[0], guide.shape[0])
+    _check_sizes(lr, guide, sensor_model.ratio)
+    guide = guide - sensor_model.offset[:, None, None]
     lr_scale, guide_scale = (float(np.abs(lr).max()), float(np.abs(guide).max())) if scales is None else (float(scales[0]), float(scales[1]))
     if lr_scale <= 0 or guide_scale <= 0:
         raise InvalidInputValueError("an input is zero everywhere (after the guide's offset): is this area nodata?")
@@ -346,9 +345,10 @@ def build_problem(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_g
     def tensor(a):
         return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
 
-    response = SpectralResponse(tensor(model.response * lr_scale / guide_scale))
-    blur = BlurDecimate(model.psf_sigma.tolist(), model.ratio, guide.shape[1:], geometry, cond, device, dtype,
-                        shifts=model.shifts)
+    response = SpectralResponse(tensor(sensor_model.response * lr_scale / guide_scale))
+    blur = BlurDecimate(sensor_model.psf_sigma.tolist(), sensor_model.ratio, guide.shape[1:], geometry, cond, device,
+                        dtype,
+                        shifts=sensor_model.shifts)
     bands = list(range(lr.shape[0]))
     lr_name, guide_name = names
     observations = [
@@ -359,11 +359,11 @@ def build_problem(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_g
     ]
     problem = FusionProblem(observations, out_channels=lr.shape[0], hr_shape=guide.shape[1:],
                             guide_channels=guide.shape[0], scale=torch.tensor(lr_scale), **PAIR_RECIPE,
-                            registration={lr_name: model.registration} if model.registration else {})
+                            registration={lr_name: sensor_model.registration} if sensor_model.registration else {})
     return problem, {guide_name: sig_guide.tolist(), lr_name: sig_lr.tolist()}
 
 
-def first_estimate(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_guide=None,
+def first_estimate(lr, guide, sensor_model: SensorModel, *, sigma_lr=None, sigma_guide=None,
                    geometry: Geometry | str = Geometry.AREA, cond: float = DEFAULT_COND, tune: bool = True,
                    smoothing: bool = False) -> np.ndarray:
     """The linear first estimate the network starts from (regression detail injection from the guide, then a
@@ -371,7 +371,8 @@ def first_estimate(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_
     smoothing (see `guided_smoothing`; the solver does not apply it to the pairs)."""
     from .injection import DetailInjectionBase
 
-    problem, _ = build_problem(lr, guide, model, sigma_lr=sigma_lr, sigma_guide=sigma_guide, geometry=geometry, cond=cond)
+    problem, _ = build_problem(lr, guide, sensor_model, sigma_lr=sigma_lr, sigma_guide=sigma_guide, geometry=geometry,
+                               cond=cond)
     with torch.no_grad():
         estimate = DetailInjectionBase(problem, tune=tune)(problem.network_input())[0]
         if smoothing:
@@ -379,33 +380,34 @@ def first_estimate(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_
     return estimate.double().numpy() * float(problem.scale)
 
 
-def fuse(lr, guide, model: GuidedSensorModel, *, sigma_lr=None, sigma_guide=None,
+def fuse(lr, guide, sensor_model: SensorModel, *, sigma_lr=None, sigma_guide=None,
          options: SolverOptions | None = None, geometry: Geometry | str = Geometry.AREA, cond: float = DEFAULT_COND,
          lr_weight: float = 1.0, callback: ProgressCallback | None = None) -> tuple[np.ndarray, RunRecord]:
     """Fuse with a given sensor model: x̂ (L, H, W) in lr units, and the run record (record.sigma by observation
     name, 'lr' and 'guide', data units)."""
     from .runner import fuse_window
 
-    case = PairCase(model, {"lr": sigma_lr, "guide": sigma_guide}, geometry, cond, lr_weight)
+    case = PairCase(sensor_model, {"lr": sigma_lr, "guide": sigma_guide}, geometry, cond, lr_weight)
     fused, record, _ = fuse_window(case, (lr, guide, None), options, callback)
     return fused, record
 
 
-def mean_model(models: list[GuidedSensorModel]) -> GuidedSensorModel:
-    """One sensor model for a scene from models fitted on several of its windows: the mean PSF σ, response and
-    offset (all models must have the same ratio and band counts)."""
-    if not models:
+def mean_sensor_model(sensor_models: list[SensorModel]) -> SensorModel:
+    """One sensor model for a scene from sensor models fitted on several of its windows: the mean PSF σ, response and
+    offset (all sensor models must have the same ratio and band counts)."""
+    if not sensor_models:
         raise InvalidInputValueError("no sensor model to average: the scene gave no window with valid data")
-    ratios = {int(m.ratio) for m in models}
+    ratios = {int(m.ratio) for m in sensor_models}
     if len(ratios) != 1:
         raise InputShapeError(f"sensor models of one scene must share the resolution ratio, got {sorted(ratios)}")
     offsets = [np.zeros(np.shape(m.response)[0]) if m.offset is None else np.asarray(m.offset, dtype=np.float64)
-               for m in models]
-    registration = median_record([m.registration for m in models], "windows") \
-        if all(m.registration for m in models) else {}
+               for m in sensor_models]
+    registration = median_record([m.registration for m in sensor_models], "windows") \
+        if all(m.registration for m in sensor_models) else {}
     shifts = np.asarray(registration["shifts"]) if registration.get("trusted") else None
-    return GuidedSensorModel(ratios.pop(), np.mean([np.asarray(m.psf_sigma, dtype=np.float64) for m in models], axis=0),
-                             np.mean([np.asarray(m.response, dtype=np.float64) for m in models], axis=0),
+    return SensorModel(ratios.pop(),
+                       np.mean([np.asarray(m.psf_sigma, dtype=np.float64) for m in sensor_models], axis=0),
+                             np.mean([np.asarray(m.response, dtype=np.float64) for m in sensor_models], axis=0),
                              np.mean(offsets, axis=0), shifts, registration)
 
 
@@ -413,19 +415,19 @@ def mean_model(models: list[GuidedSensorModel]) -> GuidedSensorModel:
 class PairCase:
     """A pair fusion case (`fusion_case.FusionCase`): the L bands of the coarse observation brought to the grid of
     a guide that sees them through a spectral response. This base fuses with a given sensor model; `hsms.HsMsCase`
-    and `pansharpening.PanMsCase` fit theirs (`fit_model`) and name their observations.
+    and `pansharpening.PanMsCase` fit theirs (`fit_sensor_model`) and name their observations.
 
     Window data: (lr (L, rows/ratio, cols/ratio), guide (G, rows, cols), valid (rows/ratio, cols/ratio) bool or
     None: the lr pixels the sensor-model fits may use, `regression_mask`). `sigma` (data units, one or one per band,
     by observation name) is used instead of the estimates where given.
     """
 
-    model: GuidedSensorModel | None = None
+    sensor_model: SensorModel | None = None
     sigma: dict = field(default_factory=dict)
     geometry: Geometry | str = Geometry.AREA
     cond: float = DEFAULT_COND
     lr_weight: float = 1.0
-    ratio: int | None = None            # before the model is fitted: the pair's size ratio (None: the model's)
+    ratio: int | None = None            # the pair's size ratio before the sensor model is fitted (None: the model's)
 
     names = PAIR_NAMES                  # (lr, guide) observation names
 
@@ -436,26 +438,26 @@ class PairCase:
 
     @property
     def step(self) -> int:
-        return int(self.model.ratio if self.model is not None else self.ratio)
+        return int(self.sensor_model.ratio if self.sensor_model is not None else self.ratio)
 
     def recipe(self) -> dict:
         return dict(PAIR_RECIPE)
 
     # ------------------------------------------------------------------ the sensor model
-    def fit_model(self, lr: np.ndarray, guide: np.ndarray, valid) -> GuidedSensorModel:
+    def fit_sensor_model(self, lr: np.ndarray, guide: np.ndarray, valid) -> SensorModel:
         raise InvalidInputValueError("this pair case has no sensor model to fit: give one")
 
-    def with_model(self, model: GuidedSensorModel) -> "PairCase":
-        return replace(self, model=model)
+    def with_sensor_model(self, sensor_model: SensorModel) -> "PairCase":
+        return replace(self, sensor_model=sensor_model)
 
     def window_fitted(self, data) -> "PairCase":
-        return self if self.model is not None else self.with_model(self.fit_model(*data))
+        return self if self.sensor_model is not None else self.with_sensor_model(self.fit_sensor_model(*data))
 
     def fitted(self, samples: list) -> "PairCase":
-        """One sensor model for a scene: the mean of the models fitted on a few of its windows (`mean_model`)."""
-        if self.model is not None:
+        """One sensor model for a scene: the mean of those fitted on a few of its windows (`mean_sensor_model`)."""
+        if self.sensor_model is not None:
             return self
-        return self.with_model(mean_model([self.fit_model(*sample) for sample in samples]))
+        return self.with_sensor_model(mean_sensor_model([self.fit_sensor_model(*sample) for sample in samples]))
 
     # ------------------------------------------------------------------ window → problem → output
     def inputs(self, data) -> tuple[np.ndarray, np.ndarray]:
@@ -473,7 +475,8 @@ class PairCase:
 
     def scale(self, data) -> tuple[float, float]:
         lr, guide = self.inputs(data)
-        offset = np.zeros(1) if self.model.offset is None else np.asarray(self.model.offset, dtype=np.float64)
+        model = self.sensor_model
+        offset = np.zeros(1) if model.offset is None else np.asarray(model.offset, dtype=np.float64)
         return float(np.abs(lr).max()), float(np.abs(guide - offset.reshape(-1, 1, 1)).max())
 
     def problem(self, data, device="cpu", noise: dict | None = None, scale=None) -> tuple[FusionProblem, dict]:
@@ -481,7 +484,8 @@ class PairCase:
         lr_name, guide_name = self.names
         sigma_lr = self.lr_noise(lr, guide) if noise is None else noise[lr_name]
         sigma_guide = self.guide_noise(guide) if noise is None else noise[guide_name]
-        return build_problem(lr, guide, self.model, sigma_lr=sigma_lr, sigma_guide=sigma_guide, geometry=self.geometry,
+        return build_problem(lr, guide, self.sensor_model, sigma_lr=sigma_lr, sigma_guide=sigma_guide,
+                             geometry=self.geometry,
                              cond=self.cond, lr_weight=self.lr_weight, device=device, scales=scale, names=self.names)
 
     def output(self, x_hat: torch.Tensor, problem: FusionProblem) -> np.ndarray:

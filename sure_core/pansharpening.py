@@ -2,7 +2,7 @@
 
 The PAN is modelled as a weighted sum of the unknown high-resolution MS bands plus an offset,
 PAN = Σ_b w_b x_b + o + n, and the MS as x blurred by each band's MTF-matched Gaussian and decimated by the
-integer ratio. This module only turns the user's choices into that sensor model (`build_model`) and calls the
+integer ratio. This module only turns the user's choices into that sensor model (`fit_sensor_model`) and calls the
 generic engine `guided_fusion.fuse`:
 
 * weights: estimated by default — non-negative least squares of the PAN degraded to the MS grid on the MS
@@ -36,7 +36,7 @@ import numpy as np
 from . import guided_fusion
 from .cross_band_noise import cross_band_noise_sigma
 from .errors import InputShapeError, InvalidInputValueError
-from .guided_fusion import GuidedSensorModel
+from .guided_fusion import SensorModel
 from .pan_sensors import PanSensor, get_sensor, mtf_from_sigma, pan_to_ms_sharpness_sigma
 from .psf import Geometry
 from .solver import ProgressCallback, RunRecord, SolverOptions
@@ -156,10 +156,10 @@ def _response(ms, pan, ratio: int, sigma: np.ndarray, weights, geometry, valid=N
 
 def prepare(ms, pan, *, ratio=None, sensor: str | PanSensor = "generic", weights=None, psf_sigma=None,
             pan_mtf: float | None = None, match_pan_mtf: bool = True, geometry: Geometry | str = Geometry.AREA,
-            valid=None, coregistration: str = "auto") -> tuple[np.ndarray, np.ndarray, GuidedSensorModel, float]:
-    """Validated inputs and the sensor model pansharpen uses: (ms (B, h, w), guide (1, H, W), model, σ_rel).
+            valid=None, coregistration: str = "auto") -> tuple[np.ndarray, np.ndarray, SensorModel, float]:
+    """Validated inputs and the sensor model pansharpen uses: (ms (B, h, w), guide (1, H, W), sensor_model, σ_rel).
 
-    The guide is the PAN brought to the MS sharpness (unless `match_pan_mtf` is False); the model holds the
+    The guide is the PAN brought to the MS sharpness (unless `match_pan_mtf` is False); the sensor model holds the
     ratio, the MS PSF σ per band, the PAN weights (1, B) and offset (1,) relating the guide to the MS bands;
     σ_rel is the blur (PAN pixels) the PAN was sharpened by (0: not sharpened). `valid` ((h, w) bool on the MS
     grid, `guided_fusion.regression_mask`) keeps nodata out of the estimated PSF, weights and offset.
@@ -178,19 +178,20 @@ def prepare(ms, pan, *, ratio=None, sensor: str | PanSensor = "generic", weights
     relative = pan_sharpening_sigma(preset, sigma, r, pan_mtf) if match_pan_mtf else 0.0
     pan = sharpen_pan(pan, relative)
     response, offset = _response(ms, pan, r, sigma, weights, geometry, valid, shift)
-    model = GuidedSensorModel(r, sigma, response, offset, registration["shifts"] if registration else None,
+    sensor_model = SensorModel(r, sigma, response, offset, registration["shifts"] if registration else None,
                               registration)
-    return ms, pan[None], model.validated(ms.shape[0], 1), relative
+    return ms, pan[None], sensor_model.validated(ms.shape[0], 1), relative
 
 
-def ms_noise_sigma(ms: np.ndarray, guide: np.ndarray, model: GuidedSensorModel,
+def ms_noise_sigma(ms: np.ndarray, guide: np.ndarray, sensor_model: SensorModel,
                    geometry: Geometry | str = Geometry.AREA) -> np.ndarray:
     """MS noise σ per band: what neither the other MS bands nor the guide, degraded to the MS grid, explain."""
-    on_ms_grid = guided_fusion.degrade(guide, model.ratio, float(np.mean(model.psf_sigma)), geometry, model.mean_shift)
+    on_ms_grid = guided_fusion.degrade(guide, sensor_model.ratio, float(np.mean(sensor_model.psf_sigma)), geometry,
+                                       sensor_model.mean_shift)
     return cross_band_noise_sigma(ms, on_ms_grid)
 
 
-def build_model(ms, pan, **kwargs) -> GuidedSensorModel:
+def fit_sensor_model(ms, pan, **kwargs) -> SensorModel:
     """The sensor model alone (see `prepare`)."""
     return prepare(ms, pan, **kwargs)[2]
 
@@ -199,7 +200,7 @@ def pansharpen(ms, pan, *, ratio=None, sensor: str | PanSensor = "generic", weig
                sigma_ms=None, sigma_pan=None, options: SolverOptions | None = None,
                geometry: Geometry | str = Geometry.AREA, callback: ProgressCallback | None = None,
                pan_mtf: float | None = None, match_pan_mtf: bool = True, valid=None, coregistration: str = "auto",
-               ) -> tuple[np.ndarray, RunRecord, GuidedSensorModel]:
+               ) -> tuple[np.ndarray, RunRecord, SensorModel]:
     """Pansharpen `ms` (bands, h, w) with `pan` (H, W) or (1, H, W), H = ratio·h, W = ratio·w.
 
     Any number of MS bands (hyperspectral included) and any integer ratio ≥ 2. `sensor`: a key of
@@ -216,15 +217,15 @@ def pansharpen(ms, pan, *, ratio=None, sensor: str | PanSensor = "generic", weig
                      sensor=sensor, pan_mtf=pan_mtf, match_pan_mtf=match_pan_mtf,
                      model_options=dict(weights=weights, psf_sigma=psf_sigma, coregistration=coregistration))
     fused, record, fitted = fuse_window(case, (ms, pan, valid), options, callback)
-    return fused, record, fitted.model
+    return fused, record, fitted.sensor_model
 
 
 @dataclass
 class PanMsCase(guided_fusion.PairCase):
     """The pansharpening case: the MS bands ('ms') brought to the grid of the PAN ('pan'). The sensor model is
     fitted by `prepare` with `model_options` (weights, psf_sigma, coregistration) on each window, or once per scene
-    on its training crops (the mean model). Each window's PAN is brought to the MS sharpness (σ_rel PAN pixels,
-    from the model's MS PSF) before it guides, a given PAN σ is scaled by what that filter does to noise, and the
+    on its training crops (the mean sensor_model). Each window's PAN is brought to the MS sharpness (σ_rel PAN pixels,
+    from the sensor model's MS PSF) before it guides, a given PAN σ is scaled by what that filter does to noise, and the
     MS noise is estimated across bands."""
 
     sensor: str | PanSensor = "generic"
@@ -235,21 +236,22 @@ class PanMsCase(guided_fusion.PairCase):
 
     names = ("ms", "pan")
 
-    def fit_model(self, ms, pan, valid=None) -> GuidedSensorModel:
+    def fit_sensor_model(self, ms, pan, valid=None) -> SensorModel:
         return prepare(ms, pan, ratio=self.ratio, sensor=self.sensor, pan_mtf=self.pan_mtf,
                        match_pan_mtf=self.match_pan_mtf, geometry=self.geometry, valid=valid, **self.model_options)[2]
 
-    def with_model(self, model: GuidedSensorModel) -> "PanMsCase":
-        relative = pan_sharpening_sigma(get_sensor(self.sensor), model.psf_sigma, model.ratio, self.pan_mtf) \
+    def with_sensor_model(self, sensor_model: SensorModel) -> "PanMsCase":
+        relative = pan_sharpening_sigma(get_sensor(self.sensor), sensor_model.psf_sigma, sensor_model.ratio,
+                                        self.pan_mtf) \
             if self.match_pan_mtf else 0.0
-        return replace(self, model=model, relative=relative)
+        return replace(self, sensor_model=sensor_model, relative=relative)
 
     def inputs(self, data) -> tuple[np.ndarray, np.ndarray]:
         return _ms_array(data[0]), sharpen_pan(_pan_array(data[1]), self.relative)[None]
 
     def lr_noise(self, lr: np.ndarray, guide: np.ndarray):
         given = self.sigma.get("ms")
-        return ms_noise_sigma(lr, guide, self.model, self.geometry) if given is None else given
+        return ms_noise_sigma(lr, guide, self.sensor_model, self.geometry) if given is None else given
 
     def guide_noise(self, guide: np.ndarray):
         given = self.sigma.get("pan")

@@ -76,14 +76,14 @@ def prepare(request: FusionRequest, extent_for: Callable[[str], tuple | None] | 
 
 def run(prepared: PreparedRun, target: str, progress=None, log=None, before_commit=None) -> FusionResult:
     """Fuse the prepared request into the GeoTIFF `target` (see `sharpening.run_sharpening`,
-    `guided_run.run_guided_fusion`)."""
+    `pair_run.run_pair_fusion`)."""
     if prepared.request.kind == "s2":
         from .sharpening import run_sharpening
         return run_sharpening(prepared.inputs, prepared.window, target, prepared.settings, progress=progress, log=log,
                               before_commit=before_commit)
-    from .guided_run import run_guided_fusion
+    from .pair_run import run_pair_fusion
     plan = prepared.plan
-    return run_guided_fusion(prepared.inputs, prepared.window, target, prepared.settings, plan.case, plan.bands,
+    return run_pair_fusion(prepared.inputs, prepared.window, target, prepared.settings, plan.case, plan.bands,
                              provenance=plan.provenance, progress=progress, log=log, before_commit=before_commit)
 
 

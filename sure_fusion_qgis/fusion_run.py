@@ -2,7 +2,7 @@
 plugged into the core's runner (`sure_core.runner.run`: whole area, tiles or scene), nodata filling, and the
 provenance fields of the solver run.
 
-No QGIS here. `sharpening.py` (Sentinel-2) and `guided_run.py` (HS+MS, PAN+MS) build on it; each supplies a
+No QGIS here. `sharpening.py` (Sentinel-2) and `pair_run.py` (HS+MS, PAN+MS) build on it; each supplies a
 core fusion case and a `read(window) -> (data, invalid)` for its own inputs.
 """
 from __future__ import annotations

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from . import raster_io
 from .core_loader import core_module
-from .guided_run import OutputBands
+from .pair_run import OutputBands
 from .pair_io import RasterPair
 from .raster_io import RasterInputError
 

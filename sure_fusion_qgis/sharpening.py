@@ -5,7 +5,6 @@ options and two callables — `progress(tile, progress) -> stop?` and `log(text)
 """
 from __future__ import annotations
 
-
 import numpy as np
 
 from . import raster_io

@@ -7,7 +7,7 @@ from ..choices import labelled_enum
 from ..compat import FILE_BEHAVIOR_FILE
 from ..pair_cases import SRF_MODES
 from .base import TIME_HELP, tr
-from .guided_base import GuidedFusionAlgorithm
+from .pair_base import PairFusionAlgorithm
 
 HELP = """Fuses a <i>hyperspectral</i> (HS) layer of low resolution with a <i>multispectral</i> (MS) layer of \
 high resolution: the result has the HS bands on the MS grid. A small neural network is trained on this scene \
@@ -39,7 +39,7 @@ MS_SENSORS = {"layer_metadata": "The MS layer's metadata", "sentinel2": "Sentine
 PSF_MODES = ("estimate", "sigma", "mtf")
 
 
-class HsMsFusionAlgorithm(GuidedFusionAlgorithm):
+class HsMsFusionAlgorithm(PairFusionAlgorithm):
     KIND = "hsms"
     LOW = "HS"
     HIGH = "MS"

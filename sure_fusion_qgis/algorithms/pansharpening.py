@@ -6,7 +6,7 @@ from qgis.core import QgsProcessingParameterString
 from ..choices import labelled_enum
 from ..fusion_request import RECIPES
 from .base import tr
-from .guided_base import GuidedFusionAlgorithm
+from .pair_base import PairFusionAlgorithm
 
 HELP = """Pansharpens a multispectral (MS) layer with a panchromatic (PAN) layer: the result has the MS bands on \
 the PAN grid, like GDAL's Pansharpening, but a small neural network is trained on this scene alone, without any \
@@ -43,7 +43,7 @@ SENSORS = {"generic": "Other / unknown", "pleiades": "Pléiades", "worldview2": 
 PSF_MODES = ("sensor", "estimate", "sigma", "mtf")
 
 
-class PansharpeningAlgorithm(GuidedFusionAlgorithm):
+class PansharpeningAlgorithm(PairFusionAlgorithm):
     KIND = "pan"
     RECIPE = RECIPES["pan"]
     LOW = "MS"

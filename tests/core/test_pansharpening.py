@@ -11,7 +11,7 @@ from sure_core.errors import InputShapeError, InvalidInputValueError
 from sure_core.guided_fusion import degrade
 from sure_core.metrics import ergas, q2n, q_index
 from sure_core.pan_sensors import SENSORS, get_sensor, mtf_from_sigma, pan_to_ms_sharpness_sigma
-from sure_core.pansharpening import build_model, pansharpen, prepare, sharpen_pan, sharpened_noise_factor
+from sure_core.pansharpening import fit_sensor_model, pansharpen, prepare, sharpen_pan, sharpened_noise_factor
 from sure_core.quality_no_reference import block_q, qnr
 from tests.conftest import shared_file
 
@@ -88,7 +88,7 @@ def test_pan_weight_estimation_recovers_known_weights():
     pan = np.einsum("b,bhw->hw", weights, truth) + 12.0
     sigma = get_sensor("generic").ms_psf_sigma(5, 4)
     ms = degrade(truth, 4, sigma)
-    model = build_model(ms, pan, sensor="generic", match_pan_mtf=False)
+    model = fit_sensor_model(ms, pan, sensor="generic", match_pan_mtf=False)
     assert model.ratio == 4 and np.allclose(model.psf_sigma, sigma)
     np.testing.assert_allclose(model.response[0], weights, atol=0.01)
     assert model.offset[0] == pytest.approx(12.0, abs=1.0)
@@ -98,7 +98,7 @@ def test_given_weights_keep_them_and_estimate_the_offset_from_the_means():
     truth, _ = synthetic_scene(48, bands=3)
     pan = truth.sum(axis=0) / 3 - 7.0
     ms = degrade(truth, 4, 1.5)
-    model = build_model(ms, pan, weights=[1 / 3] * 3, psf_sigma=1.5, match_pan_mtf=False)
+    model = fit_sensor_model(ms, pan, weights=[1 / 3] * 3, psf_sigma=1.5, match_pan_mtf=False)
     np.testing.assert_allclose(model.response, [[1 / 3] * 3])
     assert model.offset[0] == pytest.approx(-7.0, abs=0.2)
 
@@ -200,7 +200,7 @@ def test_short_run_on_a_worldview2_crop_beats_interpolation():
 def test_bad_inputs_raise_clear_errors(ms_shape, pan_shape, kwargs, error, match):
     rng = np.random.default_rng(0)
     with pytest.raises(error, match=match):
-        build_model(rng.random(ms_shape) + 1, rng.random(pan_shape) + 1, **kwargs)
+        fit_sensor_model(rng.random(ms_shape) + 1, rng.random(pan_shape) + 1, **kwargs)
 
 
 @pytest.mark.parametrize("target", ["ms", "pan"])

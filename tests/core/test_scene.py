@@ -122,7 +122,7 @@ def test_a_pair_case_fuses_a_scene_tile_by_tile():
     torch.set_num_threads(1)
     x = smooth_scene(8, 96, seed=4)
     rng = np.random.default_rng(4)
-    model = gf.GuidedSensorModel(3, np.array([1.4]), rng.uniform(0, 1, (2, 8)), np.zeros(2))
+    model = gf.SensorModel(3, np.array([1.4]), rng.uniform(0, 1, (2, 8)), np.zeros(2))
     lr, guide = gf.degrade(x, 3, 1.4), np.einsum("gl,lhw->ghw", model.response, x)
 
     def read(w):
@@ -197,9 +197,9 @@ def test_the_hsms_case_of_a_scene_averages_the_crops_sensor_models_and_tiles_agr
     crops = plan_crops(Window(0, 0, 96, 96), 2, 48, 3)
     samples = [read(w) for w in crops]
     case = hsms.HsMsCase(geometry="area", model_options={"psf_sigma": 1.4}).fitted(samples)
-    models = [hsms.build_model(h, m, psf_sigma=1.4, geometry="area") for h, m in samples]
-    assert np.allclose(case.model.response, np.mean([m.response for m in models], axis=0))
-    assert np.allclose(case.model.psf_sigma, 1.4) and case.step == 3
+    models = [hsms.fit_sensor_model(h, m, psf_sigma=1.4, geometry="area") for h, m in samples]
+    assert np.allclose(case.sensor_model.response, np.mean([m.response for m in models], axis=0))
+    assert np.allclose(case.sensor_model.psf_sigma, 1.4) and case.step == 3
     fitted = scene.train_scene(case, read, (96, 96), options=FAST, scene=scene.SceneOptions(crops=2, crop_size=48),
                                crops=crops)
     assert fitted.crops == crops
@@ -224,7 +224,7 @@ def test_the_pan_case_of_a_scene_sees_each_window_as_pansharpen_does():
     case = pansharpening.PanMsCase(sensor="worldview2", geometry="area").fitted([(ms, pan)])
     ms_in, guide, model, relative = pansharpening.prepare(ms, pan, sensor="worldview2", geometry="area")
     assert relative > 0 and np.isclose(case.relative, relative)
-    assert np.allclose(case.model.response, model.response) and np.allclose(case.model.psf_sigma, model.psf_sigma)
+    assert np.allclose(case.sensor_model.response, model.response) and np.allclose(case.sensor_model.psf_sigma, model.psf_sigma)
     lr, sharpened = case.inputs((ms, pan))
     assert np.allclose(sharpened, guide)
     noise = case.noise((ms, pan))

@@ -12,7 +12,7 @@ from ..choices import labelled_enum
 from ..compat import NUMBER_DOUBLE, advanced
 from ..fusion_request import FusionRequest, prepare, run
 from ..fusion_run import RunSettings
-from ..guided_run import OutputBands
+from ..pair_run import OutputBands
 from ..pair_cases import PSF_LABELS
 from ..raster_io import RasterIOError
 from ..report import build_report
@@ -23,7 +23,7 @@ PAIR_SIGMA_HELP = ("Leave empty to estimate each band's noise from the data. Oth
                    "(separated by commas), in the data's units. Example: '0.01' or '0.01; 4.5'.")
 
 
-class GuidedFusionAlgorithm(SureFusionAlgorithm):
+class PairFusionAlgorithm(SureFusionAlgorithm):
     """Base of the pair algorithms. Subclasses set the class attributes below (KIND: the request's kind) and
     implement case_choices."""
     LOW = "LOW"                  # parameter names of the low-resolution layer and the guide

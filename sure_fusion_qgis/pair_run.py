@@ -71,13 +71,13 @@ class OutputBands:
 
 
 @dataclass
-class GuidedResult(FusionResult):
+class PairResult(FusionResult):
     guide_sigma: list[float] = field(default_factory=list)  # σ of the guide bands, mean over tiles
 
     @property
     def models(self) -> list:
-        """The GuidedSensorModel of every fused window (one for a scene)."""
-        return [case.model for case in self.cases]
+        """The SensorModel of every fused window (one for a scene)."""
+        return [case.sensor_model for case in self.cases]
 
 
 def _read_masked(pair: RasterPair, window: Window):
@@ -116,9 +116,9 @@ def check_sigma(pair: RasterPair, window: Window, settings: RunSettings, names: 
     check_noise_sigma(given, spread, pair.units)
 
 
-def run_guided_fusion(pair: RasterPair, window: Window, target: str, settings: RunSettings, case,
+def run_pair_fusion(pair: RasterPair, window: Window, target: str, settings: RunSettings, case,
                       bands: OutputBands, *, provenance: dict[str, str] | None = None, progress=None,
-                      log=None, before_commit=None) -> GuidedResult:
+                      log=None, before_commit=None) -> PairResult:
     """Fuse `window` (high-resolution pixels) of `pair` into the GeoTIFF `target`, on the guide's grid.
 
     `case` is the core's pair case with the algorithm's sensor-model options (fitted here on each window, or once
@@ -132,7 +132,7 @@ def run_guided_fusion(pair: RasterPair, window: Window, target: str, settings: R
     case = replace(case, sigma=dict(settings.sigma or {}), ratio=pair.ratio)
     check_sigma(pair, window, settings, case.names)
     plan = plan_area(settings, window, pair.ratio)
-    result = GuidedResult(target, bands.names, tiles=plan.tiles, window=window, training=plan.training,
+    result = PairResult(target, bands.names, tiles=plan.tiles, window=window, training=plan.training,
                           units=pair.units)
 
     def area_window(w):  # w: a window relative to the area
@@ -144,7 +144,7 @@ def run_guided_fusion(pair: RasterPair, window: Window, target: str, settings: R
     def valid_fraction(w):  # from the masks alone: no fill needed to rank crops
         return 1.0 - float(_read_masked(pair, area_window(w))[-1].mean())
 
-    def metadata(done: GuidedResult):
+    def metadata(done: PairResult):
         _collect_sigma(done, lr_name, guide_name)
         dataset = {**run_provenance(settings, done, pair), **(provenance or {}), **sensor_model_summary(done.models)}
         dataset["GUIDE_NOISE_SIGMA"] = ", ".join(f"{s:.6g}" for s in done.guide_sigma)
@@ -177,7 +177,7 @@ def _mean_over_tiles(arrays: list) -> np.ndarray | None:
     return np.mean(np.stack([np.asarray(a, dtype=np.float64) for a in arrays]), axis=0) if arrays else None
 
 
-def _collect_sigma(result: GuidedResult, lr_name: str, guide_name: str) -> None:
+def _collect_sigma(result: PairResult, lr_name: str, guide_name: str) -> None:
     """σ per output band and per guide band (data units), averaged over tiles."""
     guide = _mean_over_tiles([r.sigma[guide_name] for r in result.records])
     low = _mean_over_tiles([r.sigma[lr_name] for r in result.records])
