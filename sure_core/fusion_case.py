@@ -30,6 +30,11 @@ class FusionCase(Protocol):
     def fitted(self, samples: list) -> "FusionCase":
         """This case with one sensor model for a scene, fitted on a few windows of it (the training crops)."""
 
+    def inputs(self, data):
+        """One window's data as its problem sees them (e.g. the PAN brought to the MS sharpness), made once per
+        window: `noise`, `scale` and `problem` take this, the sensor-model fits (`window_fitted`, `fitted`) the
+        data as read."""
+
     def noise(self, data) -> dict:
         """σ by observation name (data units) for one window: the given ones, the rest estimated."""
 

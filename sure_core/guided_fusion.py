@@ -438,6 +438,8 @@ class PairCase:
 
     @property
     def step(self) -> int:
+        if self.sensor_model is None and self.ratio is None:
+            raise InvalidInputValueError("a pair case needs its ratio (or a sensor model) before windows are planned")
         return int(self.sensor_model.ratio if self.sensor_model is not None else self.ratio)
 
     def recipe(self) -> dict:
@@ -460,9 +462,10 @@ class PairCase:
         return self.with_sensor_model(mean_sensor_model([self.fit_sensor_model(*sample) for sample in samples]))
 
     # ------------------------------------------------------------------ window → problem → output
-    def inputs(self, data) -> tuple[np.ndarray, np.ndarray]:
-        """(lr, guide) as the problem sees them."""
-        return _as_image("the low-resolution image", data[0]), _as_image("the guide", data[1], allow_2d=True)
+    def inputs(self, data) -> tuple:
+        """(lr, guide, ...) as the problem sees them (the rest of the window data, e.g. the valid mask, as it is)."""
+        return _as_image("the low-resolution image", data[0]), _as_image("the guide", data[1], allow_2d=True), \
+            *data[2:]
 
     def lr_noise(self, lr: np.ndarray, guide: np.ndarray):
         return self.sigma.get(self.names[0])
@@ -474,13 +477,13 @@ class PairCase:
         return self.problem(data)[1]
 
     def scale(self, data) -> tuple[float, float]:
-        lr, guide = self.inputs(data)
+        lr, guide = data[:2]
         model = self.sensor_model
         offset = np.zeros(1) if model.offset is None else np.asarray(model.offset, dtype=np.float64)
         return float(np.abs(lr).max()), float(np.abs(guide - offset.reshape(-1, 1, 1)).max())
 
     def problem(self, data, device="cpu", noise: dict | None = None, scale=None) -> tuple[FusionProblem, dict]:
-        lr, guide = self.inputs(data)
+        lr, guide = data[:2]
         lr_name, guide_name = self.names
         sigma_lr = self.lr_noise(lr, guide) if noise is None else noise[lr_name]
         sigma_guide = self.guide_noise(guide) if noise is None else noise[guide_name]

@@ -244,5 +244,5 @@ class HsMsCase(gf.PairCase):
     def fit_sensor_model(self, hs, ms, valid=None) -> gf.SensorModel:
         return fit_sensor_model(hs, ms, ratio=self.ratio, geometry=self.geometry, valid=valid, **self.model_options)
 
-    def inputs(self, data) -> tuple[np.ndarray, np.ndarray]:
-        return _image(HS_NAME, data[0]), _image(MS_NAME, data[1])
+    def inputs(self, data) -> tuple:
+        return _image(HS_NAME, data[0]), _image(MS_NAME, data[1]), *data[2:]

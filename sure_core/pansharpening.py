@@ -233,12 +233,23 @@ class PanMsCase(guided_fusion.PairCase):
     match_pan_mtf: bool = True
     model_options: dict = field(default_factory=dict)
     relative: float = 0.0               # σ_rel of the PAN sharpening (PAN pixels; 0: not sharpened)
+    window: tuple | None = field(default=None, repr=False, compare=False)  # (data, its inputs) of the window fitted on
 
     names = ("ms", "pan")
 
-    def fit_sensor_model(self, ms, pan, valid=None) -> SensorModel:
+    def _prepare(self, ms, pan, valid=None) -> tuple:
         return prepare(ms, pan, ratio=self.ratio, sensor=self.sensor, pan_mtf=self.pan_mtf,
-                       match_pan_mtf=self.match_pan_mtf, geometry=self.geometry, valid=valid, **self.model_options)[2]
+                       match_pan_mtf=self.match_pan_mtf, geometry=self.geometry, valid=valid, **self.model_options)
+
+    def fit_sensor_model(self, ms, pan, valid=None) -> SensorModel:
+        return self._prepare(ms, pan, valid)[2]
+
+    def window_fitted(self, data) -> "PanMsCase":
+        """Fitted on one window, whose sharpened PAN the fit made already: `inputs` reuses it for that window."""
+        if self.sensor_model is not None:
+            return self
+        ms, guide, sensor_model, _ = self._prepare(*data)
+        return replace(self.with_sensor_model(sensor_model), window=(data, (ms, guide, *data[2:])))
 
     def with_sensor_model(self, sensor_model: SensorModel) -> "PanMsCase":
         relative = pan_sharpening_sigma(get_sensor(self.sensor), sensor_model.psf_sigma, sensor_model.ratio,
@@ -246,8 +257,10 @@ class PanMsCase(guided_fusion.PairCase):
             if self.match_pan_mtf else 0.0
         return replace(self, sensor_model=sensor_model, relative=relative)
 
-    def inputs(self, data) -> tuple[np.ndarray, np.ndarray]:
-        return _ms_array(data[0]), sharpen_pan(_pan_array(data[1]), self.relative)[None]
+    def inputs(self, data) -> tuple:
+        if self.window is not None and data is self.window[0]:
+            return self.window[1]
+        return _ms_array(data[0]), sharpen_pan(_pan_array(data[1]), self.relative)[None], *data[2:]
 
     def lr_noise(self, lr: np.ndarray, guide: np.ndarray):
         given = self.sigma.get("ms")

@@ -276,6 +276,9 @@ class Sentinel2Case:
         return replace(self, registration=median_registration([measure_registration(d, self.geometry)
                                                                for d in samples]))
 
+    def inputs(self, data: dict) -> dict:
+        return data
+
     def noise(self, data: dict) -> dict:
         return self.problem(data)[1]
 

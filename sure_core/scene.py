@@ -84,7 +84,7 @@ class SceneModel:
         On a CUDA out-of-memory error the window is split into four overlapping parts (with `halo`) that are
         fused one by one, recursively, down to the size of the PSF support."""
         try:
-            problem = self.case.problem(data, self.device, self.noise, self.scale)[0]
+            problem = self.case.problem(self.case.inputs(data), self.device, self.noise, self.scale)[0]
             return self.case.output(self.model.apply(problem, self.window_statistics)[0], problem)
         except torch.cuda.OutOfMemoryError:
             rows, cols = _target_shape(data)
@@ -121,6 +121,7 @@ def train_scene(case: FusionCase, read: Callable[[Window], object], shape: tuple
     crops = crops or plan_crops(Window(0, 0, cols, rows), scene.crops, scene.crop_size, case.step)
     crop_data = [read(w) for w in crops]
     case = case.fitted(crop_data)   # one sensor model (co-registration, response, PSF) for the whole scene
+    crop_data = [case.inputs(d) for d in crop_data]
     noise = median_noise([case.noise(d) for d in crop_data])
     scale = _max_scale([case.scale(d) for d in crop_data])
     # crops must not be too small: on a real 240² px window, 120 px crops made the network worse than its own

@@ -227,11 +227,11 @@ def test_the_pan_case_of_a_scene_sees_each_window_as_pansharpen_does():
     assert np.allclose(case.sensor_model.response, model.response) and np.allclose(case.sensor_model.psf_sigma, model.psf_sigma)
     lr, sharpened = case.inputs((ms, pan))
     assert np.allclose(sharpened, guide)
-    noise = case.noise((ms, pan))
+    noise = case.noise(case.inputs((ms, pan)))
     assert list(noise) == ["pan", "ms"]   # by observation name, in the problem's order
     assert np.allclose(noise["ms"], pansharpening.ms_noise_sigma(ms_in, guide, model, "area"))
     given = pansharpening.PanMsCase(sigma={"pan": 2.0, "ms": [0.5] * ms.shape[0]}, sensor="worldview2"
                                     ).fitted([(ms, pan)])
-    noise = given.noise((ms, pan))
+    noise = given.noise(given.inputs((ms, pan)))
     assert np.allclose(noise["pan"], 2.0 * pansharpening.sharpened_noise_factor(relative))
     assert np.allclose(noise["ms"], 0.5)
