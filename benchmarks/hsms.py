@@ -162,8 +162,8 @@ def real_protocol(seed: int, options: SolverOptions, given_psf: bool, losses: li
     psf_choices = [("estimated", None)] + ([("given", sigma_psf)] if given_psf else [])
     for label, psf in psf_choices:
         start = time.perf_counter()
-        model = hsms.build_model(hs, ms, psf_sigma=psf, geometry=geometry)
-        estimate, _ = hsms.first_estimate_hs_ms(hs, ms, model=model, geometry=geometry)
+        model = hsms.fit_sensor_model(hs, ms, psf_sigma=psf, geometry=geometry)
+        estimate, _ = hsms.first_estimate_hs_ms(hs, ms, sensor_model=model, geometry=geometry)
         add(f"linear first estimate (SRF est., PSF {label})", estimate, time.perf_counter() - start,
             psf_sigma=float(model.psf_sigma[0]))
         for loss in losses:
@@ -171,8 +171,8 @@ def real_protocol(seed: int, options: SolverOptions, given_psf: bool, losses: li
             fused, record, model = hsms.fuse_hs_ms(hs, ms, psf_sigma=psf,
                                                    options=replace(options, loss=loss, seed=seed), geometry=geometry)
             add(f"SURE Fusion, {loss} loss (SRF est., PSF {label})", fused, time.perf_counter() - start,
-                psf_sigma=float(model.psf_sigma[0]), sigma_hs_estimated=float(np.mean(record.sigma[1])),
-                sigma_hs_true=sigma_noise, sigma_ms_estimated=float(np.mean(record.sigma[0])),
+                psf_sigma=float(model.psf_sigma[0]), sigma_hs_estimated=float(np.mean(record.sigma["hs"])),
+                sigma_hs_true=sigma_noise, sigma_ms_estimated=float(np.mean(record.sigma["ms"])),
                 options={"iterations": options.iterations, "width": options.width, "threads": options.threads})
     print(f"real seed {seed}: true PSF σ {sigma_psf:.3f} px, true HS noise σ {sigma_noise:.4f}")
     return rows
@@ -188,7 +188,7 @@ def simulated_protocol(seed: int, options: SolverOptions, snr_hs: float, losses:
     sigma_ms = float(np.sqrt((ms_clean ** 2).mean() / 10 ** (SIM_SNR_MS / 10)))
     ms = ms_clean + sigma_ms * rng.standard_normal(ms_clean.shape)
     hs, sigma_hs = degrade_hs(truth, SIM_PSF_SIGMA, SIM_RATIO, snr_hs, seed, geometry, noise_before_decimation=False)
-    model = guided_fusion.GuidedSensorModel(SIM_RATIO, np.full(truth.shape[0], SIM_PSF_SIGMA), response,
+    model = guided_fusion.SensorModel(SIM_RATIO, np.full(truth.shape[0], SIM_PSF_SIGMA), response,
                                             np.zeros(response.shape[0]))
     known = {"sigma_lr": sigma_hs, "sigma_guide": sigma_ms, "geometry": geometry}
     rows = []

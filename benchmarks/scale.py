@@ -129,9 +129,9 @@ def quality(iterations: int, size: int = 288, offset: int = 6, crops: int = 2, c
     whole, _ = s2_sharpening.sharpen(win["10m"], win["20m"], win["60m"], options=options)
     out["whole"] = {**score(whole), "seconds": time.perf_counter() - start}
     start = time.perf_counter()
-    case = s2_sharpening.S2SceneCase()
+    case = s2_sharpening.Sentinel2Case()
     fitted = scene.train_scene(case, read, (n, n), options=options,
-                               scene=scene.SceneOptions(crops=crops, crop_size=crop_size, tile_size=tile, halo=halo))
+                               scene=scene.SceneOptions(crops=crops, crop_size=crop_size))
     tiles = plan_tiles(Window(0, 0, n, n), tile, halo, case.step)
     tiled = np.zeros((12, n, n), dtype=np.float32)
     for t in tiles:

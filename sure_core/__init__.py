@@ -6,8 +6,14 @@ are loaded on first use, so the QGIS plugin can plan windows before (or without)
 """
 from importlib import import_module
 
-from .errors import (DeviceUnavailableError, FusionCancelled, ImageTooSmallError, InputShapeError,
-                     InvalidInputValueError, SureFusionError)
+from .errors import (
+    DeviceUnavailableError,
+    FusionCancelled,
+    ImageTooSmallError,
+    InputShapeError,
+    InvalidInputValueError,
+    SureFusionError,
+)
 from .psf import Geometry
 
 __version__ = "0.1.0"

@@ -1,12 +1,13 @@
 """Hyperspectral + multispectral fusion: the HS bands brought to the MS grid (method.md §2.2).
 
-    fused, record, model = fuse_hs_ms(hs, ms)                       # SRF and PSF estimated from the pair
-    fused, record, model = fuse_hs_ms(hs, ms, srf="gaussian", hs_wavelengths=wl, hs_fwhm=fw, ms_sensor="landsat8")
+    fused, record, sensor_model = fuse_hs_ms(hs, ms)                # SRF and PSF estimated from the pair
+    fused, record, sensor_model = fuse_hs_ms(hs, ms, srf="gaussian", hs_wavelengths=wl, hs_fwhm=fw,
+                                             ms_sensor="landsat8")
 
 `hs` is (L, h, w) and `ms` (G, H, W) with H = ratio·h, W = ratio·w on the same footprint (pixel-aligned). The
-sensor model (`guided_fusion.GuidedSensorModel`) says how each sees the unknown HS image x on the MS grid:
+sensor model (`guided_fusion.SensorModel`) says how each sees the unknown HS image x on the MS grid:
 hs = H x + n (Gaussian PSF of σ HR pixels, decimation by the ratio) and ms = R x + o + n. This module only
-builds that model from the user's choices and checks the inputs; `guided_fusion` does the work.
+builds that sensor model from the user's choices and checks the inputs; `guided_fusion` does the work.
 
 Spectral response R (`srf`):
 * ``"estimate"`` (default): non-negative least squares of the MS degraded to the HS grid on the HS bands
@@ -20,6 +21,7 @@ PSF σ (`psf_sigma`): None or ``"estimate"`` → `guided_fusion.estimate_psf_sig
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +30,13 @@ from . import guided_fusion as gf
 from .errors import InputShapeError, InvalidInputValueError
 from .psf import Geometry
 from .solver import ProgressCallback, RunRecord, SolverOptions
-from .spectral_response import (BandTable, gaussian_response, parse_response_matrix, preset_bands,
-                                validate_response_matrix)
+from .spectral_response import (
+    BandTable,
+    gaussian_response,
+    parse_response_matrix,
+    preset_bands,
+    validate_response_matrix,
+)
 
 HS_NAME = "the hyperspectral image"
 MS_NAME = "the multispectral image"
@@ -145,10 +152,10 @@ def _fit_gain_offset(hs: np.ndarray, ms: np.ndarray, response: np.ndarray, ratio
     return response * slope[:, None], observed.mean(axis=1) - slope * predicted.mean(axis=1)
 
 
-def build_model(hs, ms, *, ratio=None, srf="estimate", hs_wavelengths=None, hs_fwhm=None, ms_sensor=None,
+def fit_sensor_model(hs, ms, *, ratio=None, srf="estimate", hs_wavelengths=None, hs_fwhm=None, ms_sensor=None,
                 ms_wavelengths=None, ms_fwhm=None, psf_sigma=None,
                 geometry: Geometry | str = Geometry.AREA, valid=None,
-                coregistration: str = "auto") -> gf.GuidedSensorModel:
+                coregistration: str = "auto") -> gf.SensorModel:
     """The sensor model of an HS/MS pair (ratio, PSF σ, R, offset, shift) from the options described in the module
     doc; `valid` ((h, w) bool on the HS grid, `guided_fusion.regression_mask`) keeps nodata out of the estimates.
     `coregistration` 'auto' measures the HS image's sub-pixel shift against the MS image first (two sensors are
@@ -193,23 +200,24 @@ def build_model(hs, ms, *, ratio=None, srf="estimate", hs_wavelengths=None, hs_f
         response, offset = _fit_gain_offset(hs, ms, validate_response_matrix(srf, n_ms, n_hs), ratio, sigma, geometry,
                                             gain=False, valid=valid, shift=shift)
     shifts = registration["shifts"] if registration else None
-    return gf.GuidedSensorModel(ratio, sigma, response, offset, shifts, registration).validated(n_hs, n_ms)
+    return gf.SensorModel(ratio, sigma, response, offset, shifts, registration).validated(n_hs, n_ms)
 
 
 def first_estimate_hs_ms(hs, ms, *, sigma_hs=None, sigma_ms=None, geometry: Geometry | str = Geometry.AREA,
-                         model: gf.GuidedSensorModel | None = None, **model_options) -> tuple[np.ndarray, gf.GuidedSensorModel]:
-    """The linear first estimate alone (no network), (L, H, W) in HS units, and the model used."""
-    model = model or build_model(hs, ms, geometry=geometry, **model_options)
-    estimate = gf.first_estimate(_image(HS_NAME, hs), _image(MS_NAME, ms), model, sigma_lr=sigma_hs,
+                         sensor_model: gf.SensorModel | None = None, **model_options
+                         ) -> tuple[np.ndarray, gf.SensorModel]:
+    """The linear first estimate alone (no network), (L, H, W) in HS units, and the sensor model used."""
+    sensor_model = sensor_model or fit_sensor_model(hs, ms, geometry=geometry, **model_options)
+    estimate = gf.first_estimate(_image(HS_NAME, hs), _image(MS_NAME, ms), sensor_model, sigma_lr=sigma_hs,
                                  sigma_guide=sigma_ms, geometry=_geometry(geometry))
-    return estimate, model
+    return estimate, sensor_model
 
 
 def fuse_hs_ms(hs, ms, *, ratio=None, srf="estimate", hs_wavelengths=None, hs_fwhm=None, ms_sensor=None,
                ms_wavelengths=None, ms_fwhm=None, psf_sigma=None, sigma_hs=None, sigma_ms=None,
                options: SolverOptions | None = None, geometry: Geometry | str = Geometry.AREA,
                callback: ProgressCallback | None = None, valid=None, coregistration: str = "auto"
-               ) -> tuple[np.ndarray, RunRecord, gf.GuidedSensorModel]:
+               ) -> tuple[np.ndarray, RunRecord, gf.SensorModel]:
     """Fuse an HS image (L, h, w) with an MS image (G, H, W) of the same footprint: the L bands on the MS grid.
 
     Returns (fused (L, H, W) float64 in HS units, the run record, the sensor model used). Noise σ's
@@ -217,19 +225,29 @@ def fuse_hs_ms(hs, ms, *, ratio=None, srf="estimate", hs_wavelengths=None, hs_fw
     docstring for `srf` and `psf_sigma`; `geometry='area'` suits georeferenced rasters, 'zero_phase'
     reproduces the paper's simulations.
     """
+    from .runner import fuse_window
+
     hs, ms = _image(HS_NAME, hs), _image(MS_NAME, ms)
-    model = build_model(hs, ms, ratio=ratio, srf=srf, hs_wavelengths=hs_wavelengths, hs_fwhm=hs_fwhm,
-                        ms_sensor=ms_sensor, ms_wavelengths=ms_wavelengths, ms_fwhm=ms_fwhm, psf_sigma=psf_sigma,
-                        geometry=geometry, valid=valid, coregistration=coregistration)
-    fused, record = gf.fuse(hs, ms, model, sigma_lr=sigma_hs, sigma_guide=sigma_ms, options=options,
-                            geometry=_geometry(geometry), callback=callback)
-    return fused, record, model
+    case = HsMsCase(sigma={"hs": sigma_hs, "ms": sigma_ms}, geometry=_geometry(geometry), ratio=ratio,
+                    model_options=dict(srf=srf, hs_wavelengths=hs_wavelengths, hs_fwhm=hs_fwhm, ms_sensor=ms_sensor,
+                                       ms_wavelengths=ms_wavelengths, ms_fwhm=ms_fwhm, psf_sigma=psf_sigma,
+                                       coregistration=coregistration))
+    fused, record, fitted = fuse_window(case, (hs, ms, valid), options, callback)
+    return fused, record, fitted.sensor_model
 
 
-def scene_case(samples: list, *, sigma_hs=None, sigma_ms=None, geometry: Geometry | str = Geometry.AREA,
-               **model_options) -> gf.GuidedSceneCase:
-    """How `sure_core.scene` fuses a whole HS/MS scene: one sensor model for the scene, the mean of the models
-    fitted (`build_model`, same options) on a few (hs, ms[, valid]) windows of it, e.g. the training crops."""
-    models = [build_model(*sample[:2], geometry=geometry, valid=sample[2] if len(sample) > 2 else None,
-                          **model_options) for sample in samples]
-    return gf.GuidedSceneCase(gf.mean_model(models), _geometry(geometry), sigma_lr=sigma_hs, sigma_guide=sigma_ms)
+@dataclass
+class HsMsCase(gf.PairCase):
+    """The HS + MS fusion case: the HS bands ('hs') brought to the grid of the MS image ('ms'), the sensor model
+    fitted by `fit_sensor_model` with `model_options` (srf, band tables, psf_sigma, coregistration: see the module doc)
+    on each window, or once per scene on its training crops (the mean sensor model)."""
+
+    model_options: dict = field(default_factory=dict)
+
+    names = ("hs", "ms")
+
+    def fit_sensor_model(self, hs, ms, valid=None) -> gf.SensorModel:
+        return fit_sensor_model(hs, ms, ratio=self.ratio, geometry=self.geometry, valid=valid, **self.model_options)
+
+    def inputs(self, data) -> tuple:
+        return _image(HS_NAME, data[0]), _image(MS_NAME, data[1]), *data[2:]

@@ -271,9 +271,6 @@ class SpectralResponse(LinearOperator):
     def bands(self) -> int:
         return self.response.shape[0]
 
-    def to(self, device, dtype):
-        return SpectralResponse(self.response.to(device=device, dtype=dtype), self.cond)
-
     def A(self, x):  # noqa: N802
         return torch.einsum("ob,...bhw->...ohw", self.response.to(x.dtype), x)
 

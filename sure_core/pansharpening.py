@@ -2,7 +2,7 @@
 
 The PAN is modelled as a weighted sum of the unknown high-resolution MS bands plus an offset,
 PAN = Σ_b w_b x_b + o + n, and the MS as x blurred by each band's MTF-matched Gaussian and decimated by the
-integer ratio. This module only turns the user's choices into that sensor model (`build_model`) and calls the
+integer ratio. This module only turns the user's choices into that sensor model (`fit_sensor_model`) and calls the
 generic engine `guided_fusion.fuse`:
 
 * weights: estimated by default — non-negative least squares of the PAN degraded to the MS grid on the MS
@@ -29,14 +29,14 @@ generic engine `guided_fusion.fuse`:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from . import guided_fusion
 from .cross_band_noise import cross_band_noise_sigma
 from .errors import InputShapeError, InvalidInputValueError
-from .guided_fusion import GuidedSensorModel
+from .guided_fusion import SensorModel
 from .pan_sensors import PanSensor, get_sensor, mtf_from_sigma, pan_to_ms_sharpness_sigma
 from .psf import Geometry
 from .solver import ProgressCallback, RunRecord, SolverOptions
@@ -156,10 +156,10 @@ def _response(ms, pan, ratio: int, sigma: np.ndarray, weights, geometry, valid=N
 
 def prepare(ms, pan, *, ratio=None, sensor: str | PanSensor = "generic", weights=None, psf_sigma=None,
             pan_mtf: float | None = None, match_pan_mtf: bool = True, geometry: Geometry | str = Geometry.AREA,
-            valid=None, coregistration: str = "auto") -> tuple[np.ndarray, np.ndarray, GuidedSensorModel, float]:
-    """Validated inputs and the sensor model pansharpen uses: (ms (B, h, w), guide (1, H, W), model, σ_rel).
+            valid=None, coregistration: str = "auto") -> tuple[np.ndarray, np.ndarray, SensorModel, float]:
+    """Validated inputs and the sensor model pansharpen uses: (ms (B, h, w), guide (1, H, W), sensor_model, σ_rel).
 
-    The guide is the PAN brought to the MS sharpness (unless `match_pan_mtf` is False); the model holds the
+    The guide is the PAN brought to the MS sharpness (unless `match_pan_mtf` is False); the sensor model holds the
     ratio, the MS PSF σ per band, the PAN weights (1, B) and offset (1,) relating the guide to the MS bands;
     σ_rel is the blur (PAN pixels) the PAN was sharpened by (0: not sharpened). `valid` ((h, w) bool on the MS
     grid, `guided_fusion.regression_mask`) keeps nodata out of the estimated PSF, weights and offset.
@@ -178,19 +178,20 @@ def prepare(ms, pan, *, ratio=None, sensor: str | PanSensor = "generic", weights
     relative = pan_sharpening_sigma(preset, sigma, r, pan_mtf) if match_pan_mtf else 0.0
     pan = sharpen_pan(pan, relative)
     response, offset = _response(ms, pan, r, sigma, weights, geometry, valid, shift)
-    model = GuidedSensorModel(r, sigma, response, offset, registration["shifts"] if registration else None,
+    sensor_model = SensorModel(r, sigma, response, offset, registration["shifts"] if registration else None,
                               registration)
-    return ms, pan[None], model.validated(ms.shape[0], 1), relative
+    return ms, pan[None], sensor_model.validated(ms.shape[0], 1), relative
 
 
-def ms_noise_sigma(ms: np.ndarray, guide: np.ndarray, model: GuidedSensorModel,
+def ms_noise_sigma(ms: np.ndarray, guide: np.ndarray, sensor_model: SensorModel,
                    geometry: Geometry | str = Geometry.AREA) -> np.ndarray:
     """MS noise σ per band: what neither the other MS bands nor the guide, degraded to the MS grid, explain."""
-    on_ms_grid = guided_fusion.degrade(guide, model.ratio, float(np.mean(model.psf_sigma)), geometry, model.mean_shift)
+    on_ms_grid = guided_fusion.degrade(guide, sensor_model.ratio, float(np.mean(sensor_model.psf_sigma)), geometry,
+                                       sensor_model.mean_shift)
     return cross_band_noise_sigma(ms, on_ms_grid)
 
 
-def build_model(ms, pan, **kwargs) -> GuidedSensorModel:
+def fit_sensor_model(ms, pan, **kwargs) -> SensorModel:
     """The sensor model alone (see `prepare`)."""
     return prepare(ms, pan, **kwargs)[2]
 
@@ -199,7 +200,7 @@ def pansharpen(ms, pan, *, ratio=None, sensor: str | PanSensor = "generic", weig
                sigma_ms=None, sigma_pan=None, options: SolverOptions | None = None,
                geometry: Geometry | str = Geometry.AREA, callback: ProgressCallback | None = None,
                pan_mtf: float | None = None, match_pan_mtf: bool = True, valid=None, coregistration: str = "auto",
-               ) -> tuple[np.ndarray, RunRecord, GuidedSensorModel]:
+               ) -> tuple[np.ndarray, RunRecord, SensorModel]:
     """Pansharpen `ms` (bands, h, w) with `pan` (H, W) or (1, H, W), H = ratio·h, W = ratio·w.
 
     Any number of MS bands (hyperspectral included) and any integer ratio ≥ 2. `sensor`: a key of
@@ -210,47 +211,61 @@ def pansharpen(ms, pan, *, ratio=None, sensor: str | PanSensor = "generic", weig
     the PAN to the MS sharpness first (see the module docstring). Returns (fused (bands, H, W) float64 in the
     MS unit, run record, the sensor model used). Inputs are not modified; the output is not clipped.
     """
-    ms, guide, model, relative = prepare(ms, pan, ratio=ratio, sensor=sensor, weights=weights, psf_sigma=psf_sigma,
-                                         pan_mtf=pan_mtf, match_pan_mtf=match_pan_mtf, geometry=geometry,
-                                         valid=valid, coregistration=coregistration)
-    if sigma_ms is None:
-        sigma_ms = ms_noise_sigma(ms, guide, model, geometry)
-    if sigma_pan is not None:  # the guide is the sharpened PAN: its noise is the PAN's, amplified by the filter
-        sigma_pan = np.asarray(sigma_pan, dtype=np.float64) * sharpened_noise_factor(relative)
-    fused, record = guided_fusion.fuse(ms, guide, model, sigma_lr=sigma_ms, sigma_guide=sigma_pan,
-                                       options=options, geometry=geometry, callback=callback)
-    return fused, record, model
+    from .runner import fuse_window
+
+    case = PanMsCase(sigma={"ms": sigma_ms, "pan": sigma_pan}, geometry=Geometry.parse(geometry), ratio=ratio,
+                     sensor=sensor, pan_mtf=pan_mtf, match_pan_mtf=match_pan_mtf,
+                     model_options=dict(weights=weights, psf_sigma=psf_sigma, coregistration=coregistration))
+    fused, record, fitted = fuse_window(case, (ms, pan, valid), options, callback)
+    return fused, record, fitted.sensor_model
 
 
 @dataclass
-class PanSceneCase(guided_fusion.GuidedSceneCase):
-    """`GuidedSceneCase` for pansharpening: each window's PAN is brought to the MS sharpness (σ_rel PAN pixels)
-    before it guides, its given σ is scaled by what that filter does to noise, and the MS noise is estimated
-    across bands, as `pansharpen` does for one window."""
+class PanMsCase(guided_fusion.PairCase):
+    """The pansharpening case: the MS bands ('ms') brought to the grid of the PAN ('pan'). The sensor model is
+    fitted by `prepare` with `model_options` (weights, psf_sigma, coregistration) on each window, or once per scene
+    on its training crops (the mean sensor_model). Each window's PAN is brought to the MS sharpness (σ_rel PAN pixels,
+    from the sensor model's MS PSF) before it guides, a given PAN σ is scaled by what that filter does to noise, and the
+    MS noise is estimated across bands."""
 
-    relative: float = 0.0
+    sensor: str | PanSensor = "generic"
+    pan_mtf: float | None = None
+    match_pan_mtf: bool = True
+    model_options: dict = field(default_factory=dict)
+    relative: float = 0.0               # σ_rel of the PAN sharpening (PAN pixels; 0: not sharpened)
+    window: tuple | None = field(default=None, repr=False, compare=False)  # (data, its inputs) of the window fitted on
 
-    def prepare(self, data) -> tuple[np.ndarray, np.ndarray]:
-        ms, pan = data
-        return _ms_array(ms), sharpen_pan(_pan_array(pan), self.relative)[None]
+    names = ("ms", "pan")
+
+    def _prepare(self, ms, pan, valid=None) -> tuple:
+        return prepare(ms, pan, ratio=self.ratio, sensor=self.sensor, pan_mtf=self.pan_mtf,
+                       match_pan_mtf=self.match_pan_mtf, geometry=self.geometry, valid=valid, **self.model_options)
+
+    def fit_sensor_model(self, ms, pan, valid=None) -> SensorModel:
+        return self._prepare(ms, pan, valid)[2]
+
+    def window_fitted(self, data) -> PanMsCase:
+        """Fitted on one window, whose sharpened PAN the fit made already: `inputs` reuses it for that window."""
+        if self.sensor_model is not None:
+            return self
+        ms, guide, sensor_model, _ = self._prepare(*data)
+        return replace(self.with_sensor_model(sensor_model), window=(data, (ms, guide, *data[2:])))
+
+    def with_sensor_model(self, sensor_model: SensorModel) -> PanMsCase:
+        relative = pan_sharpening_sigma(get_sensor(self.sensor), sensor_model.psf_sigma, sensor_model.ratio,
+                                        self.pan_mtf) \
+            if self.match_pan_mtf else 0.0
+        return replace(self, sensor_model=sensor_model, relative=relative)
+
+    def inputs(self, data) -> tuple:
+        if self.window is not None and data is self.window[0]:
+            return self.window[1]
+        return _ms_array(data[0]), sharpen_pan(_pan_array(data[1]), self.relative)[None], *data[2:]
 
     def lr_noise(self, lr: np.ndarray, guide: np.ndarray):
-        return ms_noise_sigma(lr, guide, self.model, self.geometry) if self.sigma_lr is None else self.sigma_lr
+        given = self.sigma.get("ms")
+        return ms_noise_sigma(lr, guide, self.sensor_model, self.geometry) if given is None else given
 
     def guide_noise(self, guide: np.ndarray):
-        if self.sigma_guide is None:
-            return None
-        return np.asarray(self.sigma_guide, dtype=np.float64) * sharpened_noise_factor(self.relative)
-
-
-def scene_case(samples: list, *, sensor: str | PanSensor = "generic", sigma_ms=None, sigma_pan=None,
-               pan_mtf: float | None = None, match_pan_mtf: bool = True, geometry: Geometry | str = Geometry.AREA,
-               **model_options) -> PanSceneCase:
-    """How `sure_core.scene` pansharpens a whole scene: one sensor model, the mean of the models `prepare` fits
-    (same options) on a few (ms, pan[, valid]) windows of it, e.g. the training crops; the PAN sharpening follows from
-    the mean MS PSF."""
-    models = [prepare(*sample[:2], sensor=sensor, pan_mtf=pan_mtf, match_pan_mtf=match_pan_mtf, geometry=geometry,
-                      valid=sample[2] if len(sample) > 2 else None, **model_options)[2] for sample in samples]
-    model = guided_fusion.mean_model(models)
-    relative = pan_sharpening_sigma(get_sensor(sensor), model.psf_sigma, model.ratio, pan_mtf) if match_pan_mtf else 0.0
-    return PanSceneCase(model, Geometry.parse(geometry), sigma_lr=sigma_ms, sigma_guide=sigma_pan, relative=relative)
+        given = self.sigma.get("pan")
+        return None if given is None else np.asarray(given, dtype=np.float64) * sharpened_noise_factor(self.relative)

@@ -7,12 +7,11 @@ import numpy as np
 import torch
 
 from . import sentinel2 as s2
-from .device import resolve_device
 from .errors import InputShapeError, InvalidInputValueError
 from .operators import BlurDecimate, Identity
 from .problem import FusionProblem, Observation
 from .psf import Geometry
-from .solver import ProgressCallback, RunRecord, SolverOptions, smooth_alone, solve
+from .solver import ProgressCallback, RunRecord, SolverOptions, smooth_alone
 
 DEFAULT_COND = 1e-3
 #: how σ is estimated when not given (`estimate_sigma`), for the output's provenance
@@ -39,17 +38,33 @@ def _check_ratio(name: str, a: np.ndarray, hr_shape: tuple[int, int], ratio: int
             f"{10 * ratio} m grid")
 
 
+def recipe(sigma_given: dict) -> dict:
+    """The Sentinel-2 recipe, decided here once from the σ the user gave ({observation name: σ or None}, one key per
+    observation of the problem).
+
+    The guided smoothing picks its strength by a SURE that needs the 10 m bands' true σ: with σ estimated from the
+    data (too high on textured scenes) it smoothed real detail (demo sample ERGAS 0.930 → 0.957), so it is on when
+    that σ is given (as in the APEX protocol) and off otherwise, unless SolverOptions.smoothing says. The cross-band
+    ring matrices of the first estimate need the coarse bands' σ given too: with σ estimated they changed the real
+    crops by about 1 % (DSen2 first-estimate ERGAS 1.233 → 1.247), APEX gained 0.2 dB.
+    """
+    given = {key for key, value in sigma_given.items() if value is not None}
+    return {"refined_injection": True, "guided_smoothing": "10m" in given,
+            "cross_band_shrinkage": all(key in given for key in sigma_given if key != "10m")}
+
+
 def build_problem(y10, y20, y60=None, sigma: dict | None = None, geometry: Geometry | str = Geometry.AREA,
                   cond: float = DEFAULT_COND, device: str | torch.device = "cpu",
                   dtype: torch.dtype = torch.float32, scale: float | None = None,
-                  registration: str | dict = "off") -> tuple[FusionProblem, dict]:
+                  registration: str | dict = "off", choices: dict | None = None) -> tuple[FusionProblem, dict]:
     """The S2 problem in grouped band order [10 m, 20 m, 60 m]; inputs are (bands, rows, cols) arrays.
 
     `sigma` maps '10m'/'20m'/'60m' to per-band noise std in data units; missing groups are estimated.
     `registration`: 'auto' measures each coarse group's sub-pixel shift against the 10 m bands (`coregistration`),
     'off' assumes none, a dict gives records as `measure_registration` returns them (one scene, many windows).
     Returns the problem (data divided by one global scale, as in the paper: the maximum of the inputs unless
-    `scale` is given, e.g. one scale for every window of a scene) and the σ used (data units).
+    `scale` is given, e.g. one scale for every window of a scene) and the σ used (data units). `choices`: the
+    recipe (`recipe`; by default that of the σ given here).
     """
     y10 = _as_array("the 10 m bands (B2, B3, B4, B8)", y10, 4)
     y20 = _as_array("the 20 m bands (B5, B6, B7, B8A, B11, B12)", y20, 6)
@@ -64,8 +79,8 @@ def build_problem(y10, y20, y60=None, sigma: dict | None = None, geometry: Geome
     if scale <= 0:
         raise InvalidInputValueError("all input bands are zero or negative: is this area nodata?")
     sigma = dict(sigma or {})
-    guides_sigma_given = sigma.get("10m") is not None
-    coarse_sigma_given = all(sigma.get(key) is not None for key, *_ in groups[1:])
+    if choices is None:
+        choices = recipe({key: sigma.get(key) for key, *_ in groups})
     scaled = {key: data / scale for key, data, *_ in groups}
     registration = measure_registration(scaled, geometry) if registration == "auto" else \
         {} if registration == "off" else dict(registration)
@@ -77,9 +92,10 @@ def build_problem(y10, y20, y60=None, sigma: dict | None = None, geometry: Geome
             if not np.isfinite(given).all() or (given < 0).any():
                 raise InvalidInputValueError(f"noise σ for the {key} bands must be finite and ≥ 0, got {given.tolist()}")
             sig = given / scale
+            sigma[key] = given.tolist()
         else:
             sig = estimate_sigma(key, scaled, geometry, registration)
-        sigma[key] = (sig * scale).tolist()
+            sigma[key] = (sig * scale).tolist()
         shift = registration.get(key)
         operator = Identity(len(names)) if ratio == 1 else BlurDecimate(
             s2.group_sigmas(names), ratio, hr, geometry, cond, device, dtype,
@@ -87,15 +103,11 @@ def build_problem(y10, y20, y60=None, sigma: dict | None = None, geometry: Geome
         observations.append(Observation(key, normalised, operator, torch.as_tensor(sig, dtype=dtype, device=device),
                                         list(range(channel, channel + len(names))), back_project=ratio > 1))
         channel += len(names)
-    # the guided smoothing picks its strength by a SURE that needs the 10 m bands' true σ: with σ estimated from the
-    # data (too high on textured scenes) it smoothed real detail (demo sample ERGAS 0.930 → 0.957), so it is on
-    # when that σ is given (as in the APEX protocol) and off otherwise, unless SolverOptions.smoothing says.
-    # The cross-band ring matrices of the first estimate run with the coarse bands' σ given, too: with σ estimated
-    # they changed the real crops by about 1 % (DSen2 first-estimate ERGAS 1.233 → 1.247), APEX gained 0.2 dB
     problem = FusionProblem(observations, out_channels=channel, hr_shape=hr, guide_channels=4,
-                            scale=torch.tensor(scale), guided_smoothing=guides_sigma_given,
-                            cross_band_shrinkage=coarse_sigma_given, registration=registration,
-                            guide_psf_sigma=max(s2.group_sigmas(s2.GROUP_10M)))  # the blurriest: the most allowed
+                           scale=torch.tensor(scale), refined_injection=choices["refined_injection"],
+                           guided_smoothing=choices["guided_smoothing"],
+                           cross_band_shrinkage=choices["cross_band_shrinkage"], registration=registration,
+                           guide_psf_sigma=max(s2.group_sigmas(s2.GROUP_10M)))  # the blurriest: the most allowed
     return problem, sigma
 
 
@@ -210,50 +222,74 @@ def sharpen(y10, y20, y60=None, *, sigma: dict | None = None, options: SolverOpt
     `registration` as for `build_problem`: by default each coarse group's shift is measured and corrected, so the
     output bands lie on the 10 m bands' grid.
     """
-    options = (options or SolverOptions()).validated()
-    device, reason = resolve_device(options.device)
-    problem, sigma_used = build_problem(y10, y20, y60, sigma, geometry, cond, device, registration=registration)
-    x_hat, record = solve(problem, options, callback)
-    record.device_reason = reason
-    record.sigma = [sigma_used[k] for k in ("10m", "20m", "60m") if k in sigma_used]
-    grouped = s2.GROUP_10M + s2.GROUP_20M + (s2.GROUP_60M if y60 is not None else ())
-    order = s2.grouped_to_spectral(grouped)
-    # no clipping at 0: it would bias band means where the estimate rings near hard edges (see README, Known limits)
-    return (x_hat[order] * float(problem.scale)).numpy(), record
+    from .runner import fuse_window
+
+    case = Sentinel2Case(y60 is not None, sigma, geometry, cond, registration)
+    fused, record, _ = fuse_window(case, {"10m": y10, "20m": y20, **({"60m": y60} if y60 is not None else {})},
+                                   options, callback)
+    return fused, record
 
 
 @dataclass
-class S2SceneCase:
-    """How `sure_core.scene` turns a window of a Sentinel-2 scene into a problem and back.
+class Sentinel2Case:
+    """The Sentinel-2 fusion case (`fusion_case.FusionCase`): the 20 m (and 60 m) bands brought to 10 m.
 
-    Window data: {'10m': (4, rows, cols), '20m': (6, rows/2, cols/2)[, '60m': (2, rows/6, cols/6)]}.
+    Window data: {'10m': (4, rows, cols), '20m': (6, rows/2, cols/2)[, '60m': (2, rows/6, cols/6)]}, nodata filled.
+    The sensor model is fixed (band PSFs from `sentinel2`) but for each coarse group's sub-pixel shift
+    (`registration`: 'auto' measures it per window, or once per scene in `fitted`; 'off'; or records).
     """
 
     with_60m: bool = True
+    sigma: dict | None = None           # {'10m', '20m', '60m'}: σ per band given (data units); missing: estimated
     geometry: Geometry | str = Geometry.AREA
     cond: float = DEFAULT_COND
-    registration: str | dict = "auto"   # 'auto' | 'off' | records fixed for the scene (see `registered`)
+    registration: str | dict = "auto"
+
+    @property
+    def observations(self) -> tuple[str, ...]:
+        return ("10m", "20m", "60m") if self.with_60m else ("10m", "20m")
 
     @property
     def step(self) -> int:
         return 6 if self.with_60m else 2
 
+    def band_names(self) -> list[str]:
+        return output_band_names(self.with_60m)
+
+    def band_descriptions(self) -> list[str]:
+        """'B5 (704 nm)': the band name and centre wavelength, as QGIS shows it in the band list."""
+        centres = {b.name: b.centre_nm for b in s2.BANDS}
+        return [f"{n} ({centres[n]:.0f} nm)" for n in self.band_names()]
+
+    def recipe(self) -> dict:
+        return recipe({key: (self.sigma or {}).get(key) for key in self.observations})
+
+    def provenance(self) -> dict[str, str]:
+        return {} if self.sigma else {"NOISE_SIGMA_SOURCE": f"estimated: {SIGMA_ESTIMATOR}"}
+
+    def window_fitted(self, data: dict) -> Sentinel2Case:
+        return self   # with registration 'auto', `build_problem` measures the window's shifts
+
+    def fitted(self, samples: list[dict]) -> Sentinel2Case:
+        """This case with the scene's registration fixed from its training crops (every window then uses it)."""
+        if self.registration != "auto":
+            return self
+        return replace(self, registration=median_registration([measure_registration(d, self.geometry)
+                                                               for d in samples]))
+
+    def inputs(self, data: dict) -> dict:
+        return data
+
     def noise(self, data: dict) -> dict:
-        return build_problem(data["10m"], data["20m"], data.get("60m"), None, self.geometry, self.cond,
-                             registration=self.registration)[1]
+        return self.problem(data)[1]
 
     def scale(self, data: dict) -> float:
         return max(float(np.max(a)) for a in data.values())
 
-    def registered(self, crops: list[dict]) -> "S2SceneCase":
-        """This case with the scene's registration fixed from its training crops (every window then uses it)."""
-        if self.registration != "auto":
-            return self
-        return replace(self, registration=median_registration([measure_registration(d, self.geometry) for d in crops]))
-
-    def problem(self, data: dict, noise: dict, scale: float, device) -> FusionProblem:
-        return build_problem(data["10m"], data["20m"], data.get("60m"), noise, self.geometry, self.cond, device,
-                             scale=scale, registration=self.registration)[0]
+    def problem(self, data: dict, device="cpu", noise: dict | None = None, scale=None) -> tuple[FusionProblem, dict]:
+        return build_problem(data["10m"], data["20m"], data.get("60m"), self.sigma if noise is None else noise,
+                             self.geometry, self.cond, device, scale=scale, registration=self.registration,
+                             choices=self.recipe())
 
     def output(self, x_hat: torch.Tensor, problem: FusionProblem) -> np.ndarray:
         grouped = s2.GROUP_10M + s2.GROUP_20M + (s2.GROUP_60M if self.with_60m else ())

@@ -1,67 +1,37 @@
-"""Whole scenes in bounded memory: one network trained on crops spread over the scene, applied tile by tile.
+"""Whole scenes in bounded memory: one network trained on crops spread over the scene, applied window by window.
 
 The paper trains on the whole image, so memory and time grow with the area. Here:
 
-1. a few training crops are read across the scene; noise σ (median of the crops' estimates, unless given)
-   and the normalising scale are fixed once for the scene;
+1. a few training crops are read across the scene; the case's sensor model (co-registration, spectral response,
+   PSF) is fitted on them, and noise σ (median of the crops' estimates, where not given) and the normalising scale
+   are fixed once for the scene;
 2. one network and one first estimate (detail-injection weights and τ, see `injection.fit_injection`) are
-   fitted on all crops together (`solver.train`), so every tile is processed by the same function;
-3. the scene is processed tile by tile: each tile is read with a halo, fused, and only its core is written.
-   With one fixed network (BatchNorm in inference mode) and one first estimate, tiles differ only near their
-   own borders, which the halo cuts away: no seams.
+   fitted on all crops together (`solver.train`), so every window is processed by the same function;
+3. `runner.run` then fuses the scene tile by tile (`SceneModel.fuse`): with one fixed network (BatchNorm in
+   inference mode) and one first estimate, tiles differ only near their own borders, which the halo cuts away.
 
-Memory is bounded by the crop and tile sizes, not by the scene. The core does no I/O: the caller passes
-`read(window) -> data` and `write(window, block)` (GDAL windows in the plugin and the batch runner).
-A case object (`s2_sharpening.S2SceneCase`, `guided_fusion.GuidedSceneCase`) says how window data become
-a problem and how the estimate becomes output bands.
+Memory is bounded by the crop and tile sizes, not by the scene.
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 
-from .device import release_memory, resolve_device
-from .errors import FusionCancelled, ImageTooSmallError
-from .problem import FusionProblem
+from .device import resolve_device
+from .errors import ImageTooSmallError
+from .fusion_case import FusionCase, median_noise
 from .solver import ProgressCallback, RunRecord, SolverOptions, TrainedModel, train
-from .tiling import Tile, Window, plan_crops, plan_tiles, round_up
-
-
-class SceneCase(Protocol):
-    step: int
-
-    def noise(self, data) -> dict: ...
-    def scale(self, data): ...
-    def problem(self, data, noise: dict, scale, device) -> FusionProblem: ...
-    def output(self, x_hat: torch.Tensor, problem: FusionProblem) -> np.ndarray: ...
+from .tiling import Window, plan_crops, plan_tiles, round_up
 
 
 @dataclass(frozen=True)
 class SceneOptions:
     crops: int = 4              # training crops spread over the scene
     crop_size: int = 192        # target-grid pixels per crop side
-    tile_size: int = 1024       # target-grid pixels per tile side (core, without halo)
-    halo: int = 48              # context read around each tile and cut away
     window_statistics: bool = False  # BatchNorm statistics of each tile instead of the training crops'
-
-
-@dataclass
-class SceneRecord:
-    training: RunRecord
-    crops: list[Window]
-    tiles: list[Tile]
-    noise: dict
-    scale: object
-    seconds_training: float = 0.0
-    seconds_inference: float = 0.0
-    tile_seconds: list[float] = field(default_factory=list)
-
-
-TileCallback = Callable[[Tile], "bool | None"]
 
 
 def _arrays(data) -> list:
@@ -69,7 +39,7 @@ def _arrays(data) -> list:
         return [a for v in data.values() for a in _arrays(v)]
     if isinstance(data, (tuple, list)):
         return [a for v in data for a in _arrays(v)]
-    return [data]
+    return [] if data is None else [data]
 
 
 def _target_shape(data) -> tuple[int, int]:
@@ -79,17 +49,14 @@ def _target_shape(data) -> tuple[int, int]:
 
 def _sub_window(data, window: Window, shape: tuple[int, int]):
     """The part of a window's data under `window` (target pixels); each array is cut at its own resolution."""
+    if data is None:
+        return None
     if isinstance(data, dict):
         return {k: _sub_window(v, window, shape) for k, v in data.items()}
     if isinstance(data, (tuple, list)):
         return type(data)(_sub_window(v, window, shape) for v in data)
     r = shape[0] // np.shape(data)[-2]
     return data[..., window.row // r:(window.row + window.height) // r, window.col // r:(window.col + window.width) // r]
-
-
-def _median_noise(estimates: list[dict]) -> dict:
-    return {key: np.median(np.stack([np.asarray(e[key], dtype=np.float64) for e in estimates]), axis=0).tolist()
-            for key in estimates[0]}
 
 
 def _max_scale(scales: list):
@@ -100,7 +67,7 @@ def _max_scale(scales: list):
 class SceneModel:
     """A network and first estimate fitted on one scene, with the scene's noise σ and scale: fuses any window."""
 
-    case: SceneCase
+    case: FusionCase
     model: TrainedModel
     noise: dict
     scale: object
@@ -109,7 +76,7 @@ class SceneModel:
     device: torch.device
     window_statistics: bool = False
 
-    halo: int = 48
+    halo: int = 48                   # overlap of the parts a window is split into when it does not fit the GPU
 
     def fuse(self, data) -> np.ndarray:
         """The fused bands of one window's data (as `read` returns it), in output units.
@@ -117,7 +84,7 @@ class SceneModel:
         On a CUDA out-of-memory error the window is split into four overlapping parts (with `halo`) that are
         fused one by one, recursively, down to the size of the PSF support."""
         try:
-            problem = self.case.problem(data, self.noise, self.scale, self.device)
+            problem = self.case.problem(self.case.inputs(data), self.device, self.noise, self.scale)[0]
             return self.case.output(self.model.apply(problem, self.window_statistics)[0], problem)
         except torch.cuda.OutOfMemoryError:
             rows, cols = _target_shape(data)
@@ -135,14 +102,14 @@ class SceneModel:
             return out
 
 
-def train_scene(case: SceneCase, read: Callable[[Window], object], shape: tuple[int, int], *,
-                options: SolverOptions | None = None, scene: SceneOptions = SceneOptions(), noise: dict | None = None,
+def train_scene(case: FusionCase, read: Callable[[Window], object], shape: tuple[int, int], *,
+                options: SolverOptions | None = None, scene: SceneOptions = SceneOptions(),
                 callback: ProgressCallback | None = None, log: Callable[[str], None] | None = None,
                 crops: list[Window] | None = None) -> SceneModel:
     """Read `scene.crops` crops spread over a scene of `shape` (rows, cols) target pixels and train on them.
 
-    `noise` (data units, the case's keys) skips the σ estimation (otherwise: per band, the median of the crops').
-    `crops` replaces the planned crops (e.g. `choose_crops`' picks away from nodata).
+    `crops` replaces the planned crops (e.g. `choose_crops`' picks away from nodata). σ not given in the case is
+    the median, per band, of the crops' estimates.
     """
     options = (options or SolverOptions()).validated()
     log = log or (lambda text: None)
@@ -153,25 +120,21 @@ def train_scene(case: SceneCase, read: Callable[[Window], object], shape: tuple[
     device, reason = resolve_device(options.device)
     crops = crops or plan_crops(Window(0, 0, cols, rows), scene.crops, scene.crop_size, case.step)
     crop_data = [read(w) for w in crops]
-    if hasattr(case, "registered"):   # one sub-pixel registration for the whole scene, measured on the crops
-        case = case.registered(crop_data)
-    noise_given = bool(noise)
-    noise = noise or _median_noise([case.noise(d) for d in crop_data])
+    case = case.fitted(crop_data)   # one sensor model (co-registration, response, PSF) for the whole scene
+    crop_data = [case.inputs(d) for d in crop_data]
+    noise = median_noise([case.noise(d) for d in crop_data])
     scale = _max_scale([case.scale(d) for d in crop_data])
     # crops must not be too small: on a real 240² px window, 120 px crops made the network worse than its own
     # first estimate (ERGAS 1.84–1.97 against 1.67), 168 px crops gave 1.69–1.71 and the whole window 1.65;
     # leaving the crop borders out of the loss or training on mirrored crops did not help (1.86, 2.04)
-    problems = [case.problem(d, noise, scale, device) for d in crop_data]
-    if not noise_given:  # the scene σ was estimated: no guided smoothing unless the options ask for it, and no
-        for p in problems:  # cross-band ring matrices (as for one window; see s2_sharpening.build_problem)
-            p.guided_smoothing = False
-            p.cross_band_shrinkage = False
+    problems = [case.problem(d, device, noise, scale)[0] for d in crop_data]
     del crop_data
     log(f"training one network on {len(crops)} crops of {crops[0].width}×{crops[0].height} px spread over the scene")
     model, record, _ = train(problems, options, callback)
     record.device_reason = reason
-    record.sigma = [noise[k] for k in noise]
-    return SceneModel(case, model, noise, scale, crops, record, device, scene.window_statistics, scene.halo)
+    record.sigma = noise
+    record.recipe = case.recipe()
+    return SceneModel(case, model, noise, scale, crops, record, device, scene.window_statistics)
 
 
 def choose_crops(shape: tuple[int, int], count: int, size: int, step: int,
@@ -199,49 +162,3 @@ def choose_crops(shape: tuple[int, int], count: int, size: int, step: int,
     if not crops:
         raise ImageTooSmallError("no training crop of the scene holds valid data: is the area nodata everywhere?")
     return crops
-
-
-def fuse_scene(case: SceneCase, read: Callable[[Window], object], shape: tuple[int, int],
-               write: Callable[[Window, np.ndarray], None], *, options: SolverOptions | None = None,
-               scene: SceneOptions = SceneOptions(), noise: dict | None = None,
-               callback: ProgressCallback | None = None, tile_callback: TileCallback | None = None,
-               log: Callable[[str], None] | None = None) -> SceneRecord:
-    """Fuse a scene of `shape` (rows, cols) target-grid pixels, reading and writing window by window.
-
-    `callback` receives the training progress (per iteration) and `tile_callback` each tile before it is
-    processed; either may return True to stop (FusionCancelled).
-    """
-    log = log or (lambda text: None)
-    start = time.perf_counter()
-    fitted = train_scene(case, read, shape, options=options, scene=scene, noise=noise, callback=callback, log=log)
-    tiles = plan_tiles(Window(0, 0, shape[1], shape[0]), scene.tile_size, scene.halo, case.step)
-    result = SceneRecord(fitted.record, fitted.crops, tiles, fitted.noise, fitted.scale,
-                         seconds_training=time.perf_counter() - start)
-    start = time.perf_counter()
-    for tile in tiles:
-        if tile_callback is not None and tile_callback(tile):
-            raise FusionCancelled(f"stopped before tile {tile.index + 1} of {tile.count} on request")
-        tile_start = time.perf_counter()
-        fused = fitted.fuse(read(tile.read))
-        r, c = tile.core_in_read()
-        write(tile.core, fused[:, r, c])
-        del fused
-        release_memory(fitted.device)
-        result.tile_seconds.append(time.perf_counter() - tile_start)
-        if tile.count > 1:
-            log(f"tile {tile.index + 1}/{tile.count} fused in {result.tile_seconds[-1]:.1f} s")
-    result.seconds_inference = time.perf_counter() - start
-    return result
-
-
-def fuse_array(case: SceneCase, data_reader: Callable[[Window], object], shape: tuple[int, int], bands: int,
-               **kwargs) -> tuple[np.ndarray, SceneRecord]:
-    """`fuse_scene` into an in-memory array (bands, rows, cols): for tests, benchmarks and small scenes."""
-    out = np.zeros((bands, *shape), dtype=np.float32)
-
-    def write(window: Window, block: np.ndarray) -> None:
-        rs, cs = window.slices()
-        out[:, rs, cs] = block
-
-    record = fuse_scene(case, data_reader, shape, write, **kwargs)
-    return out, record

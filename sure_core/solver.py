@@ -59,12 +59,12 @@ class SolverOptions:
     error_estimate: bool = True        # estimate each band's error after training (see `error_estimate`)
 
     @classmethod
-    def paper(cls, **overrides) -> "SolverOptions":
+    def paper(cls, **overrides) -> SolverOptions:
         base = cls(iterations=3000, learning_rate=1e-2, adam_eps=1e-3, schedule="constant", width=64, skip_width=32,
                    residual=False, band_weighting="none", average_last=0.0, smoothing=False)
         return replace(base, **overrides)
 
-    def validated(self) -> "SolverOptions":
+    def validated(self) -> SolverOptions:
         if self.loss not in ("sure", "bp"):
             raise SureFusionError(f"loss must be 'sure' or 'bp', got {self.loss!r}")
         if self.schedule not in ("constant", "cosine", "onecycle"):
@@ -104,7 +104,8 @@ class RunRecord:
     loss_history: list[float] = field(default_factory=list)
     risk_history: list[float] = field(default_factory=list)
     final_risk: float = float("nan")
-    sigma: list[list[float]] = field(default_factory=list)   # per observation group, data units
+    sigma: dict = field(default_factory=dict)                 # observation name → σ per band, data units
+    recipe: dict = field(default_factory=dict)                # the fusion case's recipe (`FusionCase.recipe`)
     seconds: float = 0.0
     seconds_per_iteration: float = 0.0
     parameters: int = 0

@@ -18,11 +18,7 @@ class Window:
     width: int
     height: int
 
-    @property
-    def empty(self) -> bool:
-        return self.width <= 0 or self.height <= 0
-
-    def shifted(self, dcol: int, drow: int) -> "Window":
+    def shifted(self, dcol: int, drow: int) -> Window:
         return Window(self.col + dcol, self.row + drow, self.width, self.height)
 
     def slices(self) -> tuple[slice, slice]:
@@ -41,6 +37,10 @@ class Tile:
         r = self.core.row - self.read.row
         c = self.core.col - self.read.col
         return slice(r, r + self.core.height), slice(c, c + self.core.width)
+
+
+#: the pseudo-tile under which 'scene' training reports its iterations (before the tiles report, once each)
+TRAINING_STAGE = Tile(Window(0, 0, 0, 0), Window(0, 0, 0, 0), 0, 1)
 
 
 def round_up(value: int, step: int) -> int:

@@ -1,8 +1,9 @@
-"""What every fusion run of the plugin shares, whatever its inputs: settings, the result, the tile loop that
-writes the output GeoTIFF, nodata filling, and the provenance fields of the solver run.
+"""What every fusion run of the plugin shares, whatever its inputs: settings, the result, the GeoTIFF writer
+plugged into the core's runner (`sure_core.runner.run`: whole area, tiles or scene), nodata filling, and the
+provenance fields of the solver run.
 
-No QGIS here. `sharpening.py` (Sentinel-2) and `guided_run.py` (HS+MS, PAN+MS) build on it; each supplies a
-`fuse_tile(tile) -> (fused or None, run record or None)` for its own inputs.
+No QGIS here. `sharpening.py` (Sentinel-2) and `pair_run.py` (HS+MS, PAN+MS) build on it; each supplies a
+core fusion case and a `read(window) -> (data, invalid)` for its own inputs.
 """
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ from typing import Callable
 import numpy as np
 
 from .core_loader import core_module
-from .plausibility import check_finite
 from .error_report import band_errors, error_metadata
+from .plausibility import check_finite
 from .raster_io import OUTPUT_NODATA, GeoTiffWriter, Grid, RasterInputError, Window, output_block_size
-from .tiling import Tile, plan_tiles
+
+_tiling = core_module("tiling")    # no torch
+Tile = _tiling.Tile
+#: the pseudo-tile under which 'scene' training reports its iterations (before the tiles report, once each)
+TRAINING_STAGE = _tiling.TRAINING_STAGE
 
 PLUGIN_VERSION = "0.1.0"
 METHOD = "Deep SURE: unsupervised guided CNN trained on the scene by Stein's unbiased risk estimate"
@@ -68,6 +73,7 @@ class FusionResult:
     registration_log: list = field(default_factory=list)  # (text, is_warning) per coarse group, see `registration_summary`
     channel_names: list[str] | None = None             # band names in the run records' channel order (None: band_names)
     units: str = ""                                    # the output's units, as the inputs give them
+    cases: list = field(default_factory=list)          # the core fusion case fitted on each trained window
 
     def error_by_band(self) -> dict:
         """{band: error_report.BandError} in the output's band order: the estimate pooled over the run records."""
@@ -114,93 +120,70 @@ def fill_invalid(values: np.ndarray, invalid: np.ndarray) -> np.ndarray:
     return filled
 
 
-#: the pseudo-tile under which 'scene' training reports its iterations (before the tiles report, once each)
-TRAINING_STAGE = Tile(Window(0, 0, 0, 0), Window(0, 0, 0, 0), 0, 1)
-
-
-def tile_done_progress():
-    """A core Progress saying "this step is complete", for stages without iterations (a tile of a scene model)."""
-    return core_module("solver").Progress(1, 1, float("nan"), float("nan"), 0.0, 0.0)
-
-
 def upsample_mask(mask: np.ndarray, ratio: int) -> np.ndarray:
     """A low-resolution mask on the grid `ratio` times finer (each pixel becomes a ratio×ratio block)."""
     return np.repeat(np.repeat(mask, ratio, axis=0), ratio, axis=1) if ratio > 1 else mask
 
 
-def plan_output_tiles(settings: RunSettings, window: Window, step: int) -> tuple[str, list[Tile], int, bool]:
-    """(effective training mode, tiles, output block size, aligned) of a run over `window`: tiles of at least
-    two blocks get their inner edges on the output's block grid, so each tile writes whole blocks that
-    `write_tiles` then frees from GDAL's cache; smaller tiles keep the size asked for (their output is small)."""
+@dataclass(frozen=True)
+class AreaPlan:
+    """How `write_area` runs over an area: the effective training mode, the tiles (windows relative to the area),
+    the tile size and halo asked of the runner, and the output's block side (tiles of at least two blocks get their
+    inner edges on the block grid, so each tile writes whole blocks that are then freed from GDAL's cache;
+    smaller tiles keep the size asked for: their output is small)."""
+    training: str
+    tiles: list
+    tile_size: int
+    halo: int
+    block: int
+    aligned: bool
+
+
+def plan_area(settings: RunSettings, window: Window, step: int) -> AreaPlan:
     mode = settings.effective_training(window)
     tile_size = {"whole": 0, "tiles": settings.tile_size, "scene": settings.scene_tile_size()}[mode]
     block = output_block_size(step)
     aligned = tile_size >= 2 * block
-    return mode, plan_tiles(window, tile_size, settings.tile_overlap, step, align=block if aligned else 0), block, aligned
+    tiles = core_module("runner").area_tiles((window.height, window.width), step, mode, tile_size,
+                                              settings.tile_overlap, block if aligned else 0)
+    return AreaPlan(mode, tiles, tile_size, settings.tile_overlap, block, aligned)
 
 
-def scene_tile_fuser(train: Callable[[], object], read: Callable[[Window], tuple], progress=None
-                     ) -> Callable[[Tile], tuple]:
-    """`fuse_tile` for 'scene' training: `train()` gives the scene model (a sure_core SceneModel) when the first
-    tile is due, inside the writer's timing and clean-up; each tile's `read(window) -> (data, invalid mask)` is
-    then fused by it, with nodata where the mask says, and reported once to `progress` (which may stop)."""
-    trained = []
+def write_area(target: str, grid: Grid, descriptions: list[str], result: FusionResult, case, plan: AreaPlan,
+               read: Callable[[Window], tuple], settings: RunSettings, *, metadata: Callable[[FusionResult], dict],
+               nothing_valid: str, progress=None, log=None, valid_fraction=None,
+               before_commit: Callable[[FusionResult, str], list] | None = None):
+    """Fuse `result.window` with the core fusion `case` into the GeoTIFF `target` on `grid` (whose origin is the
+    window's), through the core's runner: `read(window)` (relative to the area) returns the case's data and the
+    invalid mask on the output grid; each tile's core is written as it comes (nodata tiles too: no fill beforehand).
 
-    def fuse_tile(tile: Tile):
-        if not trained:
-            trained.append(train())
-        data, invalid = read(tile.read)
-        if invalid.all():
-            return None, None
-        fused = trained[0].fuse(data)
-        fused[:, invalid] = OUTPUT_NODATA
-        if progress and progress(tile, tile_done_progress()):
-            raise core_module().FusionCancelled(f"stopped after tile {tile.index + 1} of {tile.count} on request")
-        return fused, trained[0].record
-
-    return fuse_tile
-
-
-def write_tiles(target: str, grid: Grid, descriptions: list[str], result: FusionResult,
-                fuse_tile: Callable[[Tile], tuple], *, metadata: Callable[[FusionResult], dict],
-                nothing_valid: str, log=None, block: int = 256, flush_tiles: bool = False,
-                before_commit: Callable[[FusionResult, str], list] | None = None) -> FusionResult:
-    """Fuse `result.tiles` one by one into the GeoTIFF `target` on `grid` (whose origin is `result.window`'s).
-
-    `fuse_tile(tile)` returns (array (bands, rows, cols) over `tile.read`, run record) or (None, None) when the
-    tile holds nodata only; `metadata(result)` returns {domain ('' = default): (dataset items, [items per band])},
-    written before commit.
+    `progress(tile, core progress)` may stop the run; `metadata(result)` returns {domain ('' = default): (dataset
+    items, [items per band])}, written before commit. Returns the core's `AreaRun` (with the fitted cases).
     Raises RasterInputError(`nothing_valid`) when every tile is nodata, InvalidResultError when a tile's result is
     not finite. Any exception leaves `target` as it was (and no temporary file).
     `before_commit(result, written)` runs once the output is written and validated, with the path of its temporary
     file (readable, not yet in place); it may stop the run (raise), or return `safe_output.StagedFile`s (the
     report) to put in place right after the output. Nothing replaces an existing file before it has returned.
-    `block`: the output's block side; `flush_tiles`: free each tile's blocks once written (tiles on the block grid,
-    see `plan_output_tiles`), which bounds GDAL's share of the memory by one tile.
     """
-    log = log or (lambda text: None)
-    tiles, window = result.tiles, result.window
+    runner, scene = core_module("runner"), core_module("scene")
     start = time.perf_counter()
-    with GeoTiffWriter(target, grid, descriptions, block=block) as writer:
-        for tile in tiles:  # every tile writes its whole core (nodata tiles too): no fill beforehand
-            if len(tiles) > 1:
-                log(f"tile {tile.index + 1}/{tile.count}: {tile.core.width}×{tile.core.height} px "
-                    f"(fused with a {tile.read.width}×{tile.read.height} px halo window)")
-            fused, record = fuse_tile(tile)
-            rows, cols = tile.core_in_read()
-            if fused is None:
-                result.skipped_tiles += 1
-                log(f"tile {tile.index + 1}/{tile.count} is all nodata: left empty")
-                block_data = np.full((len(descriptions), tile.core.height, tile.core.width), OUTPUT_NODATA)
+    with GeoTiffWriter(target, grid, descriptions, block=plan.block) as writer:
+        def write(tile, block):
+            if block is None:
+                block = np.full((len(descriptions), tile.core.height, tile.core.width), OUTPUT_NODATA)
             else:
-                result.records.append(record)
-                block_data = fused[:, rows, cols]
-                check_finite(block_data, f"tile {tile.index + 1} of {tile.count}" if tile.count > 1 else "the area")
-            writer.write(block_data, tile.core.col - window.col, tile.core.row - window.row)
-            if flush_tiles:
+                check_finite(block, f"tile {tile.index + 1} of {tile.count}" if tile.count > 1 else "the area")
+            writer.write(block, tile.core.col, tile.core.row)
+            if plan.aligned:
                 writer.flush()
-            del fused, block_data
-            core_module("device").release_memory()
+
+        done = runner.run(case, read, (result.window.height, result.window.width), write, training=plan.training,
+                          tile_size=plan.tile_size, halo=plan.halo, align=plan.block if plan.aligned else 0,
+                          scene=scene.SceneOptions(crops=settings.scene_crops, crop_size=settings.scene_crop_size),
+                          options=settings.options, progress=progress, log=log, nodata=OUTPUT_NODATA,
+                          valid_fraction=valid_fraction)
+        result.tiles, result.records, result.skipped_tiles = done.tiles, done.records, done.skipped_tiles
+        result.cases = done.cases
         if not result.records:
             raise RasterInputError(nothing_valid)
         result.seconds = time.perf_counter() - start
@@ -215,7 +198,7 @@ def write_tiles(target: str, grid: Grid, descriptions: list[str], result: Fusion
         finally:
             for companion in companions:  # after a failure; a committed one has nothing left to delete
                 companion.discard()
-    return result
+    return done
 
 
 def run_provenance(settings: RunSettings, result: FusionResult, inputs) -> dict[str, str]:
@@ -265,10 +248,12 @@ def band_error_items(result: FusionResult) -> dict[str, dict[str, str]]:
 
 @dataclass(frozen=True)
 class CoarseGroup:
-    """A group of coarse bands as the output's metadata names it: its band names, pixel size and label."""
+    """A group of coarse bands as the output's metadata names it: its band names, pixel size and label, and the
+    core observation it is (the key of its registration record; empty: the metadata key)."""
     names: list[str]
     pixel_m: float
     label: str
+    observation: str = ""
 
 
 def _merged_registration(records: list, key: str) -> dict | None:
@@ -294,7 +279,7 @@ def registration_summary(settings: RunSettings, records: list, groups: dict[str,
                                  "the output lies on the guide's grid"}
     bands, lines = {}, []
     for key, group in groups.items():
-        record = _merged_registration(records, key)
+        record = _merged_registration(records, group.observation or key)
         if record is None:
             continue
         text, warn = describe(group.label, record, group.pixel_m)

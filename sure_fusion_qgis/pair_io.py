@@ -21,8 +21,17 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal, osr
 
-from .raster_io import (Grid, RasterInputError, Window, _band_scaling, _crs_name, _grid_of, _open, check_extent,
-                        read_bands)
+from .raster_io import (
+    Grid,
+    RasterInputError,
+    Window,
+    _band_scaling,
+    _crs_name,
+    _grid_of,
+    _open,
+    check_extent,
+    read_bands,
+)
 
 #: how far (in high-resolution pixels) a grid origin may sit off the common lattice and still count as aligned
 ALIGN_TOLERANCE_PX = 0.01

@@ -699,7 +699,7 @@ class GeoTiffWriter:
         self._ds = None   # a failed close here changes nothing: the file is deleted next
         self.staged.discard()
 
-    def __enter__(self) -> "GeoTiffWriter":
+    def __enter__(self) -> GeoTiffWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

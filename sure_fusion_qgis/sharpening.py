@@ -1,7 +1,7 @@
-"""Sentinel-2 sharpening of a raster area, tile by tile: read windows → `sure_core.sharpen` → write GeoTIFF.
+"""Sentinel-2 sharpening of a raster area: read windows → the core's runner with `Sentinel2Case` → GeoTIFF.
 
-No QGIS here: the algorithm (and benchmarks or scripts) hand in opened inputs, an area, solver options and
-two callables — `progress(tile, progress) -> stop?` and `log(text)` — and get a `SharpeningResult`.
+No QGIS here: the algorithm (and the batch runner, benchmarks or scripts) hand in opened inputs, an area, solver
+options and two callables — `progress(tile, progress) -> stop?` and `log(text)` — and get a `FusionResult`.
 """
 from __future__ import annotations
 
@@ -9,11 +9,21 @@ import numpy as np
 
 from . import raster_io
 from .core_loader import core_module
-from .fusion_run import (METHOD, PLUGIN_VERSION, TRAINING_STAGE, CoarseGroup, FusionResult, RunSettings,  # noqa: F401
-                         band_error_items, fill_invalid, plan_output_tiles, registration_summary,
-                         run_provenance, scene_tile_fuser, upsample_mask, write_tiles)
+from .fusion_run import (  # noqa: F401
+    TRAINING_STAGE,
+    CoarseGroup,
+    FusionResult,
+    RunSettings,
+    band_error_items,
+    fill_invalid,
+    plan_area,
+    registration_summary,
+    run_provenance,
+    upsample_mask,
+    write_area,
+)
 from .plausibility import SPREAD_OVERVIEW_PX, band_spread, check_noise_sigma
-from .raster_io import OUTPUT_NODATA, RasterInputError, SentinelInputs, Window
+from .raster_io import RasterInputError, SentinelInputs, Window
 
 #: settings of a Sentinel-2 run: `sigma` is {'10m': [...], '20m': [...], '60m': [...]} in output units;
 #: tile size and overlap in 10 m pixels
@@ -21,10 +31,10 @@ SharpeningSettings = RunSettings
 SharpeningResult = FusionResult
 
 
-def band_descriptions(names: list[str]) -> list[str]:
-    """'B5 (704 nm)': the band name and centre wavelength, as QGIS shows it in the band list."""
-    centres = {b.name: b.centre_nm for b in core_module("sentinel2").BANDS}
-    return [f"{n} ({centres[n]:.0f} nm)" for n in names]
+def sentinel2_case(inputs: SentinelInputs, settings: RunSettings):
+    """The core's fusion case for these inputs and settings."""
+    return core_module("s2_sharpening").Sentinel2Case(with_60m="60m" in inputs.groups, sigma=settings.sigma,
+                                                      geometry="area", registration=settings.coregistration)
 
 
 def read_window(inputs: SentinelInputs, window: Window) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -35,38 +45,6 @@ def read_window(inputs: SentinelInputs, window: Window) -> tuple[dict[str, np.nd
         data[key] = fill_invalid(values, invalid) if invalid.any() and not invalid.all() else values
         invalid_10m |= upsample_mask(invalid, group.ratio)
     return data, invalid_10m
-
-
-def sharpen_tile(inputs: SentinelInputs, window: Window, settings: SharpeningSettings, callback
-                 ) -> tuple[np.ndarray | None, np.ndarray, object | None]:
-    """(sharpened (bands, rows, cols) or None if all nodata, invalid mask at 10 m, run record or None)."""
-    data, invalid_10m = read_window(inputs, window)
-    if invalid_10m.all():
-        return None, invalid_10m, None
-    fused, record = core_module("s2_sharpening").sharpen(
-        data["10m"], data["20m"], data.get("60m"), sigma=settings.sigma, options=settings.options, geometry="area",
-        callback=callback, registration=settings.coregistration)
-    fused[:, invalid_10m] = OUTPUT_NODATA
-    return fused, invalid_10m, record
-
-
-def train_on_scene(inputs: SentinelInputs, window: Window, settings: SharpeningSettings, progress=None, log=None):
-    """One network for the whole area, trained on crops spread over it and kept away from nodata
-    (sure_core.scene): returns the SceneModel."""
-    scene = core_module("scene")
-    case = core_module("s2_sharpening").S2SceneCase(with_60m="60m" in inputs.groups,
-                                                    registration=settings.coregistration)
-
-    def read(w):  # w: sure_core window relative to the area
-        return read_window(inputs, Window(window.col + w.col, window.row + w.row, w.width, w.height))
-
-    shape = (window.height, window.width)
-    crops = scene.choose_crops(shape, settings.scene_crops, settings.scene_crop_size, case.step,
-                               lambda w: 1.0 - float(read(w)[1].mean()))
-    callback = (lambda p: progress(TRAINING_STAGE, p)) if progress else None
-    options = scene.SceneOptions(crops=len(crops), crop_size=settings.scene_crop_size)
-    return scene.train_scene(case, lambda w: read(w)[0], shape, options=settings.options, scene=options,
-                             noise=settings.sigma, callback=callback, log=log, crops=crops)
 
 
 def minimum_side(inputs: SentinelInputs, settings: SharpeningSettings) -> int:
@@ -120,44 +98,39 @@ def run_sharpening(inputs: SentinelInputs, window: Window, target: str, settings
     """Sharpen `window` (10 m pixels of the input grid) of `inputs` into the GeoTIFF `target`.
 
     `progress(tile, core_progress)` is called per iteration and returns True to stop (the core then raises
-    FusionCancelled); `log(text)` receives one line per tile; `before_commit` see `fusion_run.write_tiles`. The
+    FusionCancelled); `log(text)` receives one line per tile; `before_commit` see `fusion_run.write_area`. The
     area's size and a given σ are checked against the data before anything is trained. Any exception leaves
     `target` as it was. With 'scene' training, the training iterations come under `TRAINING_STAGE` and each tile
     then reports once.
     """
-    names = core_module("s2_sharpening").output_band_names("60m" in inputs.groups)
-    mode, tiles, block, aligned = plan_output_tiles(settings, window, inputs.coarsest.ratio)
-    check_area(inputs, window, settings, mode, tiles)
+    case = sentinel2_case(inputs, settings)
+    names = case.band_names()
+    plan = plan_area(settings, window, inputs.coarsest.ratio)
+    check_area(inputs, window, settings, plan.training, plan.tiles)
     check_sigma(inputs, window, settings)
     grouped = [n for k in ("10m", "20m", "60m") if k in inputs.groups for n in inputs.groups[k].names]  # core order
-    result = SharpeningResult(target, names, tiles=tiles, window=window, training=mode, channel_names=grouped,
-                              units=inputs.units)
+    result = SharpeningResult(target, names, tiles=plan.tiles, window=window, training=plan.training,
+                              channel_names=grouped, units=inputs.units)
 
-    def fuse_tile(tile):
-        callback = (lambda p: progress(tile, p)) if progress else None
-        fused, _, record = sharpen_tile(inputs, tile.read, settings, callback)
-        return fused, record
-
-    if mode == "scene":
-        fuse_tile = scene_tile_fuser(lambda: train_on_scene(inputs, window, settings, progress, log),
-                                     lambda w: read_window(inputs, w), progress)
+    def read(w):  # w: a window relative to the area
+        return read_window(inputs, Window(window.col + w.col, window.row + w.row, w.width, w.height))
 
     def metadata(done):
         done.sigma_by_band = _sigma_by_band(inputs, done.records)
-        return {"": provenance(inputs, settings, done)}
+        return {"": provenance(inputs, settings, done, case)}
 
-    return write_tiles(target, raster_io.output_grid(inputs, window), band_descriptions(names), result, fuse_tile,
-                       metadata=metadata, log=log, block=block, flush_tiles=aligned, before_commit=before_commit,
-                       nothing_valid="the processed area holds nodata only (in at least one of the 10/20/60 m "
-                                     "inputs at every pixel): choose an extent over valid data")
+    write_area(target, raster_io.output_grid(inputs, window), case.band_descriptions(), result, case, plan, read,
+               settings, metadata=metadata, progress=progress, log=log, before_commit=before_commit,
+               nothing_valid="the processed area holds nodata only (in at least one of the 10/20/60 m "
+                             "inputs at every pixel): choose an extent over valid data")
+    return result
 
 
 def _sigma_by_band(inputs: SentinelInputs, records: list) -> dict[str, float]:
-    """σ per band (output units), averaged over tiles; record.sigma is per group in 10m, 20m, 60m order."""
-    keys = [k for k in ("10m", "20m", "60m") if k in inputs.groups]
+    """σ per band (output units), averaged over tiles (record.sigma: by observation name, the group keys)."""
     sums: dict[str, list[float]] = {}
     for record in records:
-        for key, sigmas in zip(keys, record.sigma):
+        for key, sigmas in record.sigma.items():
             for name, s in zip(inputs.groups[key].names, sigmas):
                 sums.setdefault(name, []).append(float(s))
     return {name: float(np.mean(v)) for name, v in sums.items()}
@@ -175,12 +148,11 @@ def _first_estimate_shrinkage(records: list) -> str:
     return "per-band Tikhonov and ring factors chosen by SURE"
 
 
-def provenance(inputs: SentinelInputs, settings: SharpeningSettings, result: SharpeningResult
+def provenance(inputs: SentinelInputs, settings: SharpeningSettings, result: SharpeningResult, case
                ) -> tuple[dict[str, str], list[dict[str, str]]]:
     """Dataset and per-band metadata: enough to know how every number in the file was made."""
     dataset = run_provenance(settings, result, inputs)
-    if not settings.sigma:
-        dataset["NOISE_SIGMA_SOURCE"] = f"estimated: {core_module('s2_sharpening').SIGMA_ESTIMATOR}"
+    dataset.update(case.provenance())
     dataset["FIRST_ESTIMATE_SHRINKAGE"] = _first_estimate_shrinkage(result.records)
     centres = {b.name: b.centre_nm for b in core_module("sentinel2").BANDS}
     groups = {key: CoarseGroup(list(inputs.groups[key].names), inputs.groups[key].grid.pixel,

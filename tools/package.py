@@ -24,6 +24,9 @@ REQUIREMENTS = """\
 # numpy: keep the numpy your QGIS was built with (add numpy==<that version>).
 """ + "\n".join(PLUGIN_REQUIREMENTS) + "\n"
 SKIP_PARTS = {"__pycache__", ".pytest_cache"}
+#: not in the zip: the Dask batch runner runs from a checkout, not in QGIS, and needs Dask, which the plugin's
+#: installer does not install
+SKIP_FOLDERS = {"batch"}
 SKIP_SUFFIXES = {".pyc", ".pyo"}
 
 
@@ -44,6 +47,8 @@ def build(dist: Path = ROOT / "dist") -> Path:
     target = dist / f"{PLUGIN}-{version()}.zip"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in _files(ROOT / PLUGIN):
+            if path.relative_to(ROOT / PLUGIN).parts[0] in SKIP_FOLDERS:
+                continue
             archive.write(path, f"{PLUGIN}/{path.relative_to(ROOT / PLUGIN).as_posix()}")
         for path in _files(ROOT / "sure_core"):
             archive.write(path, f"{PLUGIN}/sure_core/{path.relative_to(ROOT / 'sure_core').as_posix()}")

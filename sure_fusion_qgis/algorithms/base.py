@@ -9,10 +9,17 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from qgis.core import (QgsCoordinateReferenceSystem, QgsProcessingAlgorithm, QgsProcessingException,
-                       QgsProcessingOutputNumber, QgsProcessingOutputString, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
-                       QgsProcessingParameterString)
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterString,
+)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
@@ -244,7 +251,7 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
     def run_driver(self, run, core, parameters, context, feedback, report_path: str, report_html,
                    layer_name: str, display_bands: list[int] | None) -> dict:
         """Run `run(before_commit)` (a QGIS-free driver returning a FusionResult; `before_commit` as in
-        `fusion_run.write_tiles`), turning the core's and raster_io's errors, a cancel and a SIGTERM into
+        `fusion_run.write_area`), turning the core's and raster_io's errors, a cancel and a SIGTERM into
         QgsProcessingException; log the summary and the error estimate, name and colour the layer QGIS loads
         (`layer_name` for a temporary output, `display_bands`: 0-based red, green, blue), and return the outputs.
 
@@ -360,31 +367,6 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(str(e)) from None
         feedback.pushInfo(tr(f"Device: {device} ({reason})"))
         return device
-
-    def parse_sigma(self, parameters, context, band_names: list[str], groups: dict[str, tuple[str, ...]]):
-        """NOISE_SIGMA → {'10m': [...], ...} or None (estimate)."""
-        text = (self.parameterAsString(parameters, self.NOISE_SIGMA, context) or "").strip()
-        if not text or text.lower() == "auto":
-            return None
-        try:
-            values = [float(v) for v in text.replace(";", ",").split(",") if v.strip()]
-        except ValueError:
-            raise QgsProcessingException(
-                f"NOISE_SIGMA {text!r} is not a list of numbers: give one number, or {len(band_names)} comma-separated "
-                f"numbers for {', '.join(band_names)}, or leave it empty to estimate σ") from None
-        bad = [v for v in values if not math.isfinite(v) or v < 0]
-        if len(values) not in (1, len(band_names)) or bad:
-            if bad:
-                problem = f"{', '.join(f'{v:g}' for v in bad)} {'is' if len(bad) == 1 else 'are'} not finite and ≥ 0"
-            else:
-                problem = f"{len(values)} values were given"
-            raise QgsProcessingException(
-                f"NOISE_SIGMA needs 1 or {len(band_names)} finite values ≥ 0 ({', '.join(band_names)}), "
-                f"but {problem}: {text!r}")
-        if len(values) == 1:
-            values = values * len(band_names)
-        by_band = dict(zip(band_names, values))
-        return {key: [by_band[n] for n in names] for key, names in groups.items()}
 
 
 class FeedbackBridge:

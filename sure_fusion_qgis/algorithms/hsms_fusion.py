@@ -1,17 +1,13 @@
 """sure_fusion:hsms_fusion — a hyperspectral layer brought to the grid of a multispectral layer by Deep SURE."""
 from __future__ import annotations
 
-import re
+from qgis.core import QgsProcessingParameterFile
 
-from qgis.core import QgsProcessingException, QgsProcessingParameterFile
-
-from .. import raster_io
 from ..choices import labelled_enum
 from ..compat import FILE_BEHAVIOR_FILE
-from ..core_loader import core_module
-from ..guided_run import OutputBands
-from .guided_base import FusionPlan, GuidedFusionAlgorithm
+from ..pair_cases import SRF_MODES
 from .base import TIME_HELP, tr
+from .pair_base import PairFusionAlgorithm
 
 HELP = """Fuses a <i>hyperspectral</i> (HS) layer of low resolution with a <i>multispectral</i> (MS) layer of \
 high resolution: the result has the HS bands on the MS grid. A small neural network is trained on this scene \
@@ -38,15 +34,13 @@ the log and the report).
 
 """ + TIME_HELP + """ Many bands add to it."""
 
-SRF_MODES = {"estimate": "Estimate from the images", "gaussian": "From band wavelengths",
-             "csv": "From a matrix file (CSV)"}
 #: sure_core.spectral_response.PRESET_NAMES after the layer's own metadata (a test checks they agree)
 MS_SENSORS = {"layer_metadata": "The MS layer's metadata", "sentinel2": "Sentinel-2", "landsat_oli": "Landsat 8/9 OLI"}
 PSF_MODES = ("estimate", "sigma", "mtf")
-_LANDSAT_BAND = re.compile(r"^\s*(?:band\s*|B0?)(\d{1,2})\b", re.IGNORECASE)
 
 
-class HsMsFusionAlgorithm(GuidedFusionAlgorithm):
+class HsMsFusionAlgorithm(PairFusionAlgorithm):
+    KIND = "hsms"
     LOW = "HS"
     HIGH = "MS"
     LOW_ROLE = "HS"
@@ -106,110 +100,11 @@ class HsMsFusionAlgorithm(GuidedFusionAlgorithm):
                                            "MTF', advanced).")
         self.add_common_parameters("Fused image")
 
-    # ------------------------------------------------------------------ parameters → core call
-    def prepare_fusion(self, parameters, context, pair, core, options, feedback) -> FusionPlan:
-        srf_mode = self.parameterAsEnumString(parameters, self.SRF, context) or "estimate"
-        srf_file = self.parameterAsFile(parameters, self.SRF_FILE, context)
-        hs_table = self._band_table(parameters, self.HS_BANDS_CSV, context, pair.low.band_count, "HS")
-        hs_wavelengths = list(hs_table.centres_nm) if hs_table else pair.low.wavelengths
-        hs_fwhm = list(hs_table.fwhm_nm) if hs_table else pair.low.fwhms
-        psf_sigma, psf_text = self.psf_choice(parameters, context, pair)
-        kwargs = {"ratio": pair.ratio, "psf_sigma": psf_sigma,
-                  "coregistration": self.coregistration_choice(parameters, context)}
-        provenance = {"FUSION": "hyperspectral + multispectral (HS bands on the MS grid)", "PSF_SOURCE": psf_text}
-        if srf_file and srf_mode != "csv":
-            raise QgsProcessingException(f"A spectral response matrix file is given but 'Spectral response' is "
-                                         f"'{SRF_MODES[srf_mode]}': choose '{SRF_MODES['csv']}' to use the matrix, "
-                                         f"or clear the file")
-        if srf_mode == "csv":
-            if not srf_file:
-                raise QgsProcessingException(f"'{SRF_MODES['csv']}' needs the spectral response matrix file: a CSV "
-                                             f"with one row per MS band ({pair.high.band_count}) and one column "
-                                             f"per HS band ({pair.low.band_count})")
-            kwargs["srf"] = core_module("spectral_response").parse_response_matrix(
-                srf_file, pair.high.band_count, pair.low.band_count)
-            provenance["SPECTRAL_RESPONSE_SOURCE"] = f"matrix from {srf_file} (offset fitted)"
-        elif srf_mode == "gaussian":
-            kwargs.update(self._gaussian_srf(parameters, context, pair, hs_wavelengths, hs_fwhm))
-            provenance["SPECTRAL_RESPONSE_SOURCE"] = (
-                f"Gaussian band responses (HS bands from "
-                f"{'the HS band table' if hs_table else 'the HS layer metadata'}, "
-                f"MS bands from {kwargs.pop('_ms_source')}), gain and offset fitted")
-        else:
-            kwargs["srf"] = "estimate"
-            provenance["SPECTRAL_RESPONSE_SOURCE"] = "estimated from the two images (non-negative least squares)"
-        hsms = core_module("hsms")
-
-        def fuse(lr, guide, sigma_lr, sigma_guide, callback, valid=None):
-            return hsms.fuse_hs_ms(lr, guide, sigma_hs=sigma_lr, sigma_ms=sigma_guide, options=options,
-                                   geometry="area", callback=callback, valid=valid, **kwargs)
-
-        def scene_case(samples, sigma_lr, sigma_guide):
-            return hsms.scene_case(samples, sigma_hs=sigma_lr, sigma_ms=sigma_guide, geometry="area", **kwargs)
-
-        bands = OutputBands.of(pair.low, hs_wavelengths if hs_table else None, hs_fwhm if hs_table else None)
-        known = sum(w is not None for w in bands.wavelengths)
-        log = [f"spectral response: {provenance['SPECTRAL_RESPONSE_SOURCE']}; PSF: {provenance['PSF_SOURCE']}",
-               f"HS band wavelengths known for {known} of {len(bands.names)} bands (carried to the output)"]
-        return FusionPlan(fuse, bands, provenance, log, scene_case)
-
-    def _band_table(self, parameters, name, context, band_count, role):
-        path = self.parameterAsFile(parameters, name, context)
-        if not path:
-            return None
-        table = core_module("spectral_response").parse_band_table(path)
-        if len(table) != band_count:
-            raise QgsProcessingException(f"The {role} band table {path!r} lists {len(table)} bands but the {role} "
-                                         f"layer has "
-                                         f"{band_count}: give one row (wavelength, fwhm) per {role} band, in order")
-        return table
-
-    def _gaussian_srf(self, parameters, context, pair, hs_wavelengths, hs_fwhm) -> dict:
-        missing = [k + 1 for k, w in enumerate(hs_wavelengths) if w is None]
-        if missing:
-            raise QgsProcessingException(
-                f"'{SRF_MODES['gaussian']}' needs the centre wavelength of every HS band, but {pair.low.label}'s "
-                f"metadata gives none for {len(missing)} of {pair.low.band_count} bands (e.g. band {missing[0]}): give "
-                f"an HS band table (wavelength, fwhm per band), set the wavelengths in the layer's metadata, or "
-                f"choose '{SRF_MODES['estimate']}'")
-        out = {"srf": "gaussian", "hs_wavelengths": hs_wavelengths,
-               "hs_fwhm": hs_fwhm if all(f is not None for f in hs_fwhm) else None}
-        sensor = self.parameterAsEnumString(parameters, self.MS_SENSOR, context) or "layer_metadata"
-        ms_table = self._band_table(parameters, self.MS_BANDS_CSV, context, pair.high.band_count, "MS")
-        if sensor != "layer_metadata":
-            names = _preset_band_names(sensor, pair.high.descriptions)
-            preset = core_module("spectral_response").preset_bands(sensor)
-            if names is None and len(preset) != pair.high.band_count:
-                raise QgsProcessingException(
-                    f"the {sensor} preset has {len(preset)} bands ({', '.join(preset.names)}) but {pair.high.label} "
-                    f"has {pair.high.band_count}: name the MS bands in their band descriptions (e.g. "
-                    f"{', '.join(preset.names[:3])}, …) or give an MS band table")
-            out["ms_sensor"] = f"{sensor}:{','.join(names)}" if names else sensor
-            out["_ms_source"] = f"the {sensor} preset" + (f" ({', '.join(names)})" if names else "")
-        elif ms_table is not None:
-            out.update(ms_wavelengths=list(ms_table.centres_nm), ms_fwhm=list(ms_table.fwhm_nm),
-                       _ms_source="the MS band table")
-        elif pair.high.has_wavelengths() and pair.high.has_fwhms():
-            out.update(ms_wavelengths=pair.high.wavelengths, ms_fwhm=pair.high.fwhms, _ms_source="the MS layer metadata")
-        else:
-            raise QgsProcessingException(
-                f"'{SRF_MODES['gaussian']}' needs the centre wavelength and FWHM of every MS band, but "
-                f"{pair.high.label}'s metadata lacks them: choose the MS sensor, give an MS band table, or choose "
-                f"'{SRF_MODES['estimate']}'")
-        return out
-
-
-def _preset_band_names(sensor: str, descriptions: list[str]) -> list[str] | None:
-    """The preset's band names of the MS layer's bands, read from its band descriptions ('B4', 'B04 (665 nm)',
-    'Band 3'); None when a band is not named."""
-    names = []
-    for text in descriptions:
-        if sensor == "sentinel2":
-            name = raster_io.s2_band_name(text)
-        else:
-            match = _LANDSAT_BAND.match(text or "")
-            name = f"B{int(match.group(1))}" if match else None
-        if name is None:
-            return None
-        names.append(name)
-    return names
+    # ------------------------------------------------------------------ parameters → request
+    def case_choices(self, parameters, context) -> dict:
+        return {"srf": self.parameterAsEnumString(parameters, self.SRF, context) or "estimate",
+                "srf_file": self.parameterAsFile(parameters, self.SRF_FILE, context) or "",
+                "ms_sensor": self.parameterAsEnumString(parameters, self.MS_SENSOR, context) or "layer_metadata",
+                "hs_bands_csv": self.parameterAsFile(parameters, self.HS_BANDS_CSV, context) or "",
+                "ms_bands_csv": self.parameterAsFile(parameters, self.MS_BANDS_CSV, context) or "",
+                **self.psf_choices(parameters, context)}

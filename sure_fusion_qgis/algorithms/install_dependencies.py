@@ -8,11 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingOutputString,
-                       QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterString)
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingOutputString,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterString,
+)
 
 from .. import dependencies
-from ..compat import FILE_BEHAVIOR_FOLDER, FILE_BEHAVIOR_FILE, advanced
+from ..compat import FILE_BEHAVIOR_FILE, FILE_BEHAVIOR_FOLDER, advanced
 from ..dependency_installer import TORCH_BUILDS, Callbacks, InstallError, InstallRequest, install
 from .base import tr
 

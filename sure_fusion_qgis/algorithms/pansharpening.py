@@ -1,15 +1,12 @@
 """sure_fusion:pansharpening — multispectral bands brought to the grid of a panchromatic layer by Deep SURE."""
 from __future__ import annotations
 
-import math
-
-from qgis.core import QgsProcessingException, QgsProcessingParameterString
+from qgis.core import QgsProcessingParameterString
 
 from ..choices import labelled_enum
-from ..core_loader import core_module
-from ..guided_run import OutputBands
+from ..fusion_request import RECIPES
 from .base import tr
-from .guided_base import FusionPlan, GuidedFusionAlgorithm
+from .pair_base import PairFusionAlgorithm
 
 HELP = """Pansharpens a multispectral (MS) layer with a panchromatic (PAN) layer: the result has the MS bands on \
 the PAN grid, like GDAL's Pansharpening, but a small neural network is trained on this scene alone, without any \
@@ -46,10 +43,9 @@ SENSORS = {"generic": "Other / unknown", "pleiades": "Pléiades", "worldview2": 
 PSF_MODES = ("sensor", "estimate", "sigma", "mtf")
 
 
-class PansharpeningAlgorithm(GuidedFusionAlgorithm):
-    # bench-pan (WorldView-2, 320² px): 60 iterations at width 8 gave Q8 0.8881 in 167 s; 150 iterations 0.8880
-    # in 625 s; the core's 300 iterations at width 16 would take 20–40 min on a 2-core CPU for no gain
-    RECIPE = {"iterations": 60, "width": 8}
+class PansharpeningAlgorithm(PairFusionAlgorithm):
+    KIND = "pan"
+    RECIPE = RECIPES["pan"]
     LOW = "MS"
     HIGH = "PAN"
     LOW_ROLE = "MS"
@@ -90,58 +86,9 @@ class PansharpeningAlgorithm(GuidedFusionAlgorithm):
                                            "MTF ('Blur: width or MTF', advanced).")
         self.add_common_parameters("Pansharpened image")
 
-    # ------------------------------------------------------------------ parameters → core call
-    def prepare_fusion(self, parameters, context, pair, core, options, feedback) -> FusionPlan:
-        sensor_key = self.parameterAsEnumString(parameters, self.SENSOR, context) or "generic"
-        sensor = core_module("pan_sensors").get_sensor(sensor_key)
-        bands = pair.low.band_count
-        psf_sigma, psf_text = self.psf_choice(parameters, context, pair)
-        try:   # which preset bands the MS layer holds (for names and wavelengths); an error if the counts differ
-            known_bands = sensor.band_indices(bands) if sensor.ms_bands else None
-        except core.SureFusionError:
-            if psf_sigma is None:      # the preset's MTF gains are needed: say so
-                raise
-            known_bands = None
-        weights = self._weights(parameters, context, pair)
-        provenance = {"FUSION": "pansharpening (MS bands on the PAN grid)", "SENSOR": f"{sensor_key} ({sensor.name})",
-                      "PSF_SOURCE": psf_text,
-                      "PAN_WEIGHTS_SOURCE": "given" if weights is not None else "estimated from the data (NNLS)"}
-        if psf_sigma is None:
-            provenance["MTF_GAINS"] = ", ".join(f"{g:g}" for g in sensor.ms_mtf_for(bands))
-            provenance["MTF_SOURCE"] = sensor.source
-        pansharpening = core_module("pansharpening")
-        coregistration = self.coregistration_choice(parameters, context)
-
-        def fuse(lr, guide, sigma_lr, sigma_guide, callback, valid=None):
-            return pansharpening.pansharpen(lr, guide, ratio=pair.ratio, sensor=sensor_key, weights=weights,
-                                            psf_sigma=psf_sigma, sigma_ms=sigma_lr, sigma_pan=sigma_guide,
-                                            options=options, geometry="area", callback=callback, valid=valid,
-                                            coregistration=coregistration)
-
-        def scene_case(samples, sigma_lr, sigma_guide):
-            return pansharpening.scene_case(samples, ratio=pair.ratio, sensor=sensor_key, weights=weights,
-                                            psf_sigma=psf_sigma, sigma_ms=sigma_lr, sigma_pan=sigma_guide,
-                                            geometry="area", coregistration=coregistration)
-
-        preset_centres = [sensor.ms_centre_nm[i] for i in known_bands] if known_bands else None
-        use_preset = preset_centres is not None and not any(w is not None for w in pair.low.wavelengths)
-        output = OutputBands.of(pair.low, preset_centres if use_preset else None, None,
-                                fallback_descriptions=sensor.ms_band_names(bands) if known_bands else None)
-        log = [f"sensor: {SENSORS.get(sensor_key, sensor.name)}; MS blur: {psf_text}; PAN weights "
-               f"{provenance['PAN_WEIGHTS_SOURCE']}"]
-        return FusionPlan(fuse, output, provenance, log, scene_case)
-
-    def _weights(self, parameters, context, pair):
-        text = (self.parameterAsString(parameters, self.PAN_WEIGHTS, context) or "").strip()
-        if not text:
-            return None
-        try:
-            values = [float(v) for v in text.replace(";", ",").split(",") if v.strip()]
-        except ValueError:
-            values = []
-        bands = pair.low.band_count
-        if len(values) != bands or any(not math.isfinite(v) or v < 0 for v in values) or not any(values):
-            raise QgsProcessingException(
-                f"PAN weights {text!r}: give {bands} comma-separated weights ≥ 0 (one per MS band, not all zero), "
-                f"or leave it empty to estimate them from the data")
-        return values
+    # ------------------------------------------------------------------ parameters → request
+    def case_choices(self, parameters, context) -> dict:
+        sensor = self.parameterAsEnumString(parameters, self.SENSOR, context) or "generic"
+        return {"sensor": sensor, "sensor_label": SENSORS.get(sensor),
+                "weights": self.parameterAsString(parameters, self.PAN_WEIGHTS, context) or "",
+                **self.psf_choices(parameters, context)}

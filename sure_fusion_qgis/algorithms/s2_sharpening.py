@@ -1,15 +1,20 @@
 """sure_fusion:s2_sharpening(_product, _bands) — Sentinel-2 20 m and 60 m bands sharpened to 10 m by Deep SURE."""
 from __future__ import annotations
 
-from qgis.core import (QgsProcessingException, QgsProcessingParameterExtent,
-                       QgsProcessingParameterFile, QgsProcessingParameterRasterLayer)
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterRasterLayer,
+)
 
 from .. import input_check, quicklook, raster_io
 from ..compat import FILE_BEHAVIOR_FILE, HIDDEN
 from ..core_loader import core_module
+from ..fusion_request import FusionRequest, prepare, run
+from ..fusion_run import RunSettings
 from ..raster_io import RasterIOError
 from ..report import build_report
-from ..sharpening import SharpeningSettings, run_sharpening
 from .base import TIME_HELP, FeedbackBridge, SureFusionAlgorithm, tr
 
 INTRO = """Sharpens the Sentinel-2 20 m bands (B5, B6, B7, B8A, B11, B12) and, if given, the 60 m bands (B1, B9) to \
@@ -134,61 +139,51 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
     # ------------------------------------------------------------------ running
     def processAlgorithm(self, parameters, context, feedback):
         core = self.import_core()
-        s2 = core_module("sentinel2")
-        core_groups = {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M, "60m": s2.GROUP_60M}
         options = self.solver_options(parameters, context, core)
         self.resolve_device(options, feedback)
-
-        inputs = self._open_inputs(parameters, context, core_groups)
-        for warning in inputs.warnings:
-            feedback.pushWarning(warning)
-        groups = {k: core_groups[k] for k in inputs.groups}
-        band_names = [n for n in s2.SPECTRAL_ORDER if any(n in g for g in groups.values())]
-        settings = SharpeningSettings(
-            options=options, sigma=self.parse_sigma(parameters, context, band_names, groups),
-            tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
-            tile_overlap=self.parameterAsInt(parameters, self.TILE_OVERLAP, context),
-            training=self.training_choice(parameters, context),
-            coregistration=self.coregistration_choice(parameters, context))
+        request = self._request(parameters, context, options)
         try:
-            window = raster_io.plan_area(inputs, self.extent_in_crs(parameters, self.EXTENT, context, inputs.grid_10m.crs_wkt))
-        except RasterIOError as e:
+            prepared = prepare(request, lambda crs_wkt: self.extent_in_crs(parameters, self.EXTENT, context, crs_wkt))
+        except (core.SureFusionError, RasterIOError) as e:
             raise QgsProcessingException(str(e)) from None
+        for warning in prepared.warnings:
+            feedback.pushWarning(warning)
+        window, band_names = prepared.window, prepared.band_names
         target, report = self.check_output_paths(parameters, context, feedback, window.width, window.height,
                                                  len(band_names))
-        feedback.pushInfo(f"Scene {inputs.scene_name}: {window.width}×{window.height} px at 10 m, "
-                          f"{options.iterations} iterations, loss {options.loss}, seed {options.seed}, "
-                          f"{options.threads} CPU thread(s); "
-                          f"values in {inputs.units}")
-
+        for line in prepared.info:
+            feedback.pushInfo(line)
         bridge = FeedbackBridge(feedback, options.iterations)
-        centres = {b.name: b.centre_nm for b in s2.BANDS}
+        centres = {b.name: b.centre_nm for b in core_module("sentinel2").BANDS}
         return self.run_driver(
-            lambda before_commit: run_sharpening(inputs, window, target, settings, progress=bridge,
-                                                 log=feedback.pushInfo, before_commit=before_commit),
+            lambda before_commit: run(prepared, target, progress=bridge, log=feedback.pushInfo,
+                                      before_commit=before_commit),
             core, parameters, context, feedback, report,
-            lambda result, written: self._report_html(result, written, inputs, settings),
-            f"Sharpened image ({inputs.scene_name})", quicklook.natural_colour_bands([centres[n] for n in band_names]))
+            lambda result, written: self._report_html(result, written, prepared.inputs, prepared.settings),
+            f"Sharpened image ({prepared.scene_name})", quicklook.natural_colour_bands([centres[n] for n in band_names]))
 
-    def _open_inputs(self, parameters, context, core_groups):
-        try:
-            product = self.parameterAsFile(parameters, self.PRODUCT, context)
-            if product:
-                return raster_io.open_s2_product(product, core_groups)
-            paths, labels, name = {}, {}, None
-            for key, param in (("10m", self.INPUT_10M), ("20m", self.INPUT_20M), ("60m", self.INPUT_60M)):
-                layer = self.parameterAsRasterLayer(parameters, param, context)
-                if layer is None:
-                    continue
-                if layer.providerType() != "gdal":
-                    raise QgsProcessingException(f"{self.LABELS[param]} ({layer.name()}) is a "
-                                                 f"{layer.providerType()} layer; "
-                                                 f"only file-based (GDAL) rasters can be sharpened: save it as GeoTIFF")
-                paths[key], labels[key] = layer.source(), f"'{self.LABELS[param]}' ({param}: {layer.name()})"
-                name = name or layer.name()
-            return raster_io.open_band_rasters(paths, core_groups, labels, scene_name=name)
-        except RasterIOError as e:
-            raise QgsProcessingException(str(e)) from None
+    def _request(self, parameters, context, options) -> FusionRequest:
+        """The parameters as a request: the product, or the band layers (file-based: GDAL reads them)."""
+        settings = RunSettings(options=options, tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
+                               tile_overlap=self.parameterAsInt(parameters, self.TILE_OVERLAP, context),
+                               training=self.training_choice(parameters, context),
+                               coregistration=self.coregistration_choice(parameters, context))
+        sigma = self.parameterAsString(parameters, self.NOISE_SIGMA, context) or ""
+        product = self.parameterAsFile(parameters, self.PRODUCT, context)
+        if product:
+            return FusionRequest("s2", {"product": product}, settings, sigma)
+        sources, labels, name = {}, {}, None
+        for key, param in (("10m", self.INPUT_10M), ("20m", self.INPUT_20M), ("60m", self.INPUT_60M)):
+            layer = self.parameterAsRasterLayer(parameters, param, context)
+            if layer is None:
+                continue
+            if layer.providerType() != "gdal":
+                raise QgsProcessingException(f"{self.LABELS[param]} ({layer.name()}) is a {layer.providerType()} "
+                                             f"layer; only file-based (GDAL) rasters can be sharpened: save it as "
+                                             f"GeoTIFF")
+            sources[key], labels[key] = layer.source(), f"'{self.LABELS[param]}' ({param}: {layer.name()})"
+            name = name or layer.name()
+        return FusionRequest("s2", sources, settings, sigma, labels=labels, scene_name=name)
 
     def _report_html(self, result, written, inputs, settings) -> str:
         """The report of `result`, its quick-look read from `written` (the output, before it is put in place)."""

@@ -1,4 +1,5 @@
-"""Command line: sharpen many Sentinel-2 scenes on a Dask cluster (a LocalCluster by default). See --help."""
+"""Command line: fuse many scenes (Sentinel-2, HS + MS, PAN + MS) on a Dask cluster (a LocalCluster by default).
+See --help."""
 from __future__ import annotations
 
 import argparse
@@ -10,8 +11,10 @@ from pathlib import Path
 
 EPILOG = """\
 scenes: Sentinel-2 products (.SAFE folder, .zip, MTD_MSIL1C/2A.xml) and/or manifest CSV files with the columns
-name,product,bands_10m,bands_20m,bands_60m,xmin,ymin,xmax,ymax (one scene per row; see docs/plugin.md).
-Outputs: OUTPUT_DIR/<scene>_sharpened.tif. Finished outputs are skipped on a re-run (use --overwrite to redo).
+name,product,bands_10m,bands_20m,bands_60m,hs,ms,pan,sensor,xmin,ymin,xmax,ymax (one scene per row: a product, S2
+band rasters, an HS + MS pair (hs, ms) or a PAN + MS pair (ms, pan[, sensor]); see docs/plugin.md).
+Outputs: OUTPUT_DIR/<scene>_sharpened.tif, <scene>_fused.tif (HS + MS), <scene>_pansharpened.tif. Finished
+outputs are skipped on a re-run (use --overwrite to redo).
 Exit code: 0 when every scene is done or was finished earlier, 1 when a scene failed, 2 for bad arguments or
 unusable output paths, 130 after Ctrl-C, 143 after SIGTERM.
 
@@ -24,26 +27,28 @@ examples:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sure_fusion_qgis.batch", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Sharpen Sentinel-2 scenes to 10 m by Deep SURE, one Dask task per scene, without QGIS.")
+        description="Fuse scenes by Deep SURE (Sentinel-2 sharpening to 10 m, HS + MS fusion, pansharpening), one "
+                    "Dask task per scene, without QGIS.")
     parser.add_argument("scenes", nargs="+", metavar="SCENE", help="product path or manifest .csv")
-    parser.add_argument("-o", "--output-dir", required=True, help="folder for the sharpened GeoTIFFs (created)")
+    parser.add_argument("-o", "--output-dir", required=True, help="folder for the fused GeoTIFFs (created)")
     solver = parser.add_argument_group("solver (as the QGIS algorithm's parameters)")
-    solver.add_argument("--iterations", type=int, default=0, help="training iterations (0: recipe default, 300)")
+    solver.add_argument("--iterations", type=int, default=0,
+                        help="training iterations (0: the algorithm's default, 300; pansharpening 60)")
     solver.add_argument("--loss", choices=("sure", "bp"), default="sure")
     solver.add_argument("--seed", type=int, default=0)
     solver.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    solver.add_argument("--width", type=int, default=0, help="network width (0: recipe default)")
+    solver.add_argument("--width", type=int, default=0, help="network width (0: the algorithm's default)")
     solver.add_argument("--threads", type=int, default=1, help="torch CPU threads per scene (default 1)")
-    solver.add_argument("--tile-size", type=int, default=0, help="tile size in 10 m px (0: whole scene at once)")
-    solver.add_argument("--tile-overlap", type=int, default=36, help="tile halo in 10 m px (default 36)")
+    solver.add_argument("--tile-size", type=int, default=0, help="tile size in output px (0: whole scene at once)")
+    solver.add_argument("--tile-overlap", type=int, default=36, help="tile halo in output px (default 36)")
     solver.add_argument("--no-60m", action="store_true", help="products: sharpen the 20 m bands only (no B1, B9)")
     solver.add_argument("--network", choices=("auto", "always", "never"), default="auto",
                         help="auto (default): keep the per-scene network only where SURE says it beats the linear "
                              "first estimate (else stop training early and apply the first estimate to the tiles); "
                              "always; never: the first estimate alone")
     solver.add_argument("--coregistration", choices=("auto", "off"), default="auto",
-                        help="auto (default): measure and correct each coarse group's sub-pixel shift against the "
-                             "10 m bands (written to each output's metadata); off: trust the georeferencing")
+                        help="auto (default): measure and correct the coarse bands' sub-pixel shift against the "
+                             "guide (written to each output's metadata); off: trust the georeferencing")
     run = parser.add_argument_group("cluster and run")
     run.add_argument("--scheduler", metavar="ADDRESS",
                      help="run on an existing Dask scheduler (e.g. tcp://host:8786; workers started with "

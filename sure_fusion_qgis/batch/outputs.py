@@ -39,7 +39,7 @@ class OutputCheck:
 
 
 def check_output(path: str) -> OutputCheck:
-    """Is `path` a complete output of the sharpening writer? (see the module docstring)"""
+    """Is `path` a complete output of the plugin's writer? (see the module docstring)"""
     target = Path(path)
     if not target.is_file():
         partials = stale_partials(path)

@@ -17,13 +17,14 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, TextIO
+from typing import TextIO
 
 from .outputs import check_output, remove_stale_partials, setting_differences
 from .scenes import Scene
-from .task import PROGRESS_TOPIC, BatchSettings, SceneOutcome, sharpen_scene
+from .task import PROGRESS_TOPIC, BatchSettings, SceneOutcome, run_scene
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def plan(scenes: list[Scene], settings: BatchSettings) -> tuple[list[SceneOutcom
 
 
 def run_scenes(client, scenes: list[Scene], settings: BatchSettings, retries: int = 2,
-               display: "ProgressDisplay | None" = None, poll_seconds: float = 0.25) -> list[SceneOutcome]:
+               display: ProgressDisplay | None = None, poll_seconds: float = 0.25) -> list[SceneOutcome]:
     """Run `scenes` as one task each; returns their outcomes in the order of `scenes`."""
     display = display or ProgressDisplay(len(scenes), stream=None)
     for scene in scenes:
@@ -130,7 +131,7 @@ def run_scenes(client, scenes: list[Scene], settings: BatchSettings, retries: in
     client.subscribe_topic(PROGRESS_TOPIC, on_progress)
     batch_id = uuid.uuid4().hex[:8]
     submitted = time.perf_counter()
-    futures = {client.submit(sharpen_scene, scene, settings, key=task_key(scene, batch_id), retries=retries,
+    futures = {client.submit(run_scene, scene, settings, key=task_key(scene, batch_id), retries=retries,
                              pure=False): scene for scene in scenes}
     outcomes: dict[str, SceneOutcome] = {}
     try:
@@ -157,7 +158,7 @@ def run_scenes(client, scenes: list[Scene], settings: BatchSettings, retries: in
 
 def task_key(scene: Scene, batch_id: str) -> str:
     """The Dask key of a scene's task: readable on the dashboard, unique per batch run."""
-    return f"sharpen-{scene.name}-{batch_id}"
+    return f"fuse-{scene.name}-{batch_id}"
 
 
 def _outcome_of(future, scene: Scene, elapsed: float) -> SceneOutcome:

@@ -1,15 +1,20 @@
-"""What a batch run sharpens: one `Scene` per Sentinel-2 product or per set of 10/20/60 m band rasters.
+"""What a batch run fuses: one `Scene` per Sentinel-2 product or set of 10/20/60 m band rasters, per HS + MS pair
+and per PAN + MS pair.
 
-Scenes come from the command line (product paths) and from manifest CSV files with a header row:
+Scenes come from the command line (Sentinel-2 product paths) and from manifest CSV files with a header row:
 
-    name,product,bands_10m,bands_20m,bands_60m,xmin,ymin,xmax,ymax
-    hanoi,S2B_MSIL2A_20230823T....SAFE,,,,,,,
-    field_b,,b_10m.tif,b_20m.tif,b_60m.tif,600000,1199520,600480,1200000
+    name,product,bands_10m,bands_20m,bands_60m,hs,ms,pan,sensor,xmin,ymin,xmax,ymax
+    hanoi,S2B_MSIL2A_20230823T....SAFE,,,,,,,,,,,
+    field_b,,b_10m.tif,b_20m.tif,b_60m.tif,,,,,600000,1199520,600480,1200000
+    prisma_a,,,,,a_hs.tif,a_s2.tif,,,,,,
+    wv2_c,,,,,,c_ms.tif,c_pan.tif,worldview2,,,,
 
-Each row gives either `product` (a .SAFE folder, its .zip, or MTD_MSIL1C/2A.xml) or `bands_10m` and
-`bands_20m` (and optionally `bands_60m`). `name` (optional) names the output, `<name>_sharpened.tif`; the
-extent columns (optional, all four or none) are in the scene's CRS. Relative paths are relative to the
-manifest's folder. Empty rows and rows whose first cell starts with `#` are ignored.
+Each row gives one of: `product` (a .SAFE folder, its .zip, or MTD_MSIL1C/2A.xml); `bands_10m` and `bands_20m`
+(and optionally `bands_60m`); `hs` and `ms` (HS + MS fusion: the HS bands on the MS grid); `ms` and `pan`
+(pansharpening, with the optional PAN `sensor` preset, e.g. worldview2). `name` (optional) names the output,
+`<name>_sharpened.tif` (Sentinel-2), `<name>_fused.tif` (HS + MS) or `<name>_pansharpened.tif`; the extent columns
+(optional, all four or none) are in the scene's CRS. Relative paths are relative to the manifest's folder. Empty
+rows and rows whose first cell starts with `#` are ignored. Only the columns used need be in the header.
 """
 from __future__ import annotations
 
@@ -18,8 +23,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-OUTPUT_SUFFIX = "_sharpened.tif"
-MANIFEST_COLUMNS = ("name", "product", "bands_10m", "bands_20m", "bands_60m", "xmin", "ymin", "xmax", "ymax")
+#: output name suffix per kind of fusion (`fusion_request.KINDS`)
+OUTPUT_SUFFIXES = {"s2": "_sharpened.tif", "hsms": "_fused.tif", "pan": "_pansharpened.tif"}
+OUTPUT_SUFFIX = OUTPUT_SUFFIXES["s2"]
+MANIFEST_COLUMNS = ("name", "product", "bands_10m", "bands_20m", "bands_60m", "hs", "ms", "pan", "sensor",
+                    "xmin", "ymin", "xmax", "ymax")
+#: the rasters of a pair, by kind: (low-resolution role, high-resolution role), the manifest's column names
+PAIR_COLUMNS = {"hsms": ("hs", "ms"), "pan": ("ms", "pan")}
 _EXTENT_COLUMNS = ("xmin", "ymin", "xmax", "ymax")
 _UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -32,19 +42,30 @@ class SceneListError(ValueError):
 class Scene:
     """One unit of work: the inputs, an optional part of them, and where the output goes.
 
-    `extent` is (xmin, ymin, xmax, ymax) in the scene's CRS; `window` is (col, row, width, height) in 10 m
-    pixels of the scene's 10 m grid (a block of a large scene). Both are snapped outwards to the 60 m grid
-    like the plugin's extent; give at most one. Neither: the whole scene.
+    `kind` is 's2', 'hsms' or 'pan'. `rasters` are the input rasters by role: ('10m', '20m'[, '60m']) for
+    Sentinel-2 band rasters, ('hs', 'ms') or ('ms', 'pan') for a pair. `choices` are the case's own options
+    (`fusion_request.FusionRequest.choices`, e.g. the PAN sensor). `extent` is (xmin, ymin, xmax, ymax) in the
+    scene's CRS; `window` is (col, row, width, height) in pixels of the output grid (a block of a large scene).
+    Both are snapped outwards to the coarsest grid like the plugin's extent; give at most one. Neither: the
+    whole scene.
     """
     name: str
     output: str
     product: str | None = None
-    rasters: tuple[tuple[str, str], ...] = ()          # (('10m', path), ('20m', path)[, ('60m', path)])
+    rasters: tuple[tuple[str, str], ...] = ()
     extent: tuple[float, float, float, float] | None = None
     window: tuple[int, int, int, int] | None = None
+    kind: str = "s2"
+    choices: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self):
-        if bool(self.product) == bool(self.rasters):
+        if self.kind in PAIR_COLUMNS:
+            if self.product or {k for k, _ in self.rasters} != set(PAIR_COLUMNS[self.kind]):
+                raise SceneListError(f"scene {self.name!r}: a {self.kind} pair needs the rasters "
+                                     f"{' and '.join(PAIR_COLUMNS[self.kind])}, and no product")
+        elif self.kind != "s2":
+            raise SceneListError(f"scene {self.name!r}: unknown kind {self.kind!r}")
+        elif bool(self.product) == bool(self.rasters):
             raise SceneListError(f"scene {self.name!r}: give either a product or the band rasters, not both or neither")
         if self.extent is not None and self.window is not None:
             raise SceneListError(f"scene {self.name!r}: give an extent or a window, not both")
@@ -67,8 +88,8 @@ def safe_name(text: str) -> str:
     return name
 
 
-def output_path(output_dir: str, name: str) -> str:
-    return str(Path(output_dir).resolve() / f"{name}{OUTPUT_SUFFIX}")
+def output_path(output_dir: str, name: str, kind: str = "s2") -> str:
+    return str(Path(output_dir).resolve() / f"{name}{OUTPUT_SUFFIXES[kind]}")
 
 
 def product_name(path: str) -> str:
@@ -100,6 +121,20 @@ def raster_scene(paths: dict[str, str], output_dir: str, name: str | None = None
     return Scene(name, output_path(output_dir, name), rasters=rasters, extent=extent, window=window)
 
 
+def pair_scene(kind: str, paths: dict[str, str], output_dir: str, name: str | None = None, extent=None, window=None,
+               **choices) -> Scene:
+    """A pair scene ('hsms': paths 'hs' and 'ms'; 'pan': 'ms' and 'pan'); `choices` e.g. sensor='worldview2'."""
+    low, high = PAIR_COLUMNS[kind]
+    missing = [key for key in (low, high) if not paths.get(key)]
+    if missing:
+        raise SceneListError(f"scene {name or '?'}: the {' and '.join(missing)} raster(s) of the "
+                             f"{'HS + MS' if kind == 'hsms' else 'PAN + MS'} pair are missing")
+    rasters = tuple((key, str(Path(paths[key]).resolve())) for key in (low, high))
+    name = safe_name(name) if name else safe_name(Path(paths[low]).stem)
+    return Scene(name, output_path(output_dir, name, kind), rasters=rasters, extent=extent, window=window, kind=kind,
+                 choices=tuple(sorted((k, v) for k, v in choices.items() if v)))
+
+
 def read_manifest(path: str, output_dir: str) -> list[Scene]:
     """The scenes of a manifest CSV (see the module docstring for the columns)."""
     manifest = Path(path)
@@ -113,9 +148,10 @@ def read_manifest(path: str, output_dir: str) -> list[Scene]:
         raise SceneListError(f"the manifest {path!r} is empty: it needs a header row and one row per scene")
     header = [cell.strip().lower() for cell in rows[0]]
     unknown = [c for c in header if c not in MANIFEST_COLUMNS]
-    if unknown or not ({"product", "bands_10m"} & set(header)):
+    if unknown or not ({"product", "bands_10m", "hs", "pan"} & set(header)):
         raise SceneListError(f"the manifest {path!r} has the header {', '.join(header)}: the columns are "
-                             f"{', '.join(MANIFEST_COLUMNS)} (product, or bands_10m and bands_20m, required)")
+                             f"{', '.join(MANIFEST_COLUMNS)} (per row: product; or bands_10m and bands_20m; or hs "
+                             f"and ms; or ms and pan)")
     scenes = []
     for number, row in enumerate(rows[1:], start=2):
         cells = {column: (row[i].strip() if i < len(row) else "") for i, column in enumerate(header)}
@@ -127,7 +163,20 @@ def read_manifest(path: str, output_dir: str) -> list[Scene]:
         extent = _extent(cells, where)
         name = cells.get("name") or None
         try:
-            if cells.get("product"):
+            kinds = [kind for kind, given in (("s2", any(cells.get(k) for k in ("product", "bands_10m", "bands_20m",
+                                                                                 "bands_60m"))),
+                                              ("hsms", bool(cells.get("hs"))), ("pan", bool(cells.get("pan"))))
+                     if given]
+            if len(kinds) > 1:
+                raise SceneListError("give one kind of input per row: a Sentinel-2 product or band rasters, an HS + "
+                                     "MS pair (hs, ms), or a PAN + MS pair (ms, pan)")
+            if kinds and kinds[0] in PAIR_COLUMNS:
+                paths = {key: resolve(cells.get(key, "")) for key in PAIR_COLUMNS[kinds[0]]}
+                choices = {"sensor": cells.get("sensor", "")} if kinds[0] == "pan" else {}
+                scenes.append(pair_scene(kinds[0], paths, output_dir, name, extent, **choices))
+            elif cells.get("ms"):
+                raise SceneListError("an ms raster needs its pair: hs (HS + MS fusion) or pan (pansharpening)")
+            elif cells.get("product"):
                 if any(cells.get(k) for k in ("bands_10m", "bands_20m", "bands_60m")):
                     raise SceneListError("give a product or band rasters, not both")
                 scenes.append(product_scene(resolve(cells["product"]), output_dir, name, extent))
@@ -163,7 +212,8 @@ def collect_scenes(items: list[str], output_dir: str) -> list[Scene]:
         else:
             scenes.append(product_scene(item, output_dir))
     if not scenes:
-        raise SceneListError("no scenes given: pass Sentinel-2 products (.SAFE, .zip, MTD_MSIL*.xml) or manifest CSVs")
+        raise SceneListError("no scenes given: pass Sentinel-2 products (.SAFE, .zip, MTD_MSIL*.xml) or manifest CSVs "
+                             "(which may also list HS + MS and PAN + MS pairs)")
     seen: dict[str, Scene] = {}
     for scene in scenes:
         if scene.name in seen:

@@ -1,8 +1,9 @@
-"""The unit of work of a batch run: sharpen one scene (or one extent/window of it) into its output GeoTIFF.
+"""The unit of work of a batch run: fuse one scene (or one extent/window of it) into its output GeoTIFF.
 
-`sharpen_scene` runs on a Dask worker (or anywhere: it needs no Dask). It calls the plugin's own
-`sharpening.run_sharpening`, so the output, its metadata and its temporary-name-then-rename writing are the
-same as from QGIS. Errors that the user must fix (bad input, unknown device: `RasterIOError`,
+`run_scene` runs on a Dask worker (or anywhere: it needs no Dask). It builds the same `FusionRequest` the QGIS
+algorithms build and runs it through the plugin's own driver (`fusion_request`), so the output, its metadata and
+its temporary-name-then-rename writing are the same as from QGIS, for Sentinel-2 scenes, HS + MS pairs and
+PAN + MS pairs alike. Errors that the user must fix (bad input, unknown device: `RasterIOError`,
 `SureFusionError`) come back as a failed `SceneOutcome` at once, because running them again would fail again;
 any other exception propagates, so that Dask retries the scene (`retries=`).
 """
@@ -14,12 +15,12 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .. import output_paths, raster_io
+from .. import fusion_request, output_paths
 from ..core_loader import core_module
+from ..fusion_run import RunSettings
 from ..raster_io import RasterIOError
-from ..sharpening import SharpeningSettings, run_sharpening
 from .outputs import check_output
-from .scenes import Scene
+from .scenes import PAIR_COLUMNS, Scene
 
 PROGRESS_TOPIC = "sure-fusion-batch-progress"
 
@@ -33,7 +34,7 @@ class BatchSettings:
     device: str = "auto"         # 'auto', 'cpu' or 'cuda'
     width: int = 0               # network width; 0: the recipe default
     threads: int = 1             # torch CPU threads per scene
-    tile_size: int = 0           # 10 m pixels; 0: the whole scene (or extent) in one piece
+    tile_size: int = 0           # output pixels; 0: the whole scene (or extent) in one piece
     tile_overlap: int = 36
     with_60m: bool = True        # products: also sharpen B1 and B9
     coregistration: str = "auto"  # 'auto': measure and correct the coarse bands' sub-pixel shifts; 'off'
@@ -63,8 +64,8 @@ class SceneOutcome:
     final_risk: float = float("nan")
 
 
-def sharpen_scene(scene: Scene, settings: BatchSettings) -> SceneOutcome:
-    """Sharpen `scene` into `scene.output`, unless a finished output is there (and not `settings.overwrite`)."""
+def run_scene(scene: Scene, settings: BatchSettings) -> SceneOutcome:
+    """Fuse `scene` into `scene.output`, unless a finished output is there (and not `settings.overwrite`)."""
     start = time.perf_counter()
     worker = _worker_name()
     if not settings.overwrite:
@@ -73,21 +74,39 @@ def sharpen_scene(scene: Scene, settings: BatchSettings) -> SceneOutcome:
             return SceneOutcome(scene.name, "skipped", 0.0, scene.output, f"finished earlier ({check.reason})", worker)
     core = core_module()
     try:
-        inputs = open_inputs(scene, settings)
-        window = raster_io.plan_area(inputs, scene_extent(scene, inputs))
-        run_settings = SharpeningSettings(options=solver_options(settings), tile_size=settings.tile_size,
-                                          tile_overlap=settings.tile_overlap, coregistration=settings.coregistration)
+        prepared = fusion_request.prepare(scene_request(scene, settings))
+        window = prepared.window
         Path(scene.output).parent.mkdir(parents=True, exist_ok=True)
-        bands = len(core_module("s2_sharpening").output_band_names("60m" in inputs.groups))
-        output_paths.check_outputs([planned_output(scene, window.width, window.height, bands)], scene_inputs(scene))
-        result = run_sharpening(inputs, window, scene.output, run_settings,
-                                progress=ProgressReporter(scene.name, settings.progress_seconds))
+        output_paths.check_outputs([planned_output(scene, window.width, window.height, len(prepared.band_names))],
+                                   scene_inputs(scene))
+        result = fusion_request.run(prepared, scene.output,
+                                    progress=ProgressReporter(scene.name, settings.progress_seconds))
     except (RasterIOError, core.SureFusionError) as e:
         return SceneOutcome(scene.name, "failed", time.perf_counter() - start, scene.output, str(e), worker)
     registration = "".join(f"; {text}" for text, _ in result.registration_log) + f"; {result.network_decision}"
     return SceneOutcome(scene.name, "done", time.perf_counter() - start, result.path,
                         f"{window.width}×{window.height} px, {len(result.tiles)} tile(s){registration}", worker,
                         result.device, result.final_risk)
+
+
+def scene_request(scene: Scene, settings: BatchSettings) -> fusion_request.FusionRequest:
+    """The scene as the request a QGIS algorithm would make of the same inputs, with the batch settings."""
+    run_settings = RunSettings(options=solver_options(settings, scene.kind), tile_size=settings.tile_size,
+                               tile_overlap=settings.tile_overlap, coregistration=settings.coregistration)
+    choices = dict(scene.choices)
+    if scene.kind in PAIR_COLUMNS:
+        low, high = PAIR_COLUMNS[scene.kind]
+        paths = scene.raster_paths
+        sources = {"low": paths[low], "high": paths[high]}
+        labels = {"low": f"{scene.name}: the {low} raster", "high": f"{scene.name}: the {high} raster"}
+    elif scene.product:
+        sources, labels = {"product": scene.product}, {}
+        choices["with_60m"] = settings.with_60m
+    else:
+        sources = scene.raster_paths
+        labels = {key: f"{scene.name}: the {key} raster" for key in ("10m", "20m", "60m")}
+    return fusion_request.FusionRequest(scene.kind, sources, run_settings, extent=scene.extent, window=scene.window,
+                                        labels=labels, scene_name=scene.name, choices=choices)
 
 
 def planned_output(scene: Scene, width: int = 0, height: int = 0, bands: int = 0) -> output_paths.PlannedOutput:
@@ -99,30 +118,13 @@ def scene_inputs(scene: Scene) -> dict[str, str]:
     """{label: path} of the scene's inputs: what its output must never overwrite."""
     if scene.product:
         return {f"{scene.name}: product": scene.product}
-    return {f"{scene.name}: bands_{key}": path for key, path in scene.rasters}
+    prefix = "bands_" if scene.kind == "s2" else ""
+    return {f"{scene.name}: {prefix}{key}": path for key, path in scene.rasters}
 
 
-def open_inputs(scene: Scene, settings: BatchSettings) -> raster_io.SentinelInputs:
-    s2 = core_module("sentinel2")
-    groups = {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M, "60m": s2.GROUP_60M}
-    if scene.product:
-        return raster_io.open_s2_product(scene.product, groups, with_60m=settings.with_60m)
-    labels = {key: f"{scene.name}: the {key} raster" for key in groups}
-    return raster_io.open_band_rasters(scene.raster_paths, groups, labels, scene_name=scene.name)
-
-
-def scene_extent(scene: Scene, inputs: raster_io.SentinelInputs) -> tuple[float, float, float, float] | None:
-    """The scene's extent in its CRS; a pixel window becomes the extent it covers on the 10 m grid."""
-    if scene.window is None:
-        return scene.extent
-    col, row, width, height = scene.window
-    grid = inputs.grid_10m
-    return (grid.x0 + col * grid.pixel, grid.y0 - (row + height) * grid.pixel_y,
-            grid.x0 + (col + width) * grid.pixel, grid.y0 - row * grid.pixel_y)
-
-
-def solver_options(settings: BatchSettings):
-    """sure_core SolverOptions: the recipe's defaults, with what the batch settings fix."""
+def solver_options(settings: BatchSettings, kind: str = "s2"):
+    """sure_core SolverOptions: the recipe of this kind of fusion (the QGIS algorithm's), with what the batch
+    settings fix."""
     core = core_module()
     changes = {"loss": settings.loss, "seed": settings.seed, "device": settings.device, "threads": settings.threads,
                "network": settings.network}
@@ -130,7 +132,7 @@ def solver_options(settings: BatchSettings):
         changes["iterations"] = settings.iterations
     if settings.width:
         changes["width"] = settings.width
-    return replace(core.SolverOptions(), **changes).validated()
+    return replace(core.SolverOptions(), **{**fusion_request.RECIPES.get(kind, {}), **changes}).validated()
 
 
 class ProgressReporter:

@@ -145,13 +145,13 @@ def test_registration_restores_a_shifted_first_estimate(apex):
     assert error("auto") < 1.1 * reference
 
 
-def test_scene_case_fixes_one_registration_from_its_crops(apex):
+def test_the_case_of_a_scene_fixes_one_registration_from_its_crops(apex):
     sim = _shifted_s2(apex, (0.25, 0.5))
     crops = [{"10m": sim.y10[:, r:r + 96, c:c + 96], "20m": sim.y20[:, r // 2:(r + 96) // 2, c // 2:(c + 96) // 2],
               "60m": sim.y60[:, r // 6:(r + 96) // 6, c // 6:(c + 96) // 6]} for r, c in ((0, 0), (96, 96), (0, 96))]
-    case = s2_sharpening.S2SceneCase().registered(crops)
+    case = s2_sharpening.Sentinel2Case().fitted(crops)
     assert abs(case.registration["20m"]["rows"] - 0.25) <= 0.03 and abs(case.registration["20m"]["cols"] - 0.5) <= 0.03
-    problem = case.problem(crops[0], case.noise(crops[0]), 1.0, "cpu")
+    problem = case.problem(crops[0], "cpu", case.noise(crops[0]), 1.0)[0]
     assert problem.registration == case.registration
     assert problem.observations[1].operator.shifts == tuple(tuple(s) for s in case.registration["20m"]["shifts"])
 
@@ -176,13 +176,13 @@ def test_hyperspectral_shift_measured_on_components_and_psf_not_inflated():
     models = {}
     for shift in ((0.0, 0.0), (0.6, -0.9)):
         hs = guided_fusion.degrade(truth, 3, sigma, "area", shift)
-        models[shift] = hsms.build_model(hs, ms)
+        models[shift] = hsms.fit_sensor_model(hs, ms)
     moved = models[(0.6, -0.9)].mean_shift - models[(0.0, 0.0)].mean_shift
     assert np.abs(moved - (0.6, -0.9)).max() <= 0.03
     assert models[(0.6, -0.9)].shifts.shape == (truth.shape[0], 2)
     # a misregistration read as blur widened the PSF (σ 2.34 without the correction at 0.5 px); with it, σ stays put
     assert abs(models[(0.6, -0.9)].psf_sigma[0] - models[(0.0, 0.0)].psf_sigma[0]) <= 0.1
-    off = hsms.build_model(guided_fusion.degrade(truth, 3, sigma, "area", (0.6, -0.9)), ms, coregistration="off")
+    off = hsms.fit_sensor_model(guided_fusion.degrade(truth, 3, sigma, "area", (0.6, -0.9)), ms, coregistration="off")
     assert off.psf_sigma[0] > models[(0.6, -0.9)].psf_sigma[0] + 0.3 and off.shifts is None
 
 
@@ -199,19 +199,19 @@ def test_ms_bands_registered_one_by_one_against_the_pan():
     shifts = [(0.3, 0.2), (0.3, 0.2), (-0.4, 0.5), (-0.4, 0.5)]
     sigma = pansharpening.get_sensor("generic").ms_psf_sigma(4, 4)
     ms = np.stack([guided_fusion.degrade(truth[k:k + 1], 4, sigma[k], "area", shifts[k])[0] for k in range(4)])
-    model = pansharpening.build_model(ms, pan, match_pan_mtf=False)
+    model = pansharpening.fit_sensor_model(ms, pan, match_pan_mtf=False)
     np.testing.assert_allclose(model.shifts, shifts, atol=0.03)
     assert model.registration["trusted"]
 
 
 def test_scene_model_takes_the_median_shift_of_its_windows():
-    from sure_core.guided_fusion import GuidedSensorModel, mean_model
+    from sure_core.guided_fusion import SensorModel, mean_sensor_model
 
     def model(shift, trusted=True):
         record = {"shifts": [list(shift)] * 2, "rows": shift[0], "cols": shift[1], "stderr": 0.01, "trusted": trusted,
                   "note": ""}
-        return GuidedSensorModel(3, np.ones(2), np.ones((1, 2)), np.zeros(1), np.array([shift] * 2), record)
+        return SensorModel(3, np.ones(2), np.ones((1, 2)), np.zeros(1), np.array([shift] * 2), record)
 
-    merged = mean_model([model((0.5, 0.1)), model((0.52, 0.12)), model((3.0, 3.0), trusted=False), model((0.49, 0.3))])
+    merged = mean_sensor_model([model((0.5, 0.1)), model((0.52, 0.12)), model((3.0, 3.0), trusted=False), model((0.49, 0.3))])
     np.testing.assert_allclose(merged.shifts, [[0.5, 0.12]] * 2)
     assert "median of 3 of 4 windows" in merged.registration["note"]

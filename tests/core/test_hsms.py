@@ -67,16 +67,16 @@ def test_gaussian_srf_gets_gain_and_offset_fitted():
     table = preset_bands("landsat8", ["B2", "B3", "B4", "B5"])
     shape = gaussian_response(hsms._hs_table(bands, wl, None), table)
     ms = 2.0 * np.einsum("gl,lhw->ghw", shape, x) + 0.1
-    model = hsms.build_model(hs, ms, srf="gaussian", hs_wavelengths=wl / 1000.0, ms_sensor="landsat8:B2,B3,B4,B5",
+    model = hsms.fit_sensor_model(hs, ms, srf="gaussian", hs_wavelengths=wl / 1000.0, ms_sensor="landsat8:B2,B3,B4,B5",
                              psf_sigma=1.4)
     np.testing.assert_allclose(model.response, 2.0 * shape, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(model.offset, 0.1, atol=1e-6)
     assert model.ratio == 3 and np.allclose(model.psf_sigma, 1.4)
     # the same through explicit MS wavelengths/FWHMs, and through the matrix itself (offset only is fitted)
-    same = hsms.build_model(hs, ms, srf="gaussian", hs_wavelengths=wl, ms_wavelengths=table.centres_nm,
+    same = hsms.fit_sensor_model(hs, ms, srf="gaussian", hs_wavelengths=wl, ms_wavelengths=table.centres_nm,
                             ms_fwhm=table.fwhm_nm, psf_sigma=1.4)
     np.testing.assert_allclose(same.response, model.response, rtol=1e-9)
-    given = hsms.build_model(hs, ms, srf=2.0 * shape, psf_sigma=1.4)
+    given = hsms.fit_sensor_model(hs, ms, srf=2.0 * shape, psf_sigma=1.4)
     np.testing.assert_allclose(given.offset, 0.1, atol=1e-6)
 
 
@@ -84,7 +84,7 @@ def test_psf_sigma_is_estimated_near_the_truth():
     x, hs = synthetic_scene(20, size=60, sigma=1.5, endmembers=6, seed=3)
     rng = np.random.default_rng(3)
     ms = np.einsum("gl,lhw->ghw", rng.uniform(0, 1, (4, 20)), x)
-    model = hsms.build_model(hs, ms, psf_sigma="estimate")
+    model = hsms.fit_sensor_model(hs, ms, psf_sigma="estimate")
     assert abs(model.psf_sigma[0] - 1.5) < 0.3
 
 
@@ -101,53 +101,51 @@ def pair():
 def test_non_integer_ratio(pair):
     hs, ms = pair
     with pytest.raises(InputShapeError, match="integer"):
-        hsms.build_model(hs[:, :15, :15], ms[:, :40, :40])
+        hsms.fit_sensor_model(hs[:, :15, :15], ms[:, :40, :40])
     with pytest.raises(InputShapeError, match="same integer"):
-        hsms.build_model(hs[:, :16, :12], ms)
+        hsms.fit_sensor_model(hs[:, :16, :12], ms)
 
 
 def test_given_ratio_must_match_and_be_integer(pair):
     hs, ms = pair
     with pytest.raises(InputShapeError, match="integer"):
-        hsms.build_model(hs, ms, ratio=2.5)
+        hsms.fit_sensor_model(hs, ms, ratio=2.5)
     with pytest.raises(InputShapeError, match="give 3"):
-        hsms.build_model(hs, ms, ratio=2)
+        hsms.fit_sensor_model(hs, ms, ratio=2)
 
 
 def test_ms_coarser_than_hs(pair):
     hs, ms = pair
     with pytest.raises(InputShapeError, match="finer"):
-        hsms.build_model(ms, hs)
+        hsms.fit_sensor_model(ms, hs)
 
 
 def test_gaussian_needs_wavelengths(pair):
     hs, ms = pair
     with pytest.raises(InvalidInputValueError, match="hs_wavelengths"):
-        hsms.build_model(hs, ms, srf="gaussian", ms_sensor="landsat8:B2,B3,B4")
+        hsms.fit_sensor_model(hs, ms, srf="gaussian", ms_sensor="landsat8:B2,B3,B4")
     with pytest.raises(InvalidInputValueError, match="ms_sensor"):
-        hsms.build_model(hs, ms, srf="gaussian", hs_wavelengths=np.linspace(450, 900, 12))
+        hsms.fit_sensor_model(hs, ms, srf="gaussian", hs_wavelengths=np.linspace(450, 900, 12))
     with pytest.raises(InputShapeError, match="12 HS bands"):
-        hsms.build_model(hs, ms, srf="gaussian", hs_wavelengths=np.linspace(450, 900, 10),
-                         ms_sensor="landsat8:B2,B3,B4")
+        hsms.fit_sensor_model(hs, ms, srf="gaussian", hs_wavelengths=np.linspace(450, 900, 10), ms_sensor="landsat8:B2,B3,B4")
     with pytest.raises(InputShapeError, match="name its bands"):
-        hsms.build_model(hs, ms, srf="gaussian", hs_wavelengths=np.linspace(450, 900, 12), ms_sensor="sentinel2")
+        hsms.fit_sensor_model(hs, ms, srf="gaussian", hs_wavelengths=np.linspace(450, 900, 12), ms_sensor="sentinel2")
     with pytest.raises(InvalidInputValueError, match="B6"):  # SWIR band outside a VNIR HS range
-        hsms.build_model(hs, ms, srf="gaussian", hs_wavelengths=np.linspace(450, 900, 12),
-                         ms_sensor="landsat8:B2,B3,B6")
+        hsms.fit_sensor_model(hs, ms, srf="gaussian", hs_wavelengths=np.linspace(450, 900, 12), ms_sensor="landsat8:B2,B3,B6")
 
 
 def test_bad_matrix_and_mode(pair, tmp_path):
     hs, ms = pair
     with pytest.raises(InputShapeError, match="transpose"):
-        hsms.build_model(hs, ms, srf=np.ones((12, 3)))
+        hsms.fit_sensor_model(hs, ms, srf=np.ones((12, 3)))
     with pytest.raises(InvalidInputValueError, match="negative"):
-        hsms.build_model(hs, ms, srf=-np.ones((3, 12)))
+        hsms.fit_sensor_model(hs, ms, srf=-np.ones((3, 12)))
     path = tmp_path / "r.csv"
     path.write_text("\n".join(",".join(["0.1"] * 11) for _ in range(3)))
     with pytest.raises(InputShapeError, match="11 columns"):
-        hsms.build_model(hs, ms, srf=str(path))
+        hsms.fit_sensor_model(hs, ms, srf=str(path))
     with pytest.raises(InvalidInputValueError, match="'estimate', 'gaussian'"):
-        hsms.build_model(hs, ms, srf="guess")
+        hsms.fit_sensor_model(hs, ms, srf="guess")
 
 
 def test_nan_and_bad_psf(pair):
@@ -161,9 +159,9 @@ def test_nan_and_bad_psf(pair):
     with pytest.raises(InvalidInputValueError, match="multispectral.*NaN or infinite"):
         hsms.fuse_hs_ms(hs, bad)
     with pytest.raises(InvalidInputValueError, match="psf_sigma"):
-        hsms.build_model(hs, ms, psf_sigma=-1.0)
+        hsms.fit_sensor_model(hs, ms, psf_sigma=-1.0)
     with pytest.raises(InputShapeError, match=r"\(bands, rows, cols\)"):
-        hsms.build_model(hs[0, 0], ms)
+        hsms.fit_sensor_model(hs[0, 0], ms)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -83,17 +83,18 @@ def test_auto_keeps_a_network_that_clearly_beats_a_poor_first_estimate(sim):
 
 
 def test_scene_model_without_network_fuses_windows_with_the_first_estimate(apex):
-    from sure_core.scene import SceneOptions, fuse_array
+    from sure_core.runner import run_to_array
+    from sure_core.scene import SceneOptions
 
     sim = simulate_s2(apex[:, :96, :96], 80.0, seed=1)
     data = {"10m": sim.y10, "20m": sim.y20, "60m": sim.y60}
 
     def read(w):
         return {k: v[:, w.row // r:(w.row + w.height) // r, w.col // r:(w.col + w.width) // r]
-                for (k, v), r in zip(data.items(), (1, 2, 6))}
+                for (k, v), r in zip(data.items(), (1, 2, 6))}, None
 
-    case = s2_sharpening.S2SceneCase(registration="off")
-    out, record = fuse_array(case, read, (96, 96), 12, options=SolverOptions(iterations=5, network="never", **FAST),
-                             scene=SceneOptions(crops=2, crop_size=48, tile_size=48, halo=12))
-    assert not record.training.network_applied and np.isfinite(out).all()
+    case = s2_sharpening.Sentinel2Case(registration="off")
+    out, done = run_to_array(case, read, (96, 96), 12, options=SolverOptions(iterations=5, network="never", **FAST),
+                             training="scene", tile_size=48, halo=12, scene=SceneOptions(crops=2, crop_size=48))
+    assert not done.scene.record.network_applied and np.isfinite(out).all()
     assert np.abs(out).max() > 0

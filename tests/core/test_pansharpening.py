@@ -11,7 +11,7 @@ from sure_core.errors import InputShapeError, InvalidInputValueError
 from sure_core.guided_fusion import degrade
 from sure_core.metrics import ergas, q2n, q_index
 from sure_core.pan_sensors import SENSORS, get_sensor, mtf_from_sigma, pan_to_ms_sharpness_sigma
-from sure_core.pansharpening import build_model, pansharpen, prepare, sharpen_pan, sharpened_noise_factor
+from sure_core.pansharpening import fit_sensor_model, pansharpen, prepare, sharpen_pan, sharpened_noise_factor
 from sure_core.quality_no_reference import block_q, qnr
 from tests.conftest import shared_file
 
@@ -88,7 +88,7 @@ def test_pan_weight_estimation_recovers_known_weights():
     pan = np.einsum("b,bhw->hw", weights, truth) + 12.0
     sigma = get_sensor("generic").ms_psf_sigma(5, 4)
     ms = degrade(truth, 4, sigma)
-    model = build_model(ms, pan, sensor="generic", match_pan_mtf=False)
+    model = fit_sensor_model(ms, pan, sensor="generic", match_pan_mtf=False)
     assert model.ratio == 4 and np.allclose(model.psf_sigma, sigma)
     np.testing.assert_allclose(model.response[0], weights, atol=0.01)
     assert model.offset[0] == pytest.approx(12.0, abs=1.0)
@@ -98,7 +98,7 @@ def test_given_weights_keep_them_and_estimate_the_offset_from_the_means():
     truth, _ = synthetic_scene(48, bands=3)
     pan = truth.sum(axis=0) / 3 - 7.0
     ms = degrade(truth, 4, 1.5)
-    model = build_model(ms, pan, weights=[1 / 3] * 3, psf_sigma=1.5, match_pan_mtf=False)
+    model = fit_sensor_model(ms, pan, weights=[1 / 3] * 3, psf_sigma=1.5, match_pan_mtf=False)
     np.testing.assert_allclose(model.response, [[1 / 3] * 3])
     assert model.offset[0] == pytest.approx(-7.0, abs=0.2)
 
@@ -182,6 +182,34 @@ def test_short_run_on_a_worldview2_crop_beats_interpolation():
     assert q2n(truth, fused) > q2n(truth, base) + 0.15             # measured 0.851 against 0.576
 
 
+def test_the_pan_is_sharpened_once_per_window_and_twice_per_scene_crop(monkeypatch):
+    """The PAN brought to the MS sharpness is made once for a window (the sensor-model fit's is reused), and twice
+    per training crop of a scene (the fit, then the problem): not once per σ estimate, scale and problem."""
+    from sure_core import pansharpening, scene
+    from sure_core.tiling import Window
+
+    truth, _ = synthetic_scene(64, bands=4, seed=5)
+    pan, ms = truth.mean(axis=0), truth.reshape(4, 16, 4, 16, 4).mean(axis=(2, 4))
+    calls = []
+    real = pansharpening.sharpen_pan
+    monkeypatch.setattr(pansharpening, "sharpen_pan", lambda *a, **k: calls.append(1) or real(*a, **k))
+    options = SolverOptions(iterations=1, width=4, skip_width=2, device="cpu", threads=1, network="never",
+                            error_estimate=False)
+    pansharpen(ms, pan, sensor="worldview2", options=options)
+    assert len(calls) == 1
+
+    calls.clear()
+
+    def read(w):
+        rs, cs = w.slices()
+        return ms[:, rs.start // 4:rs.stop // 4, cs.start // 4:cs.stop // 4], pan[rs, cs]
+
+    crops = [Window(0, 0, 32, 32), Window(32, 32, 32, 32)]
+    scene.train_scene(pansharpening.PanMsCase(sensor="worldview2", ratio=4), read, (64, 64), options=options,
+                      crops=crops)
+    assert len(calls) == 2 * len(crops)
+
+
 # ------------------------------------------------------------------------------------------ bad input
 @pytest.mark.parametrize("ms_shape, pan_shape, kwargs, error, match", [
     ((4, 16, 16), (16, 16), {}, InputShapeError, "finer"),
@@ -200,7 +228,7 @@ def test_short_run_on_a_worldview2_crop_beats_interpolation():
 def test_bad_inputs_raise_clear_errors(ms_shape, pan_shape, kwargs, error, match):
     rng = np.random.default_rng(0)
     with pytest.raises(error, match=match):
-        build_model(rng.random(ms_shape) + 1, rng.random(pan_shape) + 1, **kwargs)
+        fit_sensor_model(rng.random(ms_shape) + 1, rng.random(pan_shape) + 1, **kwargs)
 
 
 @pytest.mark.parametrize("target", ["ms", "pan"])
@@ -234,3 +262,4 @@ def test_qnr_is_perfect_for_consistent_images_and_drops_with_distortion():
     assert noisy.d_lambda > 0.01 and noisy.d_s > 0.01 and noisy.qnr < 0.98
     with pytest.raises(InputShapeError, match="multiple"):
         qnr(fused[:, :120, :120], ms[:, :30, :30], pan[:120, :120], 4)
+

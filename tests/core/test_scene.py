@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from sure_core import guided_fusion as gf
-from sure_core import s2_sharpening, scene, simulation
+from sure_core import runner, s2_sharpening, scene, simulation
 from sure_core.errors import FusionCancelled, ImageTooSmallError
 from sure_core.solver import SolverOptions
-from sure_core.tiling import Window, plan_crops, plan_tiles
+from sure_core.tiling import TRAINING_STAGE, Window, plan_crops, plan_tiles
 from tests.conftest import shared_file
 
 FAST = SolverOptions(iterations=6, threads=1, device="cpu")
@@ -69,9 +69,8 @@ def test_a_scene_model_fuses_tiles_without_seams(apex_scene):
     (the halo hides the tile borders), and the error to the truth is no higher along tile borders."""
     torch.set_num_threads(1)
     sim, read = apex_scene
-    case = s2_sharpening.S2SceneCase(geometry="area")
-    fitted = scene.train_scene(case, read, (144, 144), options=FAST,
-                               scene=scene.SceneOptions(crops=2, crop_size=96), noise=sim.sigma)
+    case = s2_sharpening.Sentinel2Case(sigma=sim.sigma, geometry="area")
+    fitted = scene.train_scene(case, read, (144, 144), options=FAST, scene=scene.SceneOptions(crops=2, crop_size=96))
     whole = fitted.fuse(read(Window(0, 0, 144, 144)))
     tiled = np.zeros_like(whole)
     tiles = plan_tiles(Window(0, 0, 144, 144), 48, 36, 6)
@@ -91,50 +90,60 @@ def test_a_scene_model_fuses_tiles_without_seams(apex_scene):
     assert err[near].mean() < 1.2 * err[~near].mean()
 
 
-def test_fuse_scene_writes_every_tile_and_stops_on_request(apex_scene):
+def test_the_runner_writes_every_tile_of_a_scene_and_stops_on_request(apex_scene):
     sim, read = apex_scene
-    case = s2_sharpening.S2SceneCase(geometry="area")
-    options = scene.SceneOptions(crops=2, crop_size=96, tile_size=72, halo=24)
-    out, record = scene.fuse_array(case, read, (144, 144), 12, options=FAST, scene=options, noise=sim.sigma)
-    assert len(record.tiles) == 4 and len(record.tile_seconds) == 4 and np.isfinite(out).all()
+    case = s2_sharpening.Sentinel2Case(sigma=sim.sigma, geometry="area")
+    options = dict(training="scene", tile_size=72, halo=24, scene=scene.SceneOptions(crops=2, crop_size=96),
+                   options=FAST)
+    written = []
+
+    def write(tile, block):
+        written.append(tile)
+
+    done = runner.run(case, lambda w: (read(w), None), (144, 144), write, **options)
+    assert len(done.tiles) == 4 and written == done.tiles and len(done.records) == 4
+    out, _ = runner.run_to_array(case, lambda w: (read(w), None), (144, 144), 12, **options)
+    assert np.isfinite(out).all()
     names = s2_sharpening.output_band_names(True)
     b20 = [names.index(b) for b in ("B5", "B6", "B7", "B8A", "B11", "B12")]
     nearest = np.repeat(np.repeat(sim.y20, 2, axis=1), 2, axis=2)
     assert np.sqrt(((out[b20] - sim.truth[b20]) ** 2).mean()) < 0.5 * np.sqrt(((nearest - sim.truth[b20]) ** 2).mean())
+    written.clear()
     with pytest.raises(FusionCancelled, match="tile 2 of 4"):
-        scene.fuse_array(case, read, (144, 144), 12, options=FAST, scene=options, noise=sim.sigma,
-                         tile_callback=lambda tile: tile.index == 1)
+        runner.run(case, lambda w: (read(w), None), (144, 144), write, **options,
+                   progress=lambda tile, p: tile is not TRAINING_STAGE and tile.index == 1)
+    assert len(written) == 1   # nothing written for the tile that asked to stop
     with pytest.raises(FusionCancelled, match="iteration 3"):
-        scene.fuse_array(case, read, (144, 144), 12, options=FAST, scene=options, noise=sim.sigma,
-                         callback=lambda p: p.iteration == 3)
+        runner.run(case, lambda w: (read(w), None), (144, 144), write, **options,
+                   progress=lambda tile, p: tile is TRAINING_STAGE and p.iteration == 3)
 
 
-def test_guided_scene_case_fuses_a_pair_tile_by_tile():
+def test_a_pair_case_fuses_a_scene_tile_by_tile():
     from tests.core.test_guided_fusion import smooth_scene
 
     torch.set_num_threads(1)
     x = smooth_scene(8, 96, seed=4)
     rng = np.random.default_rng(4)
-    model = gf.GuidedSensorModel(3, np.array([1.4]), rng.uniform(0, 1, (2, 8)), np.zeros(2))
+    model = gf.SensorModel(3, np.array([1.4]), rng.uniform(0, 1, (2, 8)), np.zeros(2))
     lr, guide = gf.degrade(x, 3, 1.4), np.einsum("gl,lhw->ghw", model.response, x)
 
     def read(w):
         rs, cs = w.slices()
-        return lr[:, rs.start // 3:rs.stop // 3, cs.start // 3:cs.stop // 3], guide[:, rs, cs]
+        return (lr[:, rs.start // 3:rs.stop // 3, cs.start // 3:cs.stop // 3], guide[:, rs, cs], None), None
 
-    out, record = scene.fuse_array(gf.GuidedSceneCase(model), read, (96, 96), 8, options=FAST,
-                                   scene=scene.SceneOptions(crops=2, crop_size=48, tile_size=48, halo=18))
+    out, done = runner.run_to_array(gf.PairCase(model), read, (96, 96), 8, training="scene", tile_size=48, halo=18,
+                                    scene=scene.SceneOptions(crops=2, crop_size=48), options=FAST)
     nearest = np.repeat(np.repeat(lr, 3, axis=1), 3, axis=2)
-    assert len(record.tiles) == 4
+    assert len(done.tiles) == 4 and done.cases == [done.scene.case]
     assert np.sqrt(((out - x) ** 2).mean()) < 0.7 * np.sqrt(((nearest - x) ** 2).mean())
 
 
 def test_a_cuda_out_of_memory_splits_the_window_and_retries(apex_scene, monkeypatch):
     """No GPU here: a fake out-of-memory for windows above 72 px checks the split-and-retry path."""
     sim, read = apex_scene
-    case = s2_sharpening.S2SceneCase(geometry="area")
-    fitted = scene.train_scene(case, read, (144, 144), options=FAST,
-                               scene=scene.SceneOptions(crops=2, crop_size=96, halo=24), noise=sim.sigma)
+    case = s2_sharpening.Sentinel2Case(sigma=sim.sigma, geometry="area")
+    fitted = scene.train_scene(case, read, (144, 144), options=FAST, scene=scene.SceneOptions(crops=2, crop_size=96))
+    fitted.halo = 24
     expected = fitted.fuse(read(Window(0, 0, 144, 144)))
     apply = fitted.model.apply
     sizes = []
@@ -173,7 +182,7 @@ def test_choose_crops_keeps_the_plan_on_valid_data_and_moves_crops_off_nodata():
         scene.choose_crops(shape, 4, 96, 6, lambda w: 0.0)
 
 
-def test_hsms_scene_case_averages_the_crops_sensor_models_and_tiles_agree():
+def test_the_hsms_case_of_a_scene_averages_the_crops_sensor_models_and_tiles_agree():
     from sure_core import hsms
     from tests.core.test_guided_fusion import smooth_scene
 
@@ -189,10 +198,10 @@ def test_hsms_scene_case_averages_the_crops_sensor_models_and_tiles_agree():
 
     crops = plan_crops(Window(0, 0, 96, 96), 2, 48, 3)
     samples = [read(w) for w in crops]
-    case = hsms.scene_case(samples, psf_sigma=1.4, geometry="area")
-    models = [hsms.build_model(h, m, psf_sigma=1.4, geometry="area") for h, m in samples]
-    assert np.allclose(case.model.response, np.mean([m.response for m in models], axis=0))
-    assert np.allclose(case.model.psf_sigma, 1.4) and case.step == 3
+    case = hsms.HsMsCase(geometry="area", model_options={"psf_sigma": 1.4}).fitted(samples)
+    models = [hsms.fit_sensor_model(h, m, psf_sigma=1.4, geometry="area") for h, m in samples]
+    assert np.allclose(case.sensor_model.response, np.mean([m.response for m in models], axis=0))
+    assert np.allclose(case.sensor_model.psf_sigma, 1.4) and case.step == 3
     fitted = scene.train_scene(case, read, (96, 96), options=FAST, scene=scene.SceneOptions(crops=2, crop_size=48),
                                crops=crops)
     assert fitted.crops == crops
@@ -207,25 +216,27 @@ def test_hsms_scene_case_averages_the_crops_sensor_models_and_tiles_agree():
     assert np.sqrt(((whole - x) ** 2).mean()) < 0.7 * np.sqrt(((nearest - x) ** 2).mean())
 
 
-def test_pan_scene_case_sees_each_window_as_pansharpen_does():
+def test_the_pan_case_of_a_scene_sees_each_window_as_pansharpen_does():
     from sure_core import pansharpening
     from sure_core.pan_sensors import get_sensor
     from tests.core.test_pansharpening import synthetic_scene
 
     truth, _ = synthetic_scene(96, bands=4, seed=3)
     pan, ms = truth.mean(axis=0), gf.degrade(truth, 4, get_sensor("worldview2").ms_psf_sigma(4, 4))
-    case = pansharpening.scene_case([(ms, pan)], sensor="worldview2", geometry="area")
+    case = pansharpening.PanMsCase(sensor="worldview2", geometry="area").fitted([(ms, pan)])
     ms_in, guide, model, relative = pansharpening.prepare(ms, pan, sensor="worldview2", geometry="area")
     assert relative > 0 and np.isclose(case.relative, relative)
-    assert np.allclose(case.model.response, model.response) and np.allclose(case.model.psf_sigma, model.psf_sigma)
-    lr, sharpened = case.prepare((ms, pan))
+    assert np.allclose(case.sensor_model.response, model.response) and np.allclose(case.sensor_model.psf_sigma, model.psf_sigma)
+    lr, sharpened = case.inputs((ms, pan))
     assert np.allclose(sharpened, guide)
-    noise = case.noise((ms, pan))
-    assert np.allclose(noise["lr"], pansharpening.ms_noise_sigma(ms_in, guide, model, "area"))
-    given = pansharpening.scene_case([(ms, pan)], sensor="worldview2", sigma_pan=2.0, sigma_ms=[0.5] * ms.shape[0])
-    noise = given.noise((ms, pan))
-    assert np.allclose(noise["guide"], 2.0 * pansharpening.sharpened_noise_factor(relative))
-    assert np.allclose(noise["lr"], 0.5)
+    noise = case.noise(case.inputs((ms, pan)))
+    assert list(noise) == ["pan", "ms"]   # by observation name, in the problem's order
+    assert np.allclose(noise["ms"], pansharpening.ms_noise_sigma(ms_in, guide, model, "area"))
+    given = pansharpening.PanMsCase(sigma={"pan": 2.0, "ms": [0.5] * ms.shape[0]}, sensor="worldview2"
+                                    ).fitted([(ms, pan)])
+    noise = given.noise(given.inputs((ms, pan)))
+    assert np.allclose(noise["pan"], 2.0 * pansharpening.sharpened_noise_factor(relative))
+    assert np.allclose(noise["ms"], 0.5)
 
 
 def test_the_error_estimate_leaves_the_scene_model_as_it_was_trained(apex_scene):
@@ -234,11 +245,11 @@ def test_the_error_estimate_leaves_the_scene_model_as_it_was_trained(apex_scene)
     the network then ends training in training mode (several crops recalibrate it and leave it in eval mode)."""
     torch.set_num_threads(1)
     sim, read = apex_scene
-    case = s2_sharpening.S2SceneCase(geometry="area")
+    case = s2_sharpening.Sentinel2Case(sigma=sim.sigma, geometry="area")
     fused = []
     for estimate in (False, True):
         options = replace(FAST, network="always", error_estimate=estimate)
         fitted = scene.train_scene(case, read, (144, 144), options=options,
-                                   scene=scene.SceneOptions(crops=1, crop_size=96), noise=sim.sigma)
+                                   scene=scene.SceneOptions(crops=1, crop_size=96))
         fused.append(fitted.fuse(read(Window(0, 0, 144, 144))))
     np.testing.assert_array_equal(fused[0], fused[1])

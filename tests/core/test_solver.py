@@ -40,7 +40,7 @@ def test_short_sure_training_beats_back_projection(sim):
     assert out.shape == (12, 72, 72)
     assert score > bp_score + 4.0, (score, bp_score)
     assert len(record.loss_history) == 30 and np.isfinite(record.final_risk)
-    assert record.sigma[1] == pytest.approx(list(sim.sigma["20m"]))
+    assert record.sigma["20m"] == pytest.approx(list(sim.sigma["20m"]))
 
 
 def test_sure_training_improves_the_network_estimate(sim):
@@ -80,7 +80,8 @@ def test_without_60m_bands_gives_ten_bands(sim):
     out, record = s2_sharpening.sharpen(sim.y10, sim.y20, options=SolverOptions(iterations=2, **FAST))
     assert out.shape == (10, 72, 72)
     assert s2_sharpening.output_band_names(False) == ["B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12"]
-    assert len(record.sigma) == 2 and all(s > 0 for s in record.sigma[1])  # σ estimated from the data
+    assert list(record.sigma) == ["10m", "20m"] and all(s > 0 for s in record.sigma["20m"])  # σ estimated
+    assert record.recipe == {"refined_injection": True, "guided_smoothing": False, "cross_band_shrinkage": False}
 
 
 @pytest.mark.parametrize("case,error,message", [

@@ -1,8 +1,9 @@
-"""Batch runs on Dask (`python -m sure_fusion_qgis.batch`): two scenes on a LocalCluster with two worker processes,
-a worker killed mid-run, resuming, the command line end to end — and no QGIS anywhere in it.
+"""Batch runs on Dask (`python -m sure_fusion_qgis.batch`): a manifest of one Sentinel-2 scene, one HS + MS pair and
+one PAN + MS pair on a LocalCluster with two worker processes, a worker killed mid-run, resuming, the command line
+end to end — and no QGIS anywhere in it.
 
-Scenes are small synthetic band rasters and one fake SAFE product (48–60 px, 3 iterations; 10 where a worker
-must be caught mid-run). The cluster fixture checks that no worker process outlives it.
+Scenes are small synthetic rasters and one fake SAFE product (48–64 px, 3 iterations; 10 where a worker must be
+caught mid-run). The cluster fixture checks that no worker process outlives it.
 """
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
+import pair_fixtures as pf
 import s2_fixtures
 from sure_fusion_qgis.batch import outputs
 from sure_fusion_qgis.batch.scenes import SceneListError, collect_scenes, raster_scene, read_manifest
-from sure_fusion_qgis.batch.task import BatchSettings, sharpen_scene
+from sure_fusion_qgis.batch.task import BatchSettings, run_scene
 from tests.conftest import ROOT
 
 FAST = BatchSettings(iterations=3, device="cpu", threads=1, progress_seconds=0.2)
@@ -47,6 +49,23 @@ def band_scenes(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def three_kinds(band_scenes, tmp_path_factory):
+    """A manifest of one Sentinel-2 scene (band rasters, 48 px), one HS + MS pair (48 px on the MS grid, 24 HS
+    bands) and one PAN + MS pair (64 px on the PAN grid, 4 MS bands, WorldView-2 preset), and each output's
+    (size, bands)."""
+    root = tmp_path_factory.mktemp("three_kinds")
+    hsms = pf.write_hs_ms(root / "hsms", pf.synthetic_hs_ms(48, seed=1))
+    pan = pf.write_pan_ms(root / "pan", pf.synthetic_pan_ms(64, seed=2))
+    a = band_scenes["a"]
+    manifest = root / "scenes.csv"
+    manifest.write_text("name,bands_10m,bands_20m,bands_60m,hs,ms,pan,sensor\n"
+                        f"s2,{a['10m']},{a['20m']},{a['60m']},,,,\n"
+                        f"hsms,,,,{hsms['hs']},{hsms['ms']},,\n"
+                        f"pan,,,,,{pan['ms']},{pan['pan']},worldview2\n", encoding="utf-8")
+    return manifest, {"s2": (48, 12), "hsms": (48, 24), "pan": (64, 4)}
+
+
+@pytest.fixture(scope="module")
 def dask_cluster():
     """A LocalCluster of 2 worker processes (as the CLI starts it); afterwards no worker process may be alive."""
     import psutil
@@ -61,11 +80,11 @@ def dask_cluster():
     assert not alive, f"worker processes left behind: {alive}"
 
 
-def _assert_complete(path: str, size: int) -> None:
+def _assert_complete(path: str, size: int, bands: int = 12) -> None:
     check = outputs.check_output(path)
     assert check.finished, check.reason
     ds = gdal.Open(path)
-    assert (ds.RasterXSize, ds.RasterYSize, ds.RasterCount) == (size, size, 12)
+    assert (ds.RasterXSize, ds.RasterYSize, ds.RasterCount) == (size, size, bands)
     data = ds.ReadAsArray()
     assert np.isfinite(data).all() and data.std() > 0
     assert not outputs.stale_partials(path)
@@ -111,6 +130,11 @@ def test_manifest_rows_become_scenes(band_scenes, tmp_path):
         manifest.write_text("name,product,bands_10m,bands_20m,bands_60m,xmin,ymin,xmax,ymax\n" + row + "\n")
         with pytest.raises(SceneListError, match=expected):
             read_manifest(str(manifest), str(tmp_path))
+    for rows, expected in (("x,,m.tif,", "needs its pair"), ("x,h.tif,m.tif,p.tif", "one kind of input"),
+                           ("x,h.tif,,", "ms raster.* missing")):
+        manifest.write_text("name,hs,ms,pan\n" + rows + "\n")
+        with pytest.raises(SceneListError, match=expected):
+            read_manifest(str(manifest), str(tmp_path))
     with pytest.raises(SceneListError, match="same output"):
         collect_scenes([str(tmp_path / "p" / "S.SAFE"), str(tmp_path / "q" / "S.zip")], str(tmp_path))
 
@@ -118,7 +142,7 @@ def test_manifest_rows_become_scenes(band_scenes, tmp_path):
 # --------------------------------------------------------------------------------- the task, in process
 def test_task_window_finished_check_and_input_errors(band_scenes, tmp_path):
     scene = raster_scene(band_scenes["b"], str(tmp_path), name="b", window=(6, 6, 48, 48))
-    outcome = sharpen_scene(scene, FAST)
+    outcome = run_scene(scene, FAST)
     assert outcome.status == "done", outcome.message
     _assert_complete(scene.output, 48)                        # the window, not the whole 60 px scene
     assert gdal.Open(scene.output).GetGeoTransform()[0] == s2_fixtures.ORIGIN[0] + 60.0
@@ -140,63 +164,74 @@ def test_task_window_finished_check_and_input_errors(band_scenes, tmp_path):
     assert outputs.check_output(str(copy)).finished
 
     mtime = os.stat(scene.output).st_mtime_ns
-    again = sharpen_scene(scene, FAST)
+    again = run_scene(scene, FAST)
     assert again.status == "skipped" and os.stat(scene.output).st_mtime_ns == mtime
 
     missing = raster_scene({"10m": str(tmp_path / "nope_10m.tif"), "20m": str(tmp_path / "nope_20m.tif")},
                            str(tmp_path), name="missing")
-    failed = sharpen_scene(missing, FAST)                      # an input error: reported, not raised (no retry)
+    failed = run_scene(missing, FAST)                      # an input error: reported, not raised (no retry)
     assert failed.status == "failed" and "nope_10m.tif" in failed.message
     assert not Path(missing.output).exists()
 
 
 # --------------------------------------------------------------------------------------------- on Dask
-def test_two_scenes_on_two_workers_then_resume(dask_cluster, band_scenes, tmp_path):
+def test_three_kinds_on_two_workers_then_resume(dask_cluster, three_kinds, tmp_path):
+    """One manifest, three kinds of fusion, each through the same driver as the QGIS algorithms."""
     from sure_fusion_qgis.batch.runner import plan, run_scenes
 
     client, _ = dask_cluster
-    scenes = [raster_scene(band_scenes[k], str(tmp_path), name=k) for k in ("a", "b")]
+    manifest, shapes = three_kinds
+    scenes = read_manifest(str(manifest), str(tmp_path))
+    assert [(s.name, s.kind) for s in scenes] == [("s2", "s2"), ("hsms", "hsms"), ("pan", "pan")]
+    assert [Path(s.output).name for s in scenes] == ["s2_sharpened.tif", "hsms_fused.tif", "pan_pansharpened.tif"]
     done = run_scenes(client, scenes, FAST, retries=1)
-    assert [o.status for o in done] == ["done", "done"], [o.message for o in done]
-    assert len({o.worker for o in done}) == 2                   # one scene per worker, at the same time
-    _assert_complete(scenes[0].output, 48)
-    _assert_complete(scenes[1].output, 60)
-    assert gdal.Open(scenes[1].output).GetMetadataItem("ITERATIONS") == "3"
+    assert [o.status for o in done] == ["done", "done", "done"], [o.message for o in done]
+    assert len({o.worker for o in done}) == 2                   # both workers took scenes
+    for scene in scenes:
+        _assert_complete(scene.output, *shapes[scene.kind])
+    assert gdal.Open(scenes[0].output).GetMetadataItem("ITERATIONS") == "3"
+    pan = gdal.Open(scenes[2].output).GetMetadata()
+    assert pan["SENSOR"].startswith("worldview2") and pan["NETWORK_WIDTH"] == "8"   # the algorithm's recipe
+    assert gdal.Open(scenes[1].output).GetMetadataItem("FUSION").startswith("hyperspectral + multispectral")
 
     mtimes = [os.stat(s.output).st_mtime_ns for s in scenes]
     skipped, to_run = plan(scenes, FAST)                        # the client skips finished scenes up front
-    assert [o.status for o in skipped] == ["skipped", "skipped"] and to_run == []
+    assert [o.status for o in skipped] == ["skipped"] * 3 and to_run == []
     rerun = run_scenes(client, scenes, FAST, retries=1)         # and so does the task, if it is sent anyway
-    assert [o.status for o in rerun] == ["skipped", "skipped"]
+    assert [o.status for o in rerun] == ["skipped"] * 3
     assert [os.stat(s.output).st_mtime_ns for s in scenes] == mtimes
 
 
-def test_a_lost_worker_costs_only_its_own_task(dask_cluster, band_scenes, tmp_path):
+def test_a_lost_worker_costs_only_its_own_task(dask_cluster, three_kinds, tmp_path):
     from sure_fusion_qgis.batch.runner import run_scenes
 
     client, seen_pids = dask_cluster
+    manifest, shapes = three_kinds
     slow = BatchSettings(iterations=10, device="cpu", threads=1, progress_seconds=0.2)
-    scenes = [raster_scene(band_scenes[k], str(tmp_path), name=k) for k in ("a", "b")]
+    scenes = read_manifest(str(manifest), str(tmp_path))
     results: list = []
     runner = threading.Thread(target=lambda: results.extend(run_scenes(client, scenes, slow, retries=2)))
     runner.start()
-    victim = scenes[0]
+    # the HS + MS pair: it starts at once (tasks start in the order submitted), so its worker holds no finished
+    # scene's result yet (one killed after handing in a result but before the client fetched it would cost that
+    # result too: Dask runs that scene again, which then finds its output finished)
+    victim = scenes[1]
     deadline = time.monotonic() + 90
     while not outputs.stale_partials(victim.output):            # the writer opened its temporary file: training
         assert time.monotonic() < deadline and runner.is_alive(), "the scene never started"
         time.sleep(0.05)
     assert not Path(victim.output).exists()                     # written under a temporary name until complete
     processing = client.processing()
-    address = next(a for a, keys in processing.items() if any(f"sharpen-{victim.name}-" in str(k) for k in keys))
+    address = next(a for a, keys in processing.items() if any(f"fuse-{victim.name}-" in str(k) for k in keys))
     pid = client.run(os.getpid, workers=[address])[address]
     seen_pids.add(pid)
     os.kill(pid, signal.SIGKILL)
-    runner.join(timeout=180)
+    runner.join(timeout=240)
     assert not runner.is_alive(), "the batch did not finish after a worker was killed"
-    assert [o.status for o in results] == ["done", "done"], [o.message for o in results]
-    assert results[0].worker != address                         # rerun elsewhere (the nanny restarts the worker
-    _assert_complete(scenes[0].output, 48)                      # under a new address), and the killed run's
-    _assert_complete(scenes[1].output, 60)                      # partial file is gone
+    assert [o.status for o in results] == ["done"] * 3, [o.message for o in results]
+    assert results[1].worker != address                         # rerun elsewhere (the nanny restarts the worker
+    for scene in scenes:                                        # under a new address), and the killed run's
+        _assert_complete(scene.output, *shapes[scene.kind])     # partial file is gone
 
 
 # ------------------------------------------------------------------------------------------ command line

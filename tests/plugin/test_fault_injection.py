@@ -149,14 +149,14 @@ def test_batch_full_disk_is_a_failed_scene_twice(rasters, tmp_path, monkeypatch)
     """QA #107: the batch marked a truncated output "done", then a 0-byte one. Now the scene fails each time and
     no output file appears."""
     from sure_fusion_qgis.batch.scenes import raster_scene
-    from sure_fusion_qgis.batch.task import BatchSettings, sharpen_scene
+    from sure_fusion_qgis.batch.task import BatchSettings, run_scene
 
     monkeypatch.setattr(output_paths, "_check_room", lambda outputs: None)
     with tmpfs(tmp_path / "disk", 256) as disk:
         fill_disk(disk, 40)
         scene = raster_scene(rasters, str(disk), name="full")
         for _ in range(2):
-            outcome = sharpen_scene(scene, BatchSettings(iterations=2, device="cpu", threads=1))
+            outcome = run_scene(scene, BatchSettings(iterations=2, device="cpu", threads=1))
             assert outcome.status == "failed" and "cannot write" in outcome.message, outcome.message
             assert not Path(scene.output).exists() and temporaries(disk) == []
 

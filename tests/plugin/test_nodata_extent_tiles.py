@@ -100,7 +100,7 @@ def test_temporary_output(provider, synthetic_rasters):
 
 def test_scene_training_one_network_applied_tile_by_tile(provider, tmp_path):
     """TRAINING=scene: one network trained on crops, every tile fused by it; equal to the core's in-memory run."""
-    from sure_core import s2_sharpening, scene
+    from sure_core import runner, s2_sharpening, scene
     from sure_core.solver import SolverOptions
 
     bands = s2_fixtures.synthetic_scene(108, seed=5)
@@ -117,11 +117,11 @@ def test_scene_training_one_network_applied_tile_by_tile(provider, tmp_path):
     def read(w):
         rs, cs = w.slices()
         return {k: bands[k][:, rs.start // r:rs.stop // r, cs.start // r:cs.stop // r].astype(np.float64)
-                for k, r in (("10m", 1), ("20m", 2), ("60m", 6))}
+                for k, r in (("10m", 1), ("20m", 2), ("60m", 6))}, None
 
-    expected, _ = scene.fuse_array(s2_sharpening.S2SceneCase(), read, (108, 108), 12,
-                                   options=SolverOptions(iterations=4, threads=1, device="cpu", seed=0),
-                                   scene=scene.SceneOptions(tile_size=54, halo=24))
+    expected, _ = runner.run_to_array(s2_sharpening.Sentinel2Case(), read, (108, 108), 12,
+                                      options=SolverOptions(iterations=4, threads=1, device="cpu", seed=0),
+                                      training="scene", tile_size=54, halo=24, scene=scene.SceneOptions())
     np.testing.assert_allclose(data, expected, rtol=1e-4, atol=1e-3 * np.abs(expected).max())
 
 

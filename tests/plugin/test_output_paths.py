@@ -191,12 +191,12 @@ def test_batch_output_that_is_an_input_is_refused_before_any_cluster(tmp_path, c
 
 def test_batch_task_refuses_an_output_that_is_its_input(tmp_path):
     from sure_fusion_qgis.batch.scenes import Scene
-    from sure_fusion_qgis.batch.task import BatchSettings, sharpen_scene
+    from sure_fusion_qgis.batch.task import BatchSettings, run_scene
 
     paths = s2_fixtures.write_band_rasters(tmp_path, s2_fixtures.synthetic_scene(48, seed=1))
     before = fingerprint(paths["20m"])
     scene = Scene("x", paths["20m"], rasters=(("10m", paths["10m"]), ("20m", paths["20m"])))
-    outcome = sharpen_scene(scene, BatchSettings(iterations=2, device="cpu", overwrite=True))
+    outcome = run_scene(scene, BatchSettings(iterations=2, device="cpu", overwrite=True))
     assert outcome.status == "failed" and "would destroy the input" in outcome.message
     assert fingerprint(paths["20m"]) == before
 

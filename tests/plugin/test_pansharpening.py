@@ -239,7 +239,7 @@ def test_scene_training_one_network_and_one_sensor_model_tile_by_tile(provider, 
         return scene["ms"][:, rs.start // 4:rs.stop // 4, cs.start // 4:cs.stop // 4], scene["pan"][:, rs, cs]
 
     crops = core_scene.choose_crops((64, 64), 4, 192, 4, lambda w: 1.0)
-    case = pansharpening.scene_case([read(w) for w in crops], ratio=4, sensor="generic", geometry="area")
+    case = pansharpening.PanMsCase(ratio=4, sensor="generic", geometry="area").fitted([read(w) for w in crops])
     fitted = core_scene.train_scene(case, read, (64, 64), crops=crops, options=SolverOptions(
         iterations=3, device="cpu", seed=0, threads=1, width=PansharpeningAlgorithm.RECIPE["width"]))
     expected = np.zeros_like(data, dtype=np.float64)

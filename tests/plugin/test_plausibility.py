@@ -70,15 +70,15 @@ def test_negative_sigma_says_what_was_given(provider, rasters, tmp_path):
 
 def test_a_non_finite_result_is_an_error_and_keeps_the_old_output(provider, rasters, tmp_path, monkeypatch):
     """Whatever makes the training diverge, NaN never reaches a file reported as a success."""
-    s2 = core_module("s2_sharpening")
-    real = s2.sharpen
+    runner = core_module("runner")
+    real = runner.fuse_window
 
     def diverging(*args, **kwargs):
-        fused, record = real(*args, **kwargs)
+        fused, record, case = real(*args, **kwargs)
         fused[3, 5:9, 5:9] = np.nan
-        return fused, record
+        return fused, record, case
 
-    monkeypatch.setattr(s2, "sharpen", diverging)
+    monkeypatch.setattr(runner, "fuse_window", diverging)
     old = tmp_path / "out.tif"
     old.write_bytes(b"the previous result")
     before = fingerprint(old)

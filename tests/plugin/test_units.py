@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
+from sure_core.tiling import plan_tiles
 from sure_fusion_qgis import quicklook, raster_io, report
 from sure_fusion_qgis.raster_io import Window
-from sure_fusion_qgis.tiling import plan_tiles
 
 
 @pytest.mark.parametrize("text, name", [

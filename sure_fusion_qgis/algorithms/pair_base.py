@@ -1,22 +1,23 @@
 """What the two pair algorithms (HS+MS fusion, pansharpening) share: the two layers, the extent, the output
-and report, NOISE_SIGMA for a pair, and the run itself. A subclass adds its own parameters and turns them
-into a `fuse` function around its core call (`prepare_fusion`).
+and report, and the run itself (a `fusion_request.FusionRequest`). A subclass declares its own parameters and
+translates them into the request's choices (`case_choices`).
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from typing import Callable
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+)
 
-from qgis.core import (QgsProcessingException, QgsProcessingParameterExtent, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterLayer)
-
-from .. import input_check, pair_io, quicklook, raster_io
+from .. import input_check, quicklook, raster_io
 from ..choices import labelled_enum
 from ..compat import NUMBER_DOUBLE, advanced
-from ..core_loader import core_module
+from ..fusion_request import FusionRequest, prepare, run
 from ..fusion_run import RunSettings
-from ..guided_run import OutputBands, run_guided_fusion
+from ..pair_cases import PSF_LABELS
+from ..pair_run import OutputBands
 from ..raster_io import RasterIOError
 from ..report import build_report
 from .base import FeedbackBridge, SureFusionAlgorithm, tr
@@ -26,18 +27,9 @@ PAIR_SIGMA_HELP = ("Leave empty to estimate each band's noise from the data. Oth
                    "(separated by commas), in the data's units. Example: '0.01' or '0.01; 4.5'.")
 
 
-@dataclass
-class FusionPlan:
-    """What a subclass decides before the run: the core call, the output bands, and what to record."""
-    fuse: Callable                      # fuse(lr, guide, sigma_lr, sigma_guide, callback, valid) -> (x, record, model)
-    bands: OutputBands
-    provenance: dict[str, str] = field(default_factory=dict)
-    log: list[str] = field(default_factory=list)
-    scene_case: Callable | None = None  # scene_case(samples [(lr, guide, valid)], sigma_lr, sigma_guide) -> core case
-
-
-class GuidedFusionAlgorithm(SureFusionAlgorithm):
-    """Base of the pair algorithms. Subclasses set the class attributes below and implement prepare_fusion."""
+class PairFusionAlgorithm(SureFusionAlgorithm):
+    """Base of the pair algorithms. Subclasses set the class attributes below (KIND: the request's kind) and
+    implement case_choices."""
     LOW = "LOW"                  # parameter names of the low-resolution layer and the guide
     HIGH = "HIGH"
     LOW_ROLE = "low-resolution layer"
@@ -93,11 +85,10 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
         return (False, tr(problem)) if problem else (True, "")
 
     #: PSF choices (static value → label); a subclass keeps those it offers, the first its default
-    PSF_LABELS = {"sensor": "The sensor's MTF", "estimate": "Estimate from the two images",
-                  "sigma": "Gaussian of the width below", "mtf": "Gaussian of the MTF below"}
+    PSF_LABELS = PSF_LABELS
 
     def add_psf_parameters(self, modes: tuple[str, ...], help_text: str) -> None:
-        """PSF (enum, first mode the default) and the advanced PSF_VALUE; read back with `psf_choice`."""
+        """PSF (enum, first mode the default) and the advanced PSF_VALUE; read back with `psf_choices`."""
         self.addParameter(labelled_enum(self.PSF, tr(f"{self.LOW_ROLE} blur (point-spread function)"),
                                         {m: self.PSF_LABELS[m] for m in modes}, modes[0], tr(help_text)))
         value = QgsProcessingParameterNumber(self.PSF_VALUE, tr("Blur: width or MTF"), type=NUMBER_DOUBLE,
@@ -107,31 +98,14 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
                          f"frequency, between 0 and 1 (typically 0.2–0.4)."))
         self.addParameter(advanced(value))
 
-    def psf_choice(self, parameters, context, pair) -> tuple[object, str]:
-        """(psf_sigma for the core: None = the sensor preset, 'estimate', or σ in high-resolution pixels;
-        a sentence for the log and metadata)."""
-        mode = self.parameterAsEnumString(parameters, self.PSF, context) or "estimate"
-        value = self.parameterAsDouble(parameters, self.PSF_VALUE, context)
-        if mode == "sensor":
-            return None, "the sensor preset's MTF gains"
-        if mode == "estimate":
-            return "estimate", "estimated from the two images"
-        if mode == "sigma":
-            if not value > 0:
-                raise QgsProcessingException(f"'{self.PSF_LABELS['sigma']}' needs 'Blur: width or MTF' > 0: the "
-                                             f"Gaussian σ in {self.LOW_ROLE} pixels (about 0.4–0.6 for most "
-                                             f"imagers)")
-            sigma = value * pair.ratio
-            return sigma, f"Gaussian, σ {value:g} {self.LOW_ROLE} pixels = {sigma:.4g} {self.HIGH_ROLE} pixels"
-        if not 0 < value < 1:
-            raise QgsProcessingException(f"'{self.PSF_LABELS['mtf']}' needs 'Blur: width or MTF' between 0 and 1 "
-                                         f"(the MTF at the {self.LOW_ROLE} Nyquist frequency, typically 0.2–0.4), "
-                                         f"got {value:g}")
-        sigma = core_module("psf").sigma_from_mtf(value, pair.ratio)
-        return sigma, f"Gaussian with MTF gain {value:g} at Nyquist = σ {sigma:.4g} {self.HIGH_ROLE} pixels"
+    def psf_choices(self, parameters, context) -> dict:
+        """PSF and PSF_VALUE as the request's choices (`pair_cases.psf_choice` reads them)."""
+        return {"psf": self.parameterAsEnumString(parameters, self.PSF, context) or "estimate",
+                "psf_value": self.parameterAsDouble(parameters, self.PSF_VALUE, context)}
 
     # ------------------------------------------------------------------ subclass hook
-    def prepare_fusion(self, parameters, context, pair: pair_io.RasterPair, core, options, feedback) -> FusionPlan:
+    def case_choices(self, parameters, context) -> dict:
+        """The request's `choices` (see `fusion_request.FusionRequest`) from this algorithm's own parameters."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ running
@@ -139,38 +113,36 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
         core = self.import_core()
         options = self.solver_options(parameters, context, core)
         self.resolve_device(options, feedback)
-        pair = self._open_pair(parameters, context)
+        layers = self._layers(parameters, context)
+        low, high = layers[self.LOW], layers[self.HIGH]
+        request = FusionRequest(
+            self.KIND, {"low": low.source(), "high": high.source()},
+            RunSettings(options=options, tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
+                        tile_overlap=self.parameterAsInt(parameters, self.TILE_OVERLAP, context),
+                        training=self.training_choice(parameters, context),
+                        coregistration=self.coregistration_choice(parameters, context)),
+            noise_sigma=self.parameterAsString(parameters, self.NOISE_SIGMA, context) or "",
+            labels={"low": f"'{self.LOW_LABEL}' ({self.LOW}: {low.name()})",
+                    "high": f"'{self.HIGH_LABEL}' ({self.HIGH}: {high.name()})"},
+            scene_name=low.name(), choices=self.case_choices(parameters, context))
         try:
-            plan = self.prepare_fusion(parameters, context, pair, core, options, feedback)
-            window = pair_io.plan_pair_area(pair, self.extent_in_crs(parameters, self.EXTENT, context,
-                                                                          pair.high.grid.crs_wkt))
+            prepared = prepare(request, lambda crs_wkt: self.extent_in_crs(parameters, self.EXTENT, context, crs_wkt))
         except (core.SureFusionError, RasterIOError) as e:
             raise QgsProcessingException(str(e)) from None
-        settings = RunSettings(options=options, sigma=self.parse_pair_sigma(parameters, context, pair),
-                               tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
-                               tile_overlap=self.parameterAsInt(parameters, self.TILE_OVERLAP, context),
-                               training=self.training_choice(parameters, context),
-                               coregistration=self.coregistration_choice(parameters, context))
+        window, plan = prepared.window, prepared.plan
         target, report = self.check_output_paths(parameters, context, feedback, window.width, window.height,
                                                  len(plan.bands.names))
-        feedback.pushInfo(
-            f"{pair.low.label}: {pair.low.band_count} band(s); {pair.high.label}: {pair.high.band_count} band(s); "
-            f"ratio {pair.ratio}; area {window.width}×{window.height} px on the {self.HIGH_ROLE} grid; "
-            f"{options.iterations} iterations, loss {options.loss}, seed {options.seed}, "
-            f"{options.threads} CPU thread(s); values in {pair.units}")
-        for line in plan.log:
+        for line in prepared.info:
             feedback.pushInfo(line)
         bridge = FeedbackBridge(feedback, options.iterations)
         return self.run_driver(
-            lambda before_commit: run_guided_fusion(pair, window, target, settings, plan.fuse, plan.bands,
-                                                    provenance=plan.provenance, progress=bridge,
-                                                    log=feedback.pushInfo, scene_case=plan.scene_case,
-                                                    before_commit=before_commit),
+            lambda before_commit: run(prepared, target, progress=bridge, log=feedback.pushInfo,
+                                      before_commit=before_commit),
             core, parameters, context, feedback, report,
-            lambda result, written: self._report_html(result, written, pair, settings, plan),
-            f"{self.RESULT_NAME} ({pair.scene_name})", quicklook.natural_colour_bands(plan.bands.wavelengths))
+            lambda result, written: self._report_html(result, written, prepared.inputs, prepared.settings, plan),
+            f"{self.RESULT_NAME} ({prepared.scene_name})", quicklook.natural_colour_bands(plan.bands.wavelengths))
 
-    def _open_pair(self, parameters, context) -> pair_io.RasterPair:
+    def _layers(self, parameters, context) -> dict:
         layers = {}
         for name, label in ((self.LOW, self.LOW_LABEL), (self.HIGH, self.HIGH_LABEL)):
             layer = self.parameterAsRasterLayer(parameters, name, context)
@@ -180,40 +152,7 @@ class GuidedFusionAlgorithm(SureFusionAlgorithm):
                 raise QgsProcessingException(f"{label} ({layer.name()}) is a {layer.providerType()} layer; only "
                                              f"file-based (GDAL) rasters can be fused: save it as GeoTIFF")
             layers[name] = layer
-        low, high = layers[self.LOW], layers[self.HIGH]
-        try:
-            return pair_io.open_pair(low.source(), high.source(),
-                                     low_label=f"'{self.LOW_LABEL}' ({self.LOW}: {low.name()})",
-                                     high_label=f"'{self.HIGH_LABEL}' ({self.HIGH}: {high.name()})",
-                                     single_band_high=self.SINGLE_BAND_HIGH, scene_name=low.name())
-        except RasterIOError as e:
-            raise QgsProcessingException(str(e)) from None
-
-    def parse_pair_sigma(self, parameters, context, pair) -> dict | None:
-        """NOISE_SIGMA → {'low': [...] or None, 'high': [...] or None}, or None to estimate everything."""
-        text = (self.parameterAsString(parameters, self.NOISE_SIGMA, context) or "").strip()
-        if not text or text.lower() == "auto":
-            return None
-        parts = text.split(";")
-        if len(parts) > 2:
-            raise QgsProcessingException(f"Noise σ {text!r} has more than two ';'-separated parts: give the "
-                                         f"{self.LOW_ROLE}'s σ, optionally '; ' and the {self.HIGH_ROLE}'s σ")
-        sigma = {}
-        for key, part, raster in zip(("low", "high"), parts, (pair.low, pair.high)):
-            sigma[key] = self._sigma_values(part, raster, text) if part.strip() else None
-        return sigma
-
-    @staticmethod
-    def _sigma_values(part: str, raster, text: str) -> list[float]:
-        try:
-            values = [float(v) for v in part.split(",") if v.strip()]
-        except ValueError:
-            values = []
-        if len(values) not in (1, raster.band_count) or any(not math.isfinite(v) or v < 0 for v in values):
-            raise QgsProcessingException(
-                f"Noise σ {text!r}: {raster.label} needs 1 or {raster.band_count} finite values ≥ 0 "
-                f"(comma-separated), got {part.strip()!r}; leave it empty to estimate σ")
-        return values
+        return layers
 
     # ------------------------------------------------------------------ report
     def _report_html(self, result, written, pair, settings, plan) -> str:

@@ -1,27 +1,32 @@
-"""Guided fusion of a raster pair, tile by tile: read windows → a core fusion function → write GeoTIFF.
+"""Fusion of a raster pair (HS+MS, PAN+MS): read windows → the core's runner with the algorithm's pair case
+(`hsms.HsMsCase`, `pansharpening.PanMsCase`) → GeoTIFF on the fine layer's grid.
 
-Serves HS+MS fusion and pansharpening alike: the low-resolution bands (HS, or MS for pansharpening) are
-brought to the grid of the high-resolution guide (MS, or PAN). No QGIS here: the algorithm hands in the
-opened pair, the area, settings, a `fuse` function wrapping the core call, and the `progress`/`log` callables.
-
-`fuse(lr, guide, sigma_lr, sigma_guide, callback, valid)` returns the core's (fused (L, H, W), RunRecord,
-GuidedSensorModel); `record.sigma` is [σ of the guide bands, σ of the low-resolution bands] in data units.
+No QGIS here: the algorithm hands in the opened pair, the area, settings, the core case (its sensor-model
+options; σ comes from the settings, by observation name), the output bands, and the `progress`/`log` callables.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .core_loader import core_module
-from .fusion_run import (TRAINING_STAGE, CoarseGroup, FusionResult, RunSettings, band_error_items, fill_invalid,
-                         plan_output_tiles, registration_summary, run_provenance, scene_tile_fuser,
-                         upsample_mask, write_tiles)
+from .fusion_run import (
+    CoarseGroup,
+    FusionResult,
+    RunSettings,
+    band_error_items,
+    fill_invalid,
+    plan_area,
+    registration_summary,
+    run_provenance,
+    upsample_mask,
+    write_area,
+)
 from .pair_io import InputRaster, RasterPair, output_grid, read_pair
 from .plausibility import SPREAD_OVERVIEW_PX, band_spread, check_noise_sigma
-from .raster_io import OUTPUT_NODATA, RasterInputError, Window, read_bands_overview
+from .raster_io import Window, read_bands_overview
 
 
 @dataclass
@@ -33,7 +38,7 @@ class OutputBands:
     fwhms: list[float | None]          # nm
 
     @classmethod
-    def of(cls, raster: InputRaster, wavelengths=None, fwhms=None, fallback_descriptions=None) -> "OutputBands":
+    def of(cls, raster: InputRaster, wavelengths=None, fwhms=None, fallback_descriptions=None) -> OutputBands:
         """From `raster`'s descriptions and spectral metadata; `wavelengths`/`fwhms` (nm) override them and
         `fallback_descriptions` (e.g. a sensor preset's band names) stand in for missing descriptions."""
         wavelengths = list(wavelengths) if wavelengths is not None else list(raster.wavelengths)
@@ -76,23 +81,13 @@ class OutputBands:
 
 
 @dataclass
-class GuidedResult(FusionResult):
-    models: list = field(default_factory=list)              # GuidedSensorModel per fused tile
+class PairResult(FusionResult):
     guide_sigma: list[float] = field(default_factory=list)  # σ of the guide bands, mean over tiles
 
-
-def fuse_window(pair: RasterPair, window: Window, settings: RunSettings, fuse: Callable, callback
-                ) -> tuple[np.ndarray | None, object | None, object | None]:
-    """(fused (L, rows, cols) with OUTPUT_NODATA where any input is nodata, record, model), or Nones when the
-    window holds nodata only."""
-    (lr, hr, valid), invalid = read_filled(pair, window)
-    if invalid.all():
-        return None, None, None
-    sigma = settings.sigma or {}
-    fused, record, model = fuse(lr, hr, sigma.get("low"), sigma.get("high"), callback, valid)
-    fused = np.asarray(fused, dtype=np.float64)
-    fused[:, invalid] = OUTPUT_NODATA
-    return fused, record, model
+    @property
+    def models(self) -> list:
+        """The SensorModel of every fused window (one for a scene)."""
+        return [case.sensor_model for case in self.cases]
 
 
 def _read_masked(pair: RasterPair, window: Window):
@@ -114,92 +109,61 @@ def read_filled(pair: RasterPair, window: Window) -> tuple[tuple[np.ndarray, np.
     return (lr, hr, guided.regression_mask(lr_invalid, hr_invalid, pair.ratio)), invalid
 
 
-def train_pair_on_scene(pair: RasterPair, window: Window, settings: RunSettings, scene_case: Callable,
-                        progress=None, log=None):
-    """One network and one sensor model for the whole area, fitted on crops spread over it and kept away from
-    nodata (sure_core.scene): returns the SceneModel. `scene_case(samples, sigma_lr, sigma_guide)` builds the
-    core's scene case from the crops' (lr, guide) data and the given σ's (the algorithm's sensor-model options)."""
-    scene = core_module("scene")
+def check_sigma(pair: RasterPair, window: Window, settings: RunSettings, names: tuple[str, str]) -> None:
+    """A given NOISE_SIGMA against each band's spread over the area (`plausibility.check_noise_sigma`), measured
+    on an overview of each layer; `names`: the observation names (σ keys) of the low and high layer."""
+    if not settings.sigma:
+        return
+    given, spread = {}, {}
+    for key, raster, win in ((names[0], pair.low, pair.low_window(window)), (names[1], pair.high, window)):
+        if not settings.sigma.get(key):
+            continue
+        names_ = [f"{raster.label} band {i}" for i in range(1, raster.band_count + 1)]
+        given.update(zip(names_, np.broadcast_to(np.asarray(settings.sigma[key], dtype=float), (raster.band_count,))))
+        size = (min(SPREAD_OVERVIEW_PX, win.width), min(SPREAD_OVERVIEW_PX, win.height))
+        spread.update(band_spread(names_, read_bands_overview(raster.path, raster.label, raster.band_indexes,
+                                                              raster.scales, raster.offsets, win, size)))
+    check_noise_sigma(given, spread, pair.units)
 
-    def area_window(w):  # w: a sure_core window relative to the area
+
+def run_pair_fusion(pair: RasterPair, window: Window, target: str, settings: RunSettings, case,
+                      bands: OutputBands, *, provenance: dict[str, str] | None = None, progress=None,
+                      log=None, before_commit=None) -> PairResult:
+    """Fuse `window` (high-resolution pixels) of `pair` into the GeoTIFF `target`, on the guide's grid.
+
+    `case` is the core's pair case with the algorithm's sensor-model options (fitted here on each window, or once
+    on the scene's training crops); its σ is `settings.sigma` (by observation name). `progress(tile,
+    core_progress)` is called per iteration and returns True to stop (the core then raises FusionCancelled);
+    `log(text)` receives one line per tile; `provenance` adds dataset metadata items (the algorithm's own
+    settings: SRF and PSF sources, sensor). A given σ is checked against the data first; `before_commit` see
+    `fusion_run.write_area`. Any exception leaves `target` as it was.
+    """
+    lr_name, guide_name = case.names
+    case = replace(case, sigma=dict(settings.sigma or {}), ratio=pair.ratio)
+    check_sigma(pair, window, settings, case.names)
+    plan = plan_area(settings, window, pair.ratio)
+    result = PairResult(target, bands.names, tiles=plan.tiles, window=window, training=plan.training,
+                          units=pair.units)
+
+    def area_window(w):  # w: a window relative to the area
         return Window(window.col + w.col, window.row + w.row, w.width, w.height)
+
+    def read(w):
+        return read_filled(pair, area_window(w))
 
     def valid_fraction(w):  # from the masks alone: no fill needed to rank crops
         return 1.0 - float(_read_masked(pair, area_window(w))[-1].mean())
 
-    shape = (window.height, window.width)
-    crops = scene.choose_crops(shape, settings.scene_crops, settings.scene_crop_size, pair.ratio, valid_fraction)
-    sigma = settings.sigma or {}
-    case = scene_case([read_filled(pair, area_window(w))[0] for w in crops], sigma.get("low"), sigma.get("high"))
-    callback = (lambda p: progress(TRAINING_STAGE, p)) if progress else None
-    return scene.train_scene(case, lambda w: read_filled(pair, area_window(w))[0][:2], shape, options=settings.options,
-                             scene=scene.SceneOptions(crops=len(crops), crop_size=settings.scene_crop_size),
-                             callback=callback, log=log, crops=crops)
-
-
-def check_sigma(pair: RasterPair, window: Window, settings: RunSettings) -> None:
-    """A given NOISE_SIGMA against each band's spread over the area (`plausibility.check_noise_sigma`), measured
-    on an overview of each layer."""
-    if not settings.sigma:
-        return
-    given, spread = {}, {}
-    for key, raster, win in (("low", pair.low, pair.low_window(window)), ("high", pair.high, window)):
-        if not settings.sigma.get(key):
-            continue
-        names = [f"{raster.label} band {i}" for i in range(1, raster.band_count + 1)]
-        given.update(zip(names, np.broadcast_to(np.asarray(settings.sigma[key], dtype=float), (raster.band_count,))))
-        size = (min(SPREAD_OVERVIEW_PX, win.width), min(SPREAD_OVERVIEW_PX, win.height))
-        spread.update(band_spread(names, read_bands_overview(raster.path, raster.label, raster.band_indexes,
-                                                             raster.scales, raster.offsets, win, size)))
-    check_noise_sigma(given, spread, pair.units)
-
-
-def run_guided_fusion(pair: RasterPair, window: Window, target: str, settings: RunSettings, fuse: Callable,
-                      bands: OutputBands, *, provenance: dict[str, str] | None = None, progress=None,
-                      log=None, scene_case: Callable | None = None, before_commit=None) -> GuidedResult:
-    """Fuse `window` (high-resolution pixels) of `pair` into the GeoTIFF `target`, on the guide's grid.
-
-    `progress(tile, core_progress)` is called per iteration and returns True to stop (the core then raises
-    FusionCancelled); `log(text)` receives one line per tile; `provenance` adds dataset metadata items (the
-    algorithm's own settings: SRF and PSF sources, sensor). With 'scene' training (`settings.training`, or
-    'auto' on a large area) `scene_case(samples, σ_lr, σ_guide)` builds the core's scene case, the training iterations come
-    under `TRAINING_STAGE` and each tile then reports once. A given σ is checked against the data first;
-    `before_commit` see `fusion_run.write_tiles`. Any exception leaves `target` as it was.
-    """
-    check_sigma(pair, window, settings)
-    mode, tiles, block, aligned = plan_output_tiles(settings, window, pair.ratio)
-    if mode == "scene" and scene_case is None:
-        raise RasterInputError("scene training is not available for this fusion: choose TRAINING whole or tiles")
-    result = GuidedResult(target, bands.names, tiles=tiles, window=window, training=mode, units=pair.units)
-
-    def fuse_tile(tile):
-        callback = (lambda p: progress(tile, p)) if progress else None
-        fused, record, model = fuse_window(pair, tile.read, settings, fuse, callback)
-        if model is not None:
-            result.models.append(model)
-        return fused, record
-
-    def train():
-        model = train_pair_on_scene(pair, window, settings, scene_case, progress, log)
-        result.models.append(model.case.model)
-        return model
-
-    def read(w):
-        (lr, hr, _), invalid = read_filled(pair, w)
-        return (lr, hr), invalid
-
-    if mode == "scene":
-        fuse_tile = scene_tile_fuser(train, read, progress)
-
-    def metadata(done: GuidedResult):
-        _collect_sigma(done)
+    def metadata(done: PairResult):
+        _collect_sigma(done, lr_name, guide_name)
         dataset = {**run_provenance(settings, done, pair), **(provenance or {}), **sensor_model_summary(done.models)}
         dataset["GUIDE_NOISE_SIGMA"] = ", ".join(f"{s:.6g}" for s in done.guide_sigma)
         domains = bands.metadata()
         psf = _mean_over_tiles([np.broadcast_to(np.asarray(m.psf_sigma, float), (len(bands.names),))
                                 for m in done.models])
         errors = band_error_items(done)
-        group = {"lr": CoarseGroup(list(bands.names), pair.low.grid.pixel, pair.low.label)}
+        # the metadata key stays COREGISTRATION_LR (the output format) whatever the pair's observation is named
+        group = {"lr": CoarseGroup(list(bands.names), pair.low.grid.pixel, pair.low.label, lr_name)}
         registration, band_shifts, done.registration_log = registration_summary(settings, done.records, group)
         dataset.update(registration)
         for k, items in enumerate(domains[""][1]):
@@ -211,20 +175,22 @@ def run_guided_fusion(pair: RasterPair, window: Window, target: str, settings: R
         domains[""] = (dataset, domains[""][1])
         return domains
 
-    return write_tiles(target, output_grid(pair, window), bands.descriptions, result, fuse_tile, metadata=metadata,
-                       log=log, block=block, flush_tiles=aligned, before_commit=before_commit,
-                       nothing_valid=f"the processed area holds nodata only (in {pair.low.label} or "
-                                              f"{pair.high.label} at every pixel): choose an area over valid data")
+    write_area(target, output_grid(pair, window), bands.descriptions, result, case, plan, read, settings,
+               metadata=metadata, progress=progress, log=log, valid_fraction=valid_fraction,
+               before_commit=before_commit,
+               nothing_valid=f"the processed area holds nodata only (in {pair.low.label} or "
+                             f"{pair.high.label} at every pixel): choose an area over valid data")
+    return result
 
 
 def _mean_over_tiles(arrays: list) -> np.ndarray | None:
     return np.mean(np.stack([np.asarray(a, dtype=np.float64) for a in arrays]), axis=0) if arrays else None
 
 
-def _collect_sigma(result: GuidedResult) -> None:
+def _collect_sigma(result: PairResult, lr_name: str, guide_name: str) -> None:
     """σ per output band and per guide band (data units), averaged over tiles."""
-    guide = _mean_over_tiles([r.sigma[0] for r in result.records])
-    low = _mean_over_tiles([r.sigma[1] for r in result.records])
+    guide = _mean_over_tiles([r.sigma[guide_name] for r in result.records])
+    low = _mean_over_tiles([r.sigma[lr_name] for r in result.records])
     result.guide_sigma = [] if guide is None else [float(s) for s in np.atleast_1d(guide)]
     if low is not None:
         low = np.broadcast_to(low, (len(result.band_names),))
