@@ -219,7 +219,8 @@ def eo1_case(args, options: SolverOptions) -> list[dict]:
             start = time.perf_counter()
             model = hsms.fit_sensor_model(hs, ms, geometry="area", coregistration=coregistration)
             seconds_model = time.perf_counter() - start
-            methods = [("first estimate", lambda: hsms.first_estimate_hs_ms(hs, ms, sensor_model=model, geometry="area")[0])]
+            methods = [("first estimate",
+                        lambda: hsms.first_estimate_hs_ms(hs, ms, sensor_model=model, geometry="area")[0])]
             if not args.first_estimate and (coregistration == "auto" or distance == 0 or args.all_off):
                 methods.append(("SURE Fusion", lambda: hsms.fuse_hs_ms(hs, ms, options=options, geometry="area",
                                                                      coregistration=coregistration)[0]))

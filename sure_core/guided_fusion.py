@@ -62,7 +62,8 @@ class SensorModel:
         sigma = np.broadcast_to(np.asarray(self.psf_sigma, dtype=np.float64).reshape(-1), (lr_bands,)) \
             if np.size(self.psf_sigma) in (1, lr_bands) else None
         if sigma is None:
-            raise InputShapeError(f"give one PSF σ or one per low-resolution band ({lr_bands}), got {np.size(self.psf_sigma)}")
+            raise InputShapeError(f"give one PSF σ or one per low-resolution band ({lr_bands}), "
+                                  f"got {np.size(self.psf_sigma)}")
         if not np.isfinite(sigma).all() or (sigma <= 0).any():
             raise InvalidInputValueError(f"PSF σ must be finite and > 0 (HR pixels), got {np.unique(sigma).tolist()}")
         response = np.asarray(self.response, dtype=np.float64)
@@ -157,7 +158,8 @@ def _regression_pixels(n: int, max_pixels: int, valid: np.ndarray | None = None,
     return pixels[::step]
 
 
-def regression_mask(lr_invalid: np.ndarray, guide_invalid: np.ndarray, ratio: int, margin: int = 1) -> np.ndarray | None:
+def regression_mask(lr_invalid: np.ndarray, guide_invalid: np.ndarray, ratio: int,
+                    margin: int = 1) -> np.ndarray | None:
     """Low-resolution pixels usable by the sensor-model regressions, (h, w) bool, or None when all are: valid in
     the lr image, over a ratio×ratio guide block without invalid pixels, and `margin` lr pixels away from any
     invalid one (the guide is blurred by the PSF before the regression; filled nodata must not leak in)."""
@@ -175,7 +177,8 @@ def regression_mask(lr_invalid: np.ndarray, guide_invalid: np.ndarray, ratio: in
     return ~invalid
 
 
-def _fit_response(lr_flat: np.ndarray, guide_flat: np.ndarray, nonnegative: bool) -> tuple[np.ndarray, np.ndarray, float]:
+def _fit_response(lr_flat: np.ndarray, guide_flat: np.ndarray,
+                  nonnegative: bool) -> tuple[np.ndarray, np.ndarray, float]:
     """Regress each guide band on the lr bands with an intercept: (R (G, L), offset (G,), mean squared residual).
 
     lr_flat (L, n), guide_flat (G, n). Centring removes the intercept; the non-negative fit runs on the L × L
@@ -255,7 +258,8 @@ def estimate_psf_sigma(lr, guide, ratio: int, *, geometry: Geometry | str = Geom
         grid = ratio * np.linspace(0.18, 0.78, 31)
     lr_flat = lr.reshape(lr.shape[0], -1)
     pixels = _regression_pixels(lr_flat.shape[1], max_pixels, valid)
-    components = _principal_components(lr_flat[:, pixels], min(lr.shape[0], 2 * guide.shape[0] + 4, len(pixels) // 8 or 1))
+    count = min(lr.shape[0], 2 * guide.shape[0] + 4, len(pixels) // 8 or 1)
+    components = _principal_components(lr_flat[:, pixels], count)
     errors = []
     for sigma in grid:
         degraded = degrade(guide, ratio, sigma, geometry, shift).reshape(guide.shape[0], -1)[:, pixels]
@@ -336,7 +340,10 @@ def build_problem(lr, guide, sensor_model: SensorModel, *, sigma_lr=None, sigma_
     sensor_model = sensor_model.validated(lr.shape[0], guide.shape[0])
     _check_sizes(lr, guide, sensor_model.ratio)
     guide = guide - sensor_model.offset[:, None, None]
-    lr_scale, guide_scale = (float(np.abs(lr).max()), float(np.abs(guide).max())) if scales is None else (float(scales[0]), float(scales[1]))
+    if scales is None:
+        lr_scale, guide_scale = float(np.abs(lr).max()), float(np.abs(guide).max())
+    else:
+        lr_scale, guide_scale = float(scales[0]), float(scales[1])
     if lr_scale <= 0 or guide_scale <= 0:
         raise InvalidInputValueError("an input is zero everywhere (after the guide's offset): is this area nodata?")
     sig_lr = _noise("the low-resolution image", sigma_lr, lr)

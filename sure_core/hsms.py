@@ -73,7 +73,8 @@ def _wavelengths_nm(name: str, values) -> np.ndarray:
     """Wavelengths as given, in nm (values all below 30 are taken as µm)."""
     w = np.atleast_1d(np.asarray(values, dtype=np.float64))
     if w.ndim != 1 or not np.isfinite(w).all() or (w <= 0).any():
-        raise InvalidInputValueError(f"{name} must be positive finite wavelengths (nm or µm), got {np.asarray(values).tolist()}")
+        raise InvalidInputValueError(f"{name} must be positive finite wavelengths (nm or µm), "
+                                     f"got {np.asarray(values).tolist()}")
     return w * 1000.0 if w.max() < 30.0 else w
 
 
@@ -117,7 +118,8 @@ def _ms_table(ms_bands: int, sensor, wavelengths, fwhm) -> BandTable:
         table = preset_bands(name, names)
         if names is None and len(table) != ms_bands:
             raise InputShapeError(
-                f"the {name!r} preset has {len(table)} bands ({', '.join(table.names)}) but the MS image has {ms_bands}: "
+                f"the {name!r} preset has {len(table)} bands ({', '.join(table.names)}) "
+                f"but the MS image has {ms_bands}: "
                 f"name its bands in order, e.g. ms_sensor='{name}:{','.join(table.names[:ms_bands])}'")
     elif wavelengths is not None and fwhm is not None:
         centres = _wavelengths_nm("ms_wavelengths", wavelengths)
@@ -147,8 +149,9 @@ def _fit_gain_offset(hs: np.ndarray, ms: np.ndarray, response: np.ndarray, ratio
     slope = (p_c * o_c).sum(axis=1) / np.maximum((p_c * p_c).sum(axis=1), 1e-300)
     if (slope <= 0).any():
         bad = np.flatnonzero(slope <= 0).tolist()
-        raise InvalidInputValueError(f"MS band(s) {bad} (0-based) do not increase with the HS bands that their Gaussian "
-                                     "response weights: check the band order and wavelengths, or use srf='estimate'")
+        raise InvalidInputValueError(f"MS band(s) {bad} (0-based) do not increase with the HS bands that their "
+                                     "Gaussian response weights: check the band order and wavelengths, "
+                                     "or use srf='estimate'")
     return response * slope[:, None], observed.mean(axis=1) - slope * predicted.mean(axis=1)
 
 
@@ -169,7 +172,8 @@ def fit_sensor_model(hs, ms, *, ratio=None, srf="estimate", hs_wavelengths=None,
         try:
             sigma = np.asarray(psf_sigma, dtype=np.float64).reshape(-1)
         except (TypeError, ValueError):
-            raise InvalidInputValueError(f"psf_sigma must be 'estimate' or a number of HR pixels, got {psf_sigma!r}") from None
+            raise InvalidInputValueError(f"psf_sigma must be 'estimate' or a number of HR pixels, "
+                                         f"got {psf_sigma!r}") from None
         if sigma.size not in (1, n_hs) or not np.isfinite(sigma).all() or (sigma <= 0).any():
             raise InvalidInputValueError(f"psf_sigma must be one positive number (or one per HS band) in MS pixels, "
                                          f"got {np.asarray(psf_sigma).tolist()}")
@@ -185,13 +189,16 @@ def fit_sensor_model(hs, ms, *, ratio=None, srf="estimate", hs_wavelengths=None,
         if (response.sum(axis=1) <= 0).any():
             rows = np.flatnonzero(response.sum(axis=1) <= 0).tolist()
             raise InvalidInputValueError(f"MS band(s) {rows} (0-based) are not explained by any HS band (estimated "
-                                         "response all zero): check that the two images show the same area, or give the SRF")
+                                         "response all zero): check that the two images show the same area, "
+                                         "or give the SRF")
     elif isinstance(srf, str) and srf == "gaussian":
-        shape = gaussian_response(_hs_table(n_hs, hs_wavelengths, hs_fwhm), _ms_table(n_ms, ms_sensor, ms_wavelengths, ms_fwhm))
+        shape = gaussian_response(_hs_table(n_hs, hs_wavelengths, hs_fwhm),
+                                  _ms_table(n_ms, ms_sensor, ms_wavelengths, ms_fwhm))
         response, offset = _fit_gain_offset(hs, ms, shape, ratio, sigma, geometry, gain=True, valid=valid,
                                             shift=shift)
     elif isinstance(srf, (str, Path)):
-        if isinstance(srf, str) and "\n" not in srf and not Path(srf).is_file() and not srf.lower().endswith((".csv", ".txt")):
+        if (isinstance(srf, str) and "\n" not in srf and not Path(srf).is_file()
+                and not srf.lower().endswith((".csv", ".txt"))):
             raise InvalidInputValueError(f"srf must be 'estimate', 'gaussian', a (MS × HS bands) matrix or a CSV file; "
                                          f"got {srf!r}")
         response, offset = _fit_gain_offset(hs, ms, parse_response_matrix(srf, n_ms, n_hs), ratio, sigma, geometry,

@@ -125,7 +125,8 @@ def _psf_sigma(ms, pan, ratio: int, preset: PanSensor, psf_sigma, geometry, vali
         return preset.ms_psf_sigma(bands, ratio)
     if isinstance(psf_sigma, str):
         if psf_sigma != "estimate":
-            raise InvalidInputValueError(f"psf_sigma must be a number, one number per band or 'estimate', got {psf_sigma!r}")
+            raise InvalidInputValueError(f"psf_sigma must be a number, one number per band or 'estimate', "
+                                         f"got {psf_sigma!r}")
         return np.full(bands, guided_fusion.estimate_psf_sigma(ms, pan[None], ratio, geometry=geometry, valid=valid,
                                                                shift=shift))
     sigma = np.asarray(psf_sigma, dtype=np.float64).reshape(-1)

@@ -27,14 +27,17 @@ class Observation:
 
     def __post_init__(self):
         if self.data.ndim != 3:
-            raise InputShapeError(f"observation {self.name!r} must be (bands, rows, cols), got shape {tuple(self.data.shape)}")
+            raise InputShapeError(f"observation {self.name!r} must be (bands, rows, cols), "
+                                  f"got shape {tuple(self.data.shape)}")
         if not torch.isfinite(self.data).all():
-            raise InvalidInputValueError(f"observation {self.name!r} contains NaN or inf: mask or fill nodata before fusing")
+            raise InvalidInputValueError(f"observation {self.name!r} contains NaN or inf: "
+                                         "mask or fill nodata before fusing")
         self.sigma = torch.as_tensor(self.sigma, dtype=self.data.dtype, device=self.data.device).reshape(-1)
         if self.sigma.numel() == 1:
             self.sigma = self.sigma.expand(self.data.shape[0]).clone()
         if self.sigma.numel() != self.data.shape[0]:
-            raise InputShapeError(f"observation {self.name!r} has {self.data.shape[0]} bands but {self.sigma.numel()} noise σ values")
+            raise InputShapeError(f"observation {self.name!r} has {self.data.shape[0]} bands "
+                                  f"but {self.sigma.numel()} noise σ values")
         if not torch.isfinite(self.sigma).all() or (self.sigma < 0).any():
             raise InvalidInputValueError(f"noise σ of {self.name!r} must be finite and ≥ 0, got {self.sigma.tolist()}")
 
@@ -77,7 +80,8 @@ class FusionProblem:
             self.input_slices.append(slice(start, start + obs.bands))
             start += obs.bands
             if max(obs.output_channels) >= self.out_channels:
-                raise InputShapeError(f"observation {obs.name!r} refers to output channel {max(obs.output_channels)} of {self.out_channels}")
+                raise InputShapeError(f"observation {obs.name!r} refers to output channel "
+                                      f"{max(obs.output_channels)} of {self.out_channels}")
 
     @property
     def in_channels(self) -> int:

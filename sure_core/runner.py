@@ -72,7 +72,7 @@ def area_tiles(shape: tuple[int, int], step: int, training: str, tile_size: int 
 
 
 def run(case: FusionCase, read: Reader, shape: tuple[int, int], write: Writer, *, training: str = "whole",
-        tile_size: int = 0, halo: int = 0, align: int = 0, scene: SceneOptions = SceneOptions(),
+        tile_size: int = 0, halo: int = 0, align: int = 0, scene: SceneOptions | None = None,
         options: SolverOptions | None = None, progress: TileProgress | None = None,
         log: Callable[[str], None] | None = None, nodata: float = np.nan,
         valid_fraction: Callable[[Window], float] | None = None) -> AreaRun:
@@ -85,6 +85,7 @@ def run(case: FusionCase, read: Reader, shape: tuple[int, int], write: Writer, *
     the run (FusionCancelled); nothing is written for a tile after its stop.
     """
     options = (options or SolverOptions()).validated()
+    scene = scene or SceneOptions()
     log = log or (lambda text: None)
     tiles = area_tiles(shape, case.step, training, tile_size, halo, align)
     result = AreaRun(tiles)

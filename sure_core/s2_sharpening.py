@@ -85,12 +85,13 @@ def build_problem(y10, y20, y60=None, sigma: dict | None = None, geometry: Geome
     registration = measure_registration(scaled, geometry) if registration == "auto" else \
         {} if registration == "off" else dict(registration)
     observations, channel = [], 0
-    for key, data, names, ratio in groups:
+    for key, _data, names, ratio in groups:
         normalised = torch.as_tensor(scaled[key], dtype=dtype, device=device)
         if key in sigma and sigma[key] is not None:
             given = np.broadcast_to(np.asarray(sigma[key], dtype=np.float64), (len(names),))
             if not np.isfinite(given).all() or (given < 0).any():
-                raise InvalidInputValueError(f"noise σ for the {key} bands must be finite and ≥ 0, got {given.tolist()}")
+                raise InvalidInputValueError(f"noise σ for the {key} bands must be finite and ≥ 0, "
+                                             f"got {given.tolist()}")
             sig = given / scale
             sigma[key] = given.tolist()
         else:

@@ -56,7 +56,9 @@ def _sub_window(data, window: Window, shape: tuple[int, int]):
     if isinstance(data, (tuple, list)):
         return type(data)(_sub_window(v, window, shape) for v in data)
     r = shape[0] // np.shape(data)[-2]
-    return data[..., window.row // r:(window.row + window.height) // r, window.col // r:(window.col + window.width) // r]
+    rows = slice(window.row // r, (window.row + window.height) // r)
+    cols = slice(window.col // r, (window.col + window.width) // r)
+    return data[..., rows, cols]
 
 
 def _max_scale(scales: list):

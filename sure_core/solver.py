@@ -82,7 +82,8 @@ class SolverOptions:
         if self.network not in ("auto", "always", "never"):
             raise SureFusionError(f"network must be 'auto', 'always' or 'never', got {self.network!r}")
         if self.network == "never" and not self.residual:
-            raise SureFusionError("network='never' needs a first estimate: the paper's recipe (residual=False) has none")
+            raise SureFusionError("network='never' needs a first estimate: "
+                                  "the paper's recipe (residual=False) has none")
         return self
 
 
@@ -230,7 +231,10 @@ def default_network(problem: FusionProblem, options: SolverOptions) -> nn.Module
     guide = problem.guide_channels
     # residual recipe: the network sees [spectral guides, first estimate (one channel per output band)], guides
     # first; for S2 the guides are the 10 m bands, the first channels of the first estimate
-    inputs = (len(_spectral_guide_channels(problem)) + problem.out_channels) if options.residual else problem.in_channels
+    if options.residual:
+        inputs = len(_spectral_guide_channels(problem)) + problem.out_channels
+    else:
+        inputs = problem.in_channels
     return GuidedAttentionNet(guide, inputs - guide, problem.out_channels, width=options.width,
                               skip_width=options.skip_width, output="linear" if options.residual else "sigmoid")
 
@@ -324,7 +328,8 @@ def _first_estimate_base(problem: FusionProblem, options: SolverOptions, injecti
     if not options.residual:
         return None
     if options.base == "injection":
-        return DetailInjectionBase(problem, tune=options.loss == "sure", fit=injection, refined=options.refined_injection)
+        return DetailInjectionBase(problem, tune=options.loss == "sure", fit=injection,
+                                   refined=options.refined_injection)
     return BackProjectionBase(_base_channels(problem))
 
 
@@ -365,19 +370,23 @@ def train(problems: list[FusionProblem], options: SolverOptions | None = None,
     injection = None
     if options.residual:
         if _base_channels(problem) is None:
-            raise SureFusionError("the residual recipe needs every output band among the network inputs; use residual=False")
+            raise SureFusionError("the residual recipe needs every output band among the network inputs; "
+                                  "use residual=False")
         if options.base == "injection":
             # the BP-only recipe uses no risk estimate anywhere, so its first estimate is not SURE-tuned either
             injection = fit_injection(problems, tune=options.loss == "sure", refined=options.refined_injection)
             record.cross_band_shrinkage = any(s is not None and s.matrices is not None for s in injection.shrink)
     guides = _spectral_guide_channels(problem) if options.residual else []
     if not options.residual:  # the paper feeds the [0, 1]-scaled data as it is
-        mean, std = torch.zeros(1, zs[0].shape[1], 1, 1, device=device), torch.ones(1, zs[0].shape[1], 1, 1, device=device)
+        channels = zs[0].shape[1]
+        mean = torch.zeros(1, channels, 1, 1, device=device)
+        std = torch.ones(1, channels, 1, 1, device=device)
         out_scale = None
     else:  # the network sees the first estimate (and spectral guides), normalised band by band over all problems
         with torch.no_grad():
-            features = torch.cat([torch.cat([z[:, guides], _first_estimate_base(p, options, injection)(z)], dim=1).flatten(2)
-                                  for p, z in zip(problems, zs)], dim=2)
+            features = torch.cat([
+                torch.cat([z[:, guides], _first_estimate_base(p, options, injection)(z)], dim=1).flatten(2)
+                for p, z in zip(problems, zs)], dim=2)
         mean = features.mean(dim=(0, 2))[None, :, None, None]
         std = features.std(dim=(0, 2))[None, :, None, None].clamp_min(1e-6)
         out_scale = std[:, len(guides):]
@@ -389,7 +398,8 @@ def train(problems: list[FusionProblem], options: SolverOptions | None = None,
 
     band_weights = None
     if options.band_weighting == "relative":
-        energy = [torch.stack([p.observations[g].network_input().pow(2).mean(dim=(-2, -1)) for p in problems]).mean(dim=0)
+        energy = [torch.stack([p.observations[g].network_input().pow(2).mean(dim=(-2, -1))
+                               for p in problems]).mean(dim=0)
                   for g in range(len(problem.observations))]
         band_weights = [1.0 / e.clamp_min(1e-12) for e in energy]
         norm = torch.cat(band_weights).mean()
@@ -438,7 +448,8 @@ def train(problems: list[FusionProblem], options: SolverOptions | None = None,
                 average = est.clone() if average is None else average + est
             else:
                 params = [p.detach().clone() for p in net.parameters()]
-                averaged_weights = params if averaged_weights is None else [a + p for a, p in zip(averaged_weights, params)]
+                averaged_weights = params if averaged_weights is None else \
+                    [a + p for a, p in zip(averaged_weights, params)]
         if callback is not None and ((it + 1) % every == 0 or it + 1 == options.iterations):
             elapsed = time.perf_counter() - start
             progress = Progress(it + 1, options.iterations, float(losses[it]), float(risks[it]), elapsed,
@@ -493,7 +504,8 @@ def train(problems: list[FusionProblem], options: SolverOptions | None = None,
     if model.network_applied:
         tail = [r for r in record.risk_history[-max(n_average, 10):] if math.isfinite(r)]
     else:   # the output is the first estimate: its own risk
-        tail = [r for r in base_risks[max(0, iterations_run - window):iterations_run].cpu().tolist() if math.isfinite(r)]
+        recent = base_risks[max(0, iterations_run - window):iterations_run].cpu().tolist()
+        tail = [r for r in recent if math.isfinite(r)]
     record.final_risk = float(np.mean(tail)) if tail else float("nan")
     return model, record, result
 
@@ -506,7 +518,8 @@ def _network_decision(options: SolverOptions, tracked: bool, stopped: bool, reco
         return "network not trained (NETWORK=never): the output is the linear first estimate"
     if stopped:
         return (f"network not applied: {gain} after {record.iterations_run} of {options.iterations} iterations, "
-                f"below the {100 * NETWORK_MIN_GAIN:g} % it must significantly exceed; the output is the first estimate")
+                f"below the {100 * NETWORK_MIN_GAIN:g} % it must significantly exceed; "
+                "the output is the first estimate")
     if not tracked:
         return "network applied (no SURE to weigh it with: " + ("BP loss)" if options.loss != "sure" else
                                                                "the paper's recipe has no first estimate)")

@@ -147,7 +147,8 @@ def _prepare_pair(request: FusionRequest, extent_for) -> PreparedRun:
         request.extent = extent_for(pair.high.grid.crs_wkt)
     window = pair_io.plan_pair_area(pair, _extent(request, pair.high.grid))
     names = (low_role.lower(), high_role.lower())
-    settings = replace(request.settings, sigma=parse_pair_sigma(request.noise_sigma, pair, names, (low_role, high_role)))
+    sigma = parse_pair_sigma(request.noise_sigma, pair, names, (low_role, high_role))
+    settings = replace(request.settings, sigma=sigma)
     info = [f"{pair.low.label}: {pair.low.band_count} band(s); {pair.high.label}: {pair.high.band_count} band(s); "
             f"ratio {pair.ratio}; area {window.width}×{window.height} px on the {high_role} grid; "
             f"{_solver_line(settings)}; values in {pair.units}", *plan.log]

@@ -70,7 +70,8 @@ class FusionResult:
     window: Window | None = None
     sigma_by_band: dict[str, float] = field(default_factory=dict)
     training: str = "whole"                            # effective RunSettings.training mode
-    registration_log: list = field(default_factory=list)  # (text, is_warning) per coarse group, see `registration_summary`
+    # (text, is_warning) per coarse group, see `registration_summary`
+    registration_log: list = field(default_factory=list)
     channel_names: list[str] | None = None             # band names in the run records' channel order (None: band_names)
     units: str = ""                                    # the output's units, as the inputs give them
     cases: list = field(default_factory=list)          # the core fusion case fitted on each trained window

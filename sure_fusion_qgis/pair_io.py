@@ -193,7 +193,8 @@ def open_pair(low_path: str, high_path: str, *, low_label: str = "the low-resolu
     origin = _common_lattice(low, high, ratio)
     name = scene_name or Path(str(low_path).split("|")[0]).stem
     units = "input units with band scale/offset applied" if low.scaled or high.scaled else "input units (as stored)"
-    provenance = {"INPUT_LOW_RESOLUTION": f"{low.label}: {low.path}", "INPUT_HIGH_RESOLUTION": f"{high.label}: {high.path}",
+    provenance = {"INPUT_LOW_RESOLUTION": f"{low.label}: {low.path}",
+                  "INPUT_HIGH_RESOLUTION": f"{high.label}: {high.path}",
                   "RESOLUTION_RATIO": str(ratio), "INPUT_CRS": _crs_name(osr.SpatialReference(wkt=high.grid.crs_wkt))}
     pair = RasterPair(low, high, ratio, origin, name, units, provenance)
     _data_area(pair)   # fails early when the two do not overlap

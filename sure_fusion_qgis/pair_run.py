@@ -96,7 +96,8 @@ def _read_masked(pair: RasterPair, window: Window):
     return lr, lr_invalid, hr, hr_invalid, upsample_mask(lr_invalid, pair.ratio) | hr_invalid
 
 
-def read_filled(pair: RasterPair, window: Window) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]:
+def read_filled(pair: RasterPair,
+                window: Window) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]:
     """((lr, guide) with nodata filled, the low-resolution pixels the sensor-model regressions may use (None:
     all)), invalid mask on the high-resolution grid) of a window."""
     lr, lr_invalid, hr, hr_invalid, invalid = _read_masked(pair, window)
@@ -208,7 +209,8 @@ def sensor_model_summary(models: list) -> dict[str, str]:
     return {
         "PSF_SIGMA_HR_PX": psf_text,
         "SPECTRAL_RESPONSE": json.dumps([[float(f"{v:.5g}") for v in row] for row in np.atleast_2d(response)]),
-        "SPECTRAL_RESPONSE_SHAPE": "guide bands × output bands = " + " × ".join(map(str, np.atleast_2d(response).shape)),
+        "SPECTRAL_RESPONSE_SHAPE":
+            "guide bands × output bands = " + " × ".join(map(str, np.atleast_2d(response).shape)),
         "RESPONSE_OFFSET": ", ".join(f"{v:.6g}" for v in np.atleast_1d(offset)),
         "SENSOR_MODEL_TILES": str(len(models)),
     }

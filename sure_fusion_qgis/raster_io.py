@@ -21,6 +21,7 @@ import re
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -391,7 +392,8 @@ def open_s2_product(path: str, band_names: dict[str, tuple[str, ...]], with_60m:
             raise RasterInputError(f"the product has no {key} image data for {epsg}: it is incomplete or corrupt")
         sub_label = f"PRODUCT {key} bands"
         sds = _open(sub, sub_label)
-        found = [(sds.GetRasterBand(i).GetMetadataItem("BANDNAME") or "").upper() for i in range(1, sds.RasterCount + 1)]
+        found = [(sds.GetRasterBand(i).GetMetadataItem("BANDNAME") or "").upper()
+                 for i in range(1, sds.RasterCount + 1)]
         found = [s2_band_name(n) for n in found]
         missing = [n for n in band_names[key] if n not in found]
         if missing:
@@ -413,7 +415,8 @@ def open_s2_product(path: str, band_names: dict[str, tuple[str, ...]], with_60m:
         "ADD_OFFSET_APPLIED": ", ".join(f"{n}={v:g}" for n, v in applied.items()),
         "PRODUCT_CRS": epsg,
     }
-    units = f"{'surface (BOA)' if level == 'L2A' else 'top-of-atmosphere'} reflectance (0–1): (DN + offset) / {quantification:g}"
+    units = (f"{'surface (BOA)' if level == 'L2A' else 'top-of-atmosphere'} reflectance (0–1): "
+             f"(DN + offset) / {quantification:g}")
     return SentinelInputs(groups, scene, units, provenance, warnings)
 
 
@@ -617,16 +620,16 @@ class GeoTiffWriter:
             self._checked("setting the CRS", lambda: ds.SetProjection(grid.crs_wkt))
             for i, description in enumerate(band_descriptions, start=1):
                 band = ds.GetRasterBand(i)
-                self._checked("describing the bands", lambda: band.SetDescription(description))
-                self._checked("setting nodata", lambda: band.SetNoDataValue(nodata))
+                self._checked("describing the bands", partial(band.SetDescription, description))
+                self._checked("setting nodata", partial(band.SetNoDataValue, nodata))
         except BaseException:
             self.discard()
             raise
 
     def _failure(self, action: str, message: str) -> RasterOutputError:
         reason = _write_limit(self.target)
-        return write_failure(self.target, self.label, f"GDAL failed while {action} ({message})" +
-                             (f": {reason}" if reason else "; check that the disk is not full and the folder is writable"))
+        advice = f": {reason}" if reason else "; check that the disk is not full and the folder is writable"
+        return write_failure(self.target, self.label, f"GDAL failed while {action} ({message})" + advice)
 
     def _checked(self, action: str, call):
         """`call()`, raising RasterOutputError when it returns an error code or GDAL recorded an error meanwhile
@@ -655,7 +658,7 @@ class GeoTiffWriter:
         for i in range(array.shape[0]):
             band = self._ds.GetRasterBand(i + 1)
             data = np.asarray(array[i], dtype=np.float32)
-            self._checked(f"writing band {i + 1}", lambda: band.WriteArray(data, col, row))
+            self._checked(f"writing band {i + 1}", partial(band.WriteArray, data, col, row))
 
     def flush(self) -> None:
         self._checked("writing tiles to disk", self._ds.FlushCache)
@@ -670,7 +673,7 @@ class GeoTiffWriter:
             if items:
                 band = ds.GetRasterBand(i)
                 self._checked("writing band metadata",
-                              lambda: band.SetMetadata({k: str(v) for k, v in items.items()}, domain))
+                              partial(band.SetMetadata, {k: str(v) for k, v in items.items()}, domain))
 
     def finish(self) -> str:
         """Flush and close the file (errors checked), sync it to disk, re-open it and validate it
@@ -729,7 +732,7 @@ def validate_geotiff(path: str, width: int, height: int, bands: int, target=None
         for row in range(0, height, rows):
             count = min(rows, height - row)
             gdal.ErrorReset()
-            data, message = _gdal_call(lambda: band.ReadAsArray(0, row, width, count))
+            data, message = _gdal_call(partial(band.ReadAsArray, 0, row, width, count))
             if data is None or gdal.GetLastErrorType() >= gdal.CE_Failure:
                 raise fail(f"band {i}, rows {row}–{row + count}: {message or 'unreadable'}")
             if not np.isfinite(data).all():

@@ -41,11 +41,11 @@ CORE_RECIPE = {"iterations": 300, "width": 16, "learning_rate": 3e-3}
 
 #: how long a run takes, for the help texts: measured on one core of this project's 2-core CPU, quiet machine
 #: (README: APEX 198² px, 0.48 s per iteration; DSen2 120² px, 0.19 s); about 12.5 µs per output pixel and iteration
-TIME_HELP = ("Run time grows with the area × the iterations: on one CPU core about 12 µs per output pixel per iteration, "
-             "so the default 300 iterations take about 1 minute for 120 × 120 px, 2½ minutes for 200 × 200 px and "
-             "15 minutes for 500 × 500 px; a busy computer can take several times longer, a GPU far less. Larger "
-             "areas train on crops (3–4 minutes) and then need about a minute per 1000 × 1000 px. Less when the "
-             "network is found not to help and training stops early. Try a small extent first.")
+TIME_HELP = ("Run time grows with the area × the iterations: on one CPU core about 12 µs per output pixel per "
+             "iteration, so the default 300 iterations take about 1 minute for 120 × 120 px, 2½ minutes for "
+             "200 × 200 px and 15 minutes for 500 × 500 px; a busy computer can take several times longer, a GPU "
+             "far less. Larger areas train on crops (3–4 minutes) and then need about a minute per 1000 × 1000 px. "
+             "Less when the network is found not to help and training stops early. Try a small extent first.")
 
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"

@@ -160,7 +160,8 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
                                       before_commit=before_commit),
             core, parameters, context, feedback, report,
             lambda result, written: self._report_html(result, written, prepared.inputs, prepared.settings),
-            f"Sharpened image ({prepared.scene_name})", quicklook.natural_colour_bands([centres[n] for n in band_names]))
+            f"Sharpened image ({prepared.scene_name})",
+            quicklook.natural_colour_bands([centres[n] for n in band_names]))
 
     def _request(self, parameters, context, options) -> FusionRequest:
         """The parameters as a request: the product, or the band layers (file-based: GDAL reads them)."""

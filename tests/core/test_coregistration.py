@@ -212,6 +212,7 @@ def test_scene_model_takes_the_median_shift_of_its_windows():
                   "note": ""}
         return SensorModel(3, np.ones(2), np.ones((1, 2)), np.zeros(1), np.array([shift] * 2), record)
 
-    merged = mean_sensor_model([model((0.5, 0.1)), model((0.52, 0.12)), model((3.0, 3.0), trusted=False), model((0.49, 0.3))])
+    merged = mean_sensor_model([model((0.5, 0.1)), model((0.52, 0.12)), model((3.0, 3.0), trusted=False),
+                                model((0.49, 0.3))])
     np.testing.assert_allclose(merged.shifts, [[0.5, 0.12]] * 2)
     assert "median of 3 of 4 windows" in merged.registration["note"]

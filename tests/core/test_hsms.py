@@ -127,11 +127,13 @@ def test_gaussian_needs_wavelengths(pair):
     with pytest.raises(InvalidInputValueError, match="ms_sensor"):
         hsms.fit_sensor_model(hs, ms, srf="gaussian", hs_wavelengths=np.linspace(450, 900, 12))
     with pytest.raises(InputShapeError, match="12 HS bands"):
-        hsms.fit_sensor_model(hs, ms, srf="gaussian", hs_wavelengths=np.linspace(450, 900, 10), ms_sensor="landsat8:B2,B3,B4")
+        hsms.fit_sensor_model(hs, ms, srf="gaussian", hs_wavelengths=np.linspace(450, 900, 10),
+                              ms_sensor="landsat8:B2,B3,B4")
     with pytest.raises(InputShapeError, match="name its bands"):
         hsms.fit_sensor_model(hs, ms, srf="gaussian", hs_wavelengths=np.linspace(450, 900, 12), ms_sensor="sentinel2")
     with pytest.raises(InvalidInputValueError, match="B6"):  # SWIR band outside a VNIR HS range
-        hsms.fit_sensor_model(hs, ms, srf="gaussian", hs_wavelengths=np.linspace(450, 900, 12), ms_sensor="landsat8:B2,B3,B6")
+        hsms.fit_sensor_model(hs, ms, srf="gaussian", hs_wavelengths=np.linspace(450, 900, 12),
+                              ms_sensor="landsat8:B2,B3,B6")
 
 
 def test_bad_matrix_and_mode(pair, tmp_path):
