@@ -73,13 +73,14 @@ def s2_shifts(distance: float, mode: str, seed: int) -> dict:
 def sharpen_as_plugin(groups: dict, options: SolverOptions, coregistration: str) -> tuple[dict, object]:
     """The plugin's QGIS-free driver on GeoTIFFs of `groups` ({'10m','20m','60m'}): (spectral bands by name, result)."""
     from sure_fusion_qgis import raster_io
-    from sure_fusion_qgis.sharpening import SharpeningSettings, run_sharpening
+    from sure_fusion_qgis.fusion_run import RunSettings
+    from sure_fusion_qgis.sharpening import run_sharpening
 
     with tempfile.TemporaryDirectory(prefix="bench_coreg_") as tmp:
         paths = s2_real.write_inputs(Path(tmp), groups, 32633, (300000.0, 5700000.0))
         inputs = raster_io.open_band_rasters({k: paths[k] for k in s2_real.GROUPS}, s2_real.GROUPS, scene_name="b")
         window = raster_io.plan_area(inputs)
-        settings = SharpeningSettings(options=options, coregistration=coregistration)
+        settings = RunSettings(options=options, coregistration=coregistration)
         result = run_sharpening(inputs, window, str(Path(tmp) / "out.tif"), settings)
         data, _, descriptions, _ = raster_io.read_raster(result.path)
     names = [raster_io.s2_band_name(d) for d in descriptions]

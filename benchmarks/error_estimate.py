@@ -97,8 +97,8 @@ def run_s2_wald(crop: str, options: SolverOptions) -> list[dict]:
     """A real Sentinel-2 crop ('dsen2', 'vietnam') under benchmarks.s2_real's Wald protocol, through the plugin's
     driver; truth: the original 20 m bands (noise included)."""
     from sure_fusion_qgis import raster_io
-    from sure_fusion_qgis.fusion_run import _merged_registration
-    from sure_fusion_qgis.sharpening import SharpeningSettings, run_sharpening
+    from sure_fusion_qgis.fusion_run import RunSettings, _merged_registration
+    from sure_fusion_qgis.sharpening import run_sharpening
 
     label = {"dsen2": "DSen2 crop (Wald)", "vietnam": "vietnam (Wald)"}[crop]
     bands, epsg, origin = s2_real.load_crop(crop)
@@ -108,7 +108,7 @@ def run_s2_wald(crop: str, options: SolverOptions) -> list[dict]:
         paths = s2_real.write_inputs(Path(tmp), degraded, epsg, origin)
         inputs = raster_io.open_band_rasters({k: paths[k] for k in s2_real.GROUPS}, s2_real.GROUPS, scene_name="wald")
         result, seconds = timed(run_sharpening, inputs, raster_io.plan_area(inputs), str(Path(tmp) / "sure.tif"),
-                                SharpeningSettings(options=options))
+                                RunSettings(options=options))
         print(f"  {label}: {seconds:.0f} s", flush=True)
         data, _, descriptions, _ = raster_io.read_raster(result.path)
         names = [raster_io.s2_band_name(d) for d in descriptions]

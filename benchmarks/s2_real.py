@@ -30,7 +30,8 @@ from sure_core import sentinel2 as s2
 from sure_core.metrics import ergas, msre, q2n, sam
 from sure_core.operators import BlurDecimate
 from sure_fusion_qgis import raster_io
-from sure_fusion_qgis.sharpening import SharpeningSettings, run_sharpening
+from sure_fusion_qgis.fusion_run import RunSettings
+from sure_fusion_qgis.sharpening import run_sharpening
 
 from .common import DATA, Stopwatch, missing_data, pin_threads, timed, write_json
 
@@ -90,7 +91,7 @@ def write_inputs(folder: Path, degraded: dict[str, np.ndarray], epsg: int, origi
 def run_plugin(paths, folder: Path, options: SolverOptions) -> dict[str, np.ndarray]:
     inputs = raster_io.open_band_rasters({k: paths[k] for k in GROUPS}, GROUPS, scene_name="wald")
     window = raster_io.plan_area(inputs)
-    result = run_sharpening(inputs, window, str(folder / "sure.tif"), SharpeningSettings(options=options),
+    result = run_sharpening(inputs, window, str(folder / "sure.tif"), RunSettings(options=options),
                             log=print)
     record = result.records[0]
     print(f"  plugin: {window.width}×{window.height} px, {record.options['iterations']} iterations, width "

@@ -180,7 +180,9 @@ def run_one(folder: str, iterations: int, tile: int, threads: int, smoothing: st
     from sure_core import s2_sharpening
     from sure_core import sentinel2 as s2
     from sure_core.solver import SolverOptions
+    from sure_core.tiling import TRAINING_STAGE
     from sure_fusion_qgis import raster_io, sharpening
+    from sure_fusion_qgis.fusion_run import RunSettings
 
     torch.set_num_threads(threads)
     folder = Path(folder)
@@ -189,11 +191,11 @@ def run_one(folder: str, iterations: int, tile: int, threads: int, smoothing: st
     window = raster_io.plan_area(inputs)
     options = SolverOptions(iterations=iterations, threads=threads, device="cpu", smoothing=SMOOTHING[smoothing],
                             network=network)
-    settings = sharpening.SharpeningSettings(options=options, tile_size=tile, tile_overlap=48, training="scene")
+    settings = RunSettings(options=options, tile_size=tile, tile_overlap=48, training="scene")
     marks = {}
 
     def progress(t, p):   # training ends where the first tile reports (NETWORK=auto may stop it early)
-        if t is not sharpening.TRAINING_STAGE:
+        if t is not TRAINING_STAGE:
             marks.setdefault("trained", time.perf_counter())
         return False
 

@@ -9,8 +9,7 @@ import numpy as np
 
 from . import raster_io
 from .core_loader import core_module
-from .fusion_run import (  # noqa: F401
-    TRAINING_STAGE,
+from .fusion_run import (
     CoarseGroup,
     FusionResult,
     RunSettings,
@@ -24,11 +23,6 @@ from .fusion_run import (  # noqa: F401
 )
 from .plausibility import SPREAD_OVERVIEW_PX, band_spread, check_noise_sigma
 from .raster_io import RasterInputError, SentinelInputs, Window
-
-#: settings of a Sentinel-2 run: `sigma` is {'10m': [...], '20m': [...], '60m': [...]} in output units;
-#: tile size and overlap in 10 m pixels
-SharpeningSettings = RunSettings
-SharpeningResult = FusionResult
 
 
 def sentinel2_case(inputs: SentinelInputs, settings: RunSettings):
@@ -47,12 +41,12 @@ def read_window(inputs: SentinelInputs, window: Window) -> tuple[dict[str, np.nd
     return data, invalid_10m
 
 
-def minimum_side(inputs: SentinelInputs, settings: SharpeningSettings) -> int:
+def minimum_side(inputs: SentinelInputs, settings: RunSettings) -> int:
     """The smallest side, in 10 m pixels, of an area (or tile window) these inputs and settings can sharpen."""
     return core_module("s2_sharpening").minimum_size("60m" in inputs.groups, settings.sigma is not None)
 
 
-def check_area(inputs: SentinelInputs, window: Window, settings: SharpeningSettings, mode: str, tiles: list) -> None:
+def check_area(inputs: SentinelInputs, window: Window, settings: RunSettings, mode: str, tiles: list) -> None:
     """The area, and with TRAINING=tiles each tile's window, at least `minimum_side` on each side, said in 10 m
     pixels of the user's area (the core's own errors speak of its internal grids, with thresholds that differ
     from one grid to the next)."""
@@ -79,7 +73,7 @@ def check_area(inputs: SentinelInputs, window: Window, settings: SharpeningSetti
                 f"{need}×{need}: raise TILE_SIZE (or TILE_OVERLAP), or set TILE_SIZE 0 to train on the whole area")
 
 
-def check_sigma(inputs: SentinelInputs, window: Window, settings: SharpeningSettings) -> None:
+def check_sigma(inputs: SentinelInputs, window: Window, settings: RunSettings) -> None:
     """A given NOISE_SIGMA against each band's spread over the area (`plausibility.check_noise_sigma`), measured
     on an overview of each group."""
     if not settings.sigma:
@@ -93,15 +87,16 @@ def check_sigma(inputs: SentinelInputs, window: Window, settings: SharpeningSett
     check_noise_sigma(given, spread, inputs.units)
 
 
-def run_sharpening(inputs: SentinelInputs, window: Window, target: str, settings: SharpeningSettings,
-                   progress=None, log=None, before_commit=None) -> SharpeningResult:
-    """Sharpen `window` (10 m pixels of the input grid) of `inputs` into the GeoTIFF `target`.
+def run_sharpening(inputs: SentinelInputs, window: Window, target: str, settings: RunSettings,
+                   progress=None, log=None, before_commit=None) -> FusionResult:
+    """Sharpen `window` (10 m pixels of the input grid) of `inputs` into the GeoTIFF `target`. In `settings`,
+    `sigma` is {'10m': [...], '20m': [...], '60m': [...]} in output units, tile size and overlap are 10 m pixels.
 
     `progress(tile, core_progress)` is called per iteration and returns True to stop (the core then raises
     FusionCancelled); `log(text)` receives one line per tile; `before_commit` see `fusion_run.write_area`. The
     area's size and a given σ are checked against the data before anything is trained. Any exception leaves
-    `target` as it was. With 'scene' training, the training iterations come under `TRAINING_STAGE` and each tile
-    then reports once.
+    `target` as it was. With 'scene' training, the training iterations come under `sure_core.tiling.TRAINING_STAGE` and
+    each tile then reports once.
     """
     case = sentinel2_case(inputs, settings)
     names = case.band_names()
@@ -109,7 +104,7 @@ def run_sharpening(inputs: SentinelInputs, window: Window, target: str, settings
     check_area(inputs, window, settings, plan.training, plan.tiles)
     check_sigma(inputs, window, settings)
     grouped = [n for k in ("10m", "20m", "60m") if k in inputs.groups for n in inputs.groups[k].names]  # core order
-    result = SharpeningResult(target, names, tiles=plan.tiles, window=window, training=plan.training,
+    result = FusionResult(target, names, tiles=plan.tiles, window=window, training=plan.training,
                               channel_names=grouped, units=inputs.units)
 
     def read(w):  # w: a window relative to the area
@@ -148,7 +143,7 @@ def _first_estimate_shrinkage(records: list) -> str:
     return "per-band Tikhonov and ring factors chosen by SURE"
 
 
-def provenance(inputs: SentinelInputs, settings: SharpeningSettings, result: SharpeningResult, case
+def provenance(inputs: SentinelInputs, settings: RunSettings, result: FusionResult, case
                ) -> tuple[dict[str, str], list[dict[str, str]]]:
     """Dataset and per-band metadata: enough to know how every number in the file was made."""
     dataset = run_provenance(settings, result, inputs)

@@ -124,7 +124,8 @@ def test_write_error_without_root_keeps_the_old_output(rasters, tmp_path):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # else the kernel kills the process instead of failing writes
         from sure_fusion_qgis import raster_io
         from sure_fusion_qgis.core_loader import core_module
-        from sure_fusion_qgis.sharpening import SharpeningSettings, run_sharpening
+        from sure_fusion_qgis.fusion_run import RunSettings
+        from sure_fusion_qgis.sharpening import run_sharpening
         s2 = core_module("sentinel2")
         inputs = raster_io.open_band_rasters({dict(rasters)!r}, {{"10m": s2.GROUP_10M, "20m": s2.GROUP_20M,
                                                                   "60m": s2.GROUP_60M}})
@@ -132,7 +133,7 @@ def test_write_error_without_root_keeps_the_old_output(rasters, tmp_path):
         options = core_module().SolverOptions(iterations=2, device="cpu", threads=1)
         resource.setrlimit(resource.RLIMIT_FSIZE, (40 * 1024, resource.RLIM_INFINITY))
         try:
-            run_sharpening(inputs, window, {str(old)!r}, SharpeningSettings(options=options))
+            run_sharpening(inputs, window, {str(old)!r}, RunSettings(options=options))
         except raster_io.RasterIOError as e:
             print("REFUSED:", e)
             sys.exit(3)
@@ -208,12 +209,13 @@ DRIVER = """
 import sys
 from sure_fusion_qgis import raster_io
 from sure_fusion_qgis.core_loader import core_module
-from sure_fusion_qgis.sharpening import SharpeningSettings, run_sharpening
+from sure_fusion_qgis.fusion_run import RunSettings
+from sure_fusion_qgis.sharpening import run_sharpening
 s2 = core_module("sentinel2")
 paths, target = eval(sys.argv[1]), sys.argv[2]
 inputs = raster_io.open_band_rasters(paths, {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M, "60m": s2.GROUP_60M})
 options = core_module().SolverOptions(iterations=100000, device="cpu", threads=1)
-run_sharpening(inputs, raster_io.plan_area(inputs), target, SharpeningSettings(options=options))
+run_sharpening(inputs, raster_io.plan_area(inputs), target, RunSettings(options=options))
 """
 
 
