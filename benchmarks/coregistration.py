@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sure_core import SolverOptions, guided_fusion, hsms, pansharpening, s2_sharpening
+from sure_core import SolverOptions, hsms, pair_fusion, pansharpening, s2_sharpening
 from sure_core import sentinel2 as s2
 from sure_core.coregistration import fourier_shift
 from sure_core.metrics import ergas, msre, q2n
@@ -210,12 +210,12 @@ def eo1_case(args, options: SolverOptions) -> list[dict]:
     sigma_noise = np.sqrt(noise_power / 10 ** (bench_hsms.SNR_HS_REAL / 10))
     noise = sigma_noise * rng.standard_normal((truth.shape[0], truth.shape[1] // ratio, truth.shape[2] // ratio))
     unit = directions(1, args.seed)[0]
-    intrinsic = guided_fusion.measure_registration(truth, ms, 1, 0.6)   # ALI against Hyperion, in ALI pixels
+    intrinsic = pair_fusion.measure_registration(truth, ms, 1, 0.6)   # ALI against Hyperion, in ALI pixels
     print(f"eo1: the real ALI image lies ({intrinsic['rows']:+.3f}, {intrinsic['cols']:+.3f}) ALI px from Hyperion",
           flush=True)
     rows = []
     for distance in PAIR_SHIFTS["eo1"]:
-        hs = guided_fusion.degrade(truth, ratio, sigma_psf, "area", tuple(distance * unit)) + noise
+        hs = pair_fusion.degrade(truth, ratio, sigma_psf, "area", tuple(distance * unit)) + noise
         for coregistration in ("off", "auto"):
             start = time.perf_counter()
             model = hsms.fit_sensor_model(hs, ms, geometry="area", coregistration=coregistration)
@@ -252,14 +252,14 @@ def wv2_case(args, options: SolverOptions) -> list[dict]:
     recipe = replace(options, **PAN_RECIPE)
     rows = []
     for distance in PAIR_SHIFTS["wv2"]:
-        ms_lr = guided_fusion.degrade(ms, ratio, preset.ms_psf_sigma(ms.shape[0], ratio), "area",
-                                      tuple(distance * unit))
+        ms_lr = pair_fusion.degrade(ms, ratio, preset.ms_psf_sigma(ms.shape[0], ratio), "area",
+                                    tuple(distance * unit))
         for coregistration in ("off", "auto"):
             def first():
                 ms_in, guide, model, _ = pansharpening.prepare(ms_lr, pan_lr, sensor=bench_pan.SENSOR,
                                                                coregistration=coregistration)
-                return guided_fusion.first_estimate(ms_in, guide, model, geometry="area",
-                                                    sigma_lr=pansharpening.ms_noise_sigma(ms_in, guide, model)), model
+                return pair_fusion.first_estimate(ms_in, guide, model, geometry="area",
+                                                  sigma_lr=pansharpening.ms_noise_sigma(ms_in, guide, model)), model
 
             methods = [("first estimate", first)]
             if not args.first_estimate and (coregistration == "auto" or distance == 0 or args.all_off):

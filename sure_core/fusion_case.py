@@ -1,7 +1,7 @@
 """A fusion case: what is particular to one kind of input, behind one interface the runner uses.
 
 Three cases: Sentinel-2 (`s2_sharpening.Sentinel2Case`), hyperspectral + multispectral (`hsms.HsMsCase`) and
-pansharpening (`pansharpening.PanMsCase`, both on `guided_fusion.PairCase`). A case owns its σ (given by
+pansharpening (`pansharpening.PanMsCase`, both on `pair_fusion.PairCase`). A case owns its σ (given by
 observation name; the rest estimated), its scale, the fitting of its sensor model (co-registration, spectral
 response, PSF, PAN weights), the building of its observations, its recipe (decided once, recorded in the run
 record) and its output bands. Operators, losses, the first estimate, the solver and the smoothing know no case.

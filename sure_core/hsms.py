@@ -5,19 +5,19 @@
                                              ms_sensor="landsat8")
 
 `hs` is (L, h, w) and `ms` (G, H, W) with H = ratio·h, W = ratio·w on the same footprint (pixel-aligned). The
-sensor model (`guided_fusion.SensorModel`) says how each sees the unknown HS image x on the MS grid:
+sensor model (`pair_fusion.SensorModel`) says how each sees the unknown HS image x on the MS grid:
 hs = H x + n (Gaussian PSF of σ HR pixels, decimation by the ratio) and ms = R x + o + n. This module only
-builds that sensor model from the user's choices and checks the inputs; `guided_fusion` does the work.
+builds that sensor model from the user's choices and checks the inputs; `pair_fusion` does the work.
 
 Spectral response R (`srf`):
 * ``"estimate"`` (default): non-negative least squares of the MS degraded to the HS grid on the HS bands
-  (`guided_fusion.estimate_response`, as HySure does); needs no metadata.
+  (`pair_fusion.estimate_response`, as HySure does); needs no metadata.
 * ``"gaussian"``: Gaussian band responses from the HS band centres/FWHMs and the MS sensor's
   (`ms_sensor` preset, or `ms_wavelengths`/`ms_fwhm`); see `spectral_response`. Its rows sum to 1, so a
   gain and an offset per MS band are then fitted at low resolution (the two images may be in different
   units, e.g. DN and reflectance).
 * a (G × L) array, or the path of a CSV file holding one: used as given; only the offset per MS band is fitted.
-PSF σ (`psf_sigma`): None or ``"estimate"`` → `guided_fusion.estimate_psf_sigma`; or a number (HR pixels).
+PSF σ (`psf_sigma`): None or ``"estimate"`` → `pair_fusion.estimate_psf_sigma`; or a number (HR pixels).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import guided_fusion as gf
+from . import pair_fusion as pf
 from .errors import InputShapeError, InvalidInputValueError
 from .psf import Geometry
 from .solver import ProgressCallback, RunRecord, SolverOptions
@@ -66,7 +66,7 @@ def _geometry(geometry) -> Geometry:
 
 
 def _ratio(hs: np.ndarray, ms: np.ndarray, ratio) -> int:
-    return gf.infer_ratio(hs, ms, HS_NAME, MS_NAME, given=ratio)
+    return pf.infer_ratio(hs, ms, HS_NAME, MS_NAME, given=ratio)
 
 
 def _wavelengths_nm(name: str, values) -> np.ndarray:
@@ -138,7 +138,7 @@ def _fit_gain_offset(hs: np.ndarray, ms: np.ndarray, response: np.ndarray, ratio
     """Per MS band, the gain a and offset b with H·ms_g ≈ a·(R hs)_g + b at low resolution (least squares), on
     the `valid` low-resolution pixels."""
     predicted = np.einsum("gl,lhw->ghw", response, hs).reshape(ms.shape[0], -1)
-    observed = gf.degrade(ms, ratio, float(np.mean(psf_sigma)), geometry, shift).reshape(ms.shape[0], -1)
+    observed = pf.degrade(ms, ratio, float(np.mean(psf_sigma)), geometry, shift).reshape(ms.shape[0], -1)
     if valid is not None:
         keep = np.asarray(valid, dtype=bool).reshape(-1)
         predicted, observed = predicted[:, keep], observed[:, keep]
@@ -158,9 +158,9 @@ def _fit_gain_offset(hs: np.ndarray, ms: np.ndarray, response: np.ndarray, ratio
 def fit_sensor_model(hs, ms, *, ratio=None, srf="estimate", hs_wavelengths=None, hs_fwhm=None, ms_sensor=None,
                 ms_wavelengths=None, ms_fwhm=None, psf_sigma=None,
                 geometry: Geometry | str = Geometry.AREA, valid=None,
-                coregistration: str = "auto") -> gf.SensorModel:
+                coregistration: str = "auto") -> pf.SensorModel:
     """The sensor model of an HS/MS pair (ratio, PSF σ, R, offset, shift) from the options described in the module
-    doc; `valid` ((h, w) bool on the HS grid, `guided_fusion.regression_mask`) keeps nodata out of the estimates.
+    doc; `valid` ((h, w) bool on the HS grid, `pair_fusion.regression_mask`) keeps nodata out of the estimates.
     `coregistration` 'auto' measures the HS image's sub-pixel shift against the MS image first (two sensors are
     never exactly registered, and a shift fitted as blur would widen the PSF), 'off' assumes none."""
     hs, ms = _image(HS_NAME, hs), _image(MS_NAME, ms)
@@ -178,14 +178,14 @@ def fit_sensor_model(hs, ms, *, ratio=None, srf="estimate", hs_wavelengths=None,
             raise InvalidInputValueError(f"psf_sigma must be one positive number (or one per HS band) in MS pixels, "
                                          f"got {np.asarray(psf_sigma).tolist()}")
         sigma = np.broadcast_to(sigma, (n_hs,)).copy()
-    registration, shift = gf.register_pair(hs, ms, ratio, None if estimate_psf else sigma, geometry, valid,
+    registration, shift = pf.register_pair(hs, ms, ratio, None if estimate_psf else sigma, geometry, valid,
                                            coregistration)
     if estimate_psf:
-        sigma = np.full(n_hs, gf.estimate_psf_sigma(hs, ms, ratio, geometry=geometry, valid=valid, shift=shift))
+        sigma = np.full(n_hs, pf.estimate_psf_sigma(hs, ms, ratio, geometry=geometry, valid=valid, shift=shift))
         if registration:   # measured with a nominal PSF: once more with the pair's own
-            registration, shift = gf.register_pair(hs, ms, ratio, sigma, geometry, valid, coregistration)
+            registration, shift = pf.register_pair(hs, ms, ratio, sigma, geometry, valid, coregistration)
     if isinstance(srf, str) and srf == "estimate":
-        response, offset = gf.estimate_response(hs, ms, ratio, sigma, geometry=geometry, valid=valid, shift=shift)
+        response, offset = pf.estimate_response(hs, ms, ratio, sigma, geometry=geometry, valid=valid, shift=shift)
         if (response.sum(axis=1) <= 0).any():
             rows = np.flatnonzero(response.sum(axis=1) <= 0).tolist()
             raise InvalidInputValueError(f"MS band(s) {rows} (0-based) are not explained by any HS band (estimated "
@@ -207,15 +207,15 @@ def fit_sensor_model(hs, ms, *, ratio=None, srf="estimate", hs_wavelengths=None,
         response, offset = _fit_gain_offset(hs, ms, validate_response_matrix(srf, n_ms, n_hs), ratio, sigma, geometry,
                                             gain=False, valid=valid, shift=shift)
     shifts = registration["shifts"] if registration else None
-    return gf.SensorModel(ratio, sigma, response, offset, shifts, registration).validated(n_hs, n_ms)
+    return pf.SensorModel(ratio, sigma, response, offset, shifts, registration).validated(n_hs, n_ms)
 
 
 def first_estimate_hs_ms(hs, ms, *, sigma_hs=None, sigma_ms=None, geometry: Geometry | str = Geometry.AREA,
-                         sensor_model: gf.SensorModel | None = None, **model_options
-                         ) -> tuple[np.ndarray, gf.SensorModel]:
+                         sensor_model: pf.SensorModel | None = None, **model_options
+                         ) -> tuple[np.ndarray, pf.SensorModel]:
     """The linear first estimate alone (no network), (L, H, W) in HS units, and the sensor model used."""
     sensor_model = sensor_model or fit_sensor_model(hs, ms, geometry=geometry, **model_options)
-    estimate = gf.first_estimate(_image(HS_NAME, hs), _image(MS_NAME, ms), sensor_model, sigma_lr=sigma_hs,
+    estimate = pf.first_estimate(_image(HS_NAME, hs), _image(MS_NAME, ms), sensor_model, sigma_lr=sigma_hs,
                                  sigma_guide=sigma_ms, geometry=_geometry(geometry))
     return estimate, sensor_model
 
@@ -224,7 +224,7 @@ def fuse_hs_ms(hs, ms, *, ratio=None, srf="estimate", hs_wavelengths=None, hs_fw
                ms_wavelengths=None, ms_fwhm=None, psf_sigma=None, sigma_hs=None, sigma_ms=None,
                options: SolverOptions | None = None, geometry: Geometry | str = Geometry.AREA,
                callback: ProgressCallback | None = None, valid=None, coregistration: str = "auto"
-               ) -> tuple[np.ndarray, RunRecord, gf.SensorModel]:
+               ) -> tuple[np.ndarray, RunRecord, pf.SensorModel]:
     """Fuse an HS image (L, h, w) with an MS image (G, H, W) of the same footprint: the L bands on the MS grid.
 
     Returns (fused (L, H, W) float64 in HS units, the run record, the sensor model used). Noise σ's
@@ -244,7 +244,7 @@ def fuse_hs_ms(hs, ms, *, ratio=None, srf="estimate", hs_wavelengths=None, hs_fw
 
 
 @dataclass
-class HsMsCase(gf.PairCase):
+class HsMsCase(pf.PairCase):
     """The HS + MS fusion case: the HS bands ('hs') brought to the grid of the MS image ('ms'), the sensor model
     fitted by `fit_sensor_model` with `model_options` (srf, band tables, psf_sigma, coregistration: see the module doc)
     on each window, or once per scene on its training crops (the mean sensor model)."""
@@ -253,7 +253,7 @@ class HsMsCase(gf.PairCase):
 
     names = ("hs", "ms")
 
-    def fit_sensor_model(self, hs, ms, valid=None) -> gf.SensorModel:
+    def fit_sensor_model(self, hs, ms, valid=None) -> pf.SensorModel:
         return fit_sensor_model(hs, ms, ratio=self.ratio, geometry=self.geometry, valid=valid, **self.model_options)
 
     def inputs(self, data) -> tuple:

@@ -3,10 +3,10 @@
 The PAN is modelled as a weighted sum of the unknown high-resolution MS bands plus an offset,
 PAN = Σ_b w_b x_b + o + n, and the MS as x blurred by each band's MTF-matched Gaussian and decimated by the
 integer ratio. This module only turns the user's choices into that sensor model (`fit_sensor_model`) and calls the
-generic engine `guided_fusion.fuse`:
+generic engine `pair_fusion.fuse`:
 
 * weights: estimated by default — non-negative least squares of the PAN degraded to the MS grid on the MS
-  bands, with an intercept (`guided_fusion.estimate_response`) —, or given (one value per MS band, in data
+  bands, with an intercept (`pair_fusion.estimate_response`) —, or given (one value per MS band, in data
   units: PAN ≈ Σ w_b MS_b + o). With given weights the offset o is still estimated, from the band means
   (o = mean(PAN on the MS grid) − Σ w_b mean(MS_b)): a PAN and its MS bands seldom share a radiometric zero
   (dark offsets, different calibration), and a wrong offset would be injected into every band as a flat bias;
@@ -33,10 +33,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import guided_fusion
+from . import pair_fusion
 from .cross_band_noise import cross_band_noise_sigma
 from .errors import InputShapeError, InvalidInputValueError
-from .guided_fusion import SensorModel
+from .pair_fusion import SensorModel
 from .pan_sensors import PanSensor, get_sensor, mtf_from_sigma, pan_to_ms_sharpness_sigma
 from .psf import Geometry
 from .solver import ProgressCallback, RunRecord, SolverOptions
@@ -68,7 +68,7 @@ def _pan_array(pan) -> np.ndarray:
 
 
 def _ratio(ms: np.ndarray, pan: np.ndarray, ratio) -> int:
-    return guided_fusion.infer_ratio(ms, pan, "the MS image", "the PAN", given=ratio)
+    return pair_fusion.infer_ratio(ms, pan, "the MS image", "the PAN", given=ratio)
 
 
 #: Wiener regularisation of the PAN sharpening: the inverse filter's gain is capped near 1/(2·sqrt(reg)) = 5.
@@ -127,8 +127,8 @@ def _psf_sigma(ms, pan, ratio: int, preset: PanSensor, psf_sigma, geometry, vali
         if psf_sigma != "estimate":
             raise InvalidInputValueError(f"psf_sigma must be a number, one number per band or 'estimate', "
                                          f"got {psf_sigma!r}")
-        return np.full(bands, guided_fusion.estimate_psf_sigma(ms, pan[None], ratio, geometry=geometry, valid=valid,
-                                                               shift=shift))
+        return np.full(bands, pair_fusion.estimate_psf_sigma(ms, pan[None], ratio, geometry=geometry, valid=valid,
+                                                             shift=shift))
     sigma = np.asarray(psf_sigma, dtype=np.float64).reshape(-1)
     if sigma.size not in (1, bands):
         raise InputShapeError(f"give one PSF σ or one per MS band ({bands}), got {sigma.size} values")
@@ -141,15 +141,15 @@ def _response(ms, pan, ratio: int, sigma: np.ndarray, weights, geometry, valid=N
               ) -> tuple[np.ndarray, np.ndarray]:
     bands = ms.shape[0]
     if weights is None:
-        return guided_fusion.estimate_response(ms, pan[None], ratio, sigma, geometry=geometry, valid=valid,
-                                               shift=shift)
+        return pair_fusion.estimate_response(ms, pan[None], ratio, sigma, geometry=geometry, valid=valid,
+                                             shift=shift)
     w = np.asarray(weights, dtype=np.float64).reshape(-1)
     if w.size != bands:
         raise InputShapeError(f"give one PAN weight per MS band ({bands}), got {w.size}")
     if not np.isfinite(w).all() or (w < 0).any() or not (w > 0).any():
         raise InvalidInputValueError(f"PAN weights must be finite, ≥ 0 and not all zero, got {w.tolist()}")
     # the means are taken on the MS grid (the PAN degraded like the MS), where both are sampled alike
-    pan_lr = guided_fusion.degrade(pan[None], ratio, float(np.mean(sigma)), geometry, shift)[0]
+    pan_lr = pair_fusion.degrade(pan[None], ratio, float(np.mean(sigma)), geometry, shift)[0]
     keep = np.ones(pan_lr.shape, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
     offset = float(pan_lr[keep].mean()) - float(w @ ms[:, keep].mean(axis=1))
     return w[None], np.asarray([offset])
@@ -163,7 +163,7 @@ def prepare(ms, pan, *, ratio=None, sensor: str | PanSensor = "generic", weights
     The guide is the PAN brought to the MS sharpness (unless `match_pan_mtf` is False); the sensor model holds the
     ratio, the MS PSF σ per band, the PAN weights (1, B) and offset (1,) relating the guide to the MS bands;
     σ_rel is the blur (PAN pixels) the PAN was sharpened by (0: not sharpened). `valid` ((h, w) bool on the MS
-    grid, `guided_fusion.regression_mask`) keeps nodata out of the estimated PSF, weights and offset.
+    grid, `pair_fusion.regression_mask`) keeps nodata out of the estimated PSF, weights and offset.
     `coregistration` 'auto' measures each MS band's sub-pixel shift against the PAN first; 'off' assumes none.
     """
     ms, pan = _ms_array(ms), _pan_array(pan)
@@ -172,10 +172,10 @@ def prepare(ms, pan, *, ratio=None, sensor: str | PanSensor = "generic", weights
     preset = get_sensor(sensor)
     estimated = isinstance(psf_sigma, str)
     nominal = preset.ms_psf_sigma(ms.shape[0], r) if estimated else _psf_sigma(ms, pan, r, preset, psf_sigma, geometry)
-    registration, shift = guided_fusion.register_pair(ms, pan, r, nominal, geometry, valid, coregistration)
+    registration, shift = pair_fusion.register_pair(ms, pan, r, nominal, geometry, valid, coregistration)
     sigma = _psf_sigma(ms, pan, r, preset, psf_sigma, geometry, valid, shift) if estimated else nominal
     if estimated and registration:   # measured with the preset's PSF: once more with the pair's own
-        registration, shift = guided_fusion.register_pair(ms, pan, r, sigma, geometry, valid, coregistration)
+        registration, shift = pair_fusion.register_pair(ms, pan, r, sigma, geometry, valid, coregistration)
     relative = pan_sharpening_sigma(preset, sigma, r, pan_mtf) if match_pan_mtf else 0.0
     pan = sharpen_pan(pan, relative)
     response, offset = _response(ms, pan, r, sigma, weights, geometry, valid, shift)
@@ -187,8 +187,8 @@ def prepare(ms, pan, *, ratio=None, sensor: str | PanSensor = "generic", weights
 def ms_noise_sigma(ms: np.ndarray, guide: np.ndarray, sensor_model: SensorModel,
                    geometry: Geometry | str = Geometry.AREA) -> np.ndarray:
     """MS noise σ per band: what neither the other MS bands nor the guide, degraded to the MS grid, explain."""
-    on_ms_grid = guided_fusion.degrade(guide, sensor_model.ratio, float(np.mean(sensor_model.psf_sigma)), geometry,
-                                       sensor_model.mean_shift)
+    on_ms_grid = pair_fusion.degrade(guide, sensor_model.ratio, float(np.mean(sensor_model.psf_sigma)), geometry,
+                                     sensor_model.mean_shift)
     return cross_band_noise_sigma(ms, on_ms_grid)
 
 
@@ -222,7 +222,7 @@ def pansharpen(ms, pan, *, ratio=None, sensor: str | PanSensor = "generic", weig
 
 
 @dataclass
-class PanMsCase(guided_fusion.PairCase):
+class PanMsCase(pair_fusion.PairCase):
     """The pansharpening case: the MS bands ('ms') brought to the grid of the PAN ('pan'). The sensor model is
     fitted by `prepare` with `model_options` (weights, psf_sigma, coregistration) on each window, or once per scene
     on its training crops (the mean sensor_model). Each window's PAN is brought to the MS sharpness (σ_rel PAN pixels,

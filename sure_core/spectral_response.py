@@ -1,7 +1,7 @@
 """Spectral response R (multispectral band ← hyperspectral bands) from sensor band tables or a user matrix.
 
 Three ways to obtain R without looking at the images (the fourth, estimating R from the two images by
-non-negative least squares, lives in `guided_fusion.estimate_response`):
+non-negative least squares, lives in `pair_fusion.estimate_response`):
 
 * **Gaussian responses** (`gaussian_response`): each band of each sensor is modelled as a Gaussian in
   wavelength with the band's centre and full width at half maximum (FWHM). MS band g sees HS band l in

@@ -1,6 +1,6 @@
 """A (low-resolution, high-resolution) raster pair through GDAL: HS + MS, or MS + PAN. No QGIS, no torch.
 
-* `open_pair` opens both rasters and checks what guided fusion needs: one CRS, an integer resolution ratio
+* `open_pair` opens both rasters and checks what pair fusion needs: one CRS, an integer resolution ratio
   ≥ 2 with the high-resolution raster really finer, grids on a common lattice (every low-resolution pixel
   covers a whole ratio×ratio block of high-resolution pixels) and an overlap.
 * `plan_pair_area` — the processed window on the high-resolution grid, its edges on the low-resolution grid.

@@ -103,11 +103,11 @@ def read_filled(pair: RasterPair,
     lr, lr_invalid, hr, hr_invalid, invalid = _read_masked(pair, window)
     if invalid.all() or lr_invalid.all():
         return (lr, hr, None), np.ones_like(invalid)
-    guided = core_module("guided_fusion")
+    pair_fusion = core_module("pair_fusion")
     hr = fill_invalid(hr, hr_invalid)
     if lr_invalid.any():  # predicted from the guide where it lies: a flat fill would bias the fitted injection
-        lr = guided.fill_from_guide(fill_invalid(lr, lr_invalid), hr, lr_invalid, pair.ratio)
-    return (lr, hr, guided.regression_mask(lr_invalid, hr_invalid, pair.ratio)), invalid
+        lr = pair_fusion.fill_from_guide(fill_invalid(lr, lr_invalid), hr, lr_invalid, pair.ratio)
+    return (lr, hr, pair_fusion.regression_mask(lr_invalid, hr_invalid, pair.ratio)), invalid
 
 
 def check_sigma(pair: RasterPair, window: Window, settings: RunSettings, names: tuple[str, str]) -> None:

@@ -168,27 +168,27 @@ def _paris():
 def test_hyperspectral_shift_measured_on_components_and_psf_not_inflated():
     """EO-1: Hyperion degraded ×3 with a known shift. The real pair is itself offset by about (−0.04, −0.17) HS px,
     so the shift is checked as the difference between a shifted and an unshifted degradation of the same cube."""
-    from sure_core import guided_fusion, hsms
+    from sure_core import hsms, pair_fusion
     from sure_core.psf import sigma_from_mtf
 
     truth, ms = _paris()
     sigma = sigma_from_mtf(0.3, 3)
     models = {}
     for shift in ((0.0, 0.0), (0.6, -0.9)):
-        hs = guided_fusion.degrade(truth, 3, sigma, "area", shift)
+        hs = pair_fusion.degrade(truth, 3, sigma, "area", shift)
         models[shift] = hsms.fit_sensor_model(hs, ms)
     moved = models[(0.6, -0.9)].mean_shift - models[(0.0, 0.0)].mean_shift
     assert np.abs(moved - (0.6, -0.9)).max() <= 0.03
     assert models[(0.6, -0.9)].shifts.shape == (truth.shape[0], 2)
     # a misregistration read as blur widened the PSF (σ 2.34 without the correction at 0.5 px); with it, σ stays put
     assert abs(models[(0.6, -0.9)].psf_sigma[0] - models[(0.0, 0.0)].psf_sigma[0]) <= 0.1
-    off = hsms.fit_sensor_model(guided_fusion.degrade(truth, 3, sigma, "area", (0.6, -0.9)), ms, coregistration="off")
+    off = hsms.fit_sensor_model(pair_fusion.degrade(truth, 3, sigma, "area", (0.6, -0.9)), ms, coregistration="off")
     assert off.psf_sigma[0] > models[(0.6, -0.9)].psf_sigma[0] + 0.3 and off.shifts is None
 
 
 def test_ms_bands_registered_one_by_one_against_the_pan():
     """WorldView-2 style: two MS bands offset from the others (two detector arrays) keep their own shifts."""
-    from sure_core import guided_fusion, pansharpening
+    from sure_core import pair_fusion, pansharpening
 
     rng = np.random.default_rng(0)
     from scipy import ndimage
@@ -198,14 +198,14 @@ def test_ms_bands_registered_one_by_one_against_the_pan():
     pan = truth.mean(axis=0)
     shifts = [(0.3, 0.2), (0.3, 0.2), (-0.4, 0.5), (-0.4, 0.5)]
     sigma = pansharpening.get_sensor("generic").ms_psf_sigma(4, 4)
-    ms = np.stack([guided_fusion.degrade(truth[k:k + 1], 4, sigma[k], "area", shifts[k])[0] for k in range(4)])
+    ms = np.stack([pair_fusion.degrade(truth[k:k + 1], 4, sigma[k], "area", shifts[k])[0] for k in range(4)])
     model = pansharpening.fit_sensor_model(ms, pan, match_pan_mtf=False)
     np.testing.assert_allclose(model.shifts, shifts, atol=0.03)
     assert model.registration["trusted"]
 
 
 def test_scene_model_takes_the_median_shift_of_its_windows():
-    from sure_core.guided_fusion import SensorModel, mean_sensor_model
+    from sure_core.pair_fusion import SensorModel, mean_sensor_model
 
     def model(shift, trusted=True):
         record = {"shifts": [list(shift)] * 2, "rows": shift[0], "cols": shift[1], "stderr": 0.01, "trusted": trusted,

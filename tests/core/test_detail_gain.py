@@ -107,11 +107,11 @@ def test_the_short_range_extrapolation_is_steadier_under_noise():
 
 
 def test_guided_pairs_use_the_plain_injection():
-    from sure_core import guided_fusion as gf
+    from sure_core import pair_fusion as pf
 
-    model = gf.SensorModel(2, np.array([1.0]), np.ones((1, 3))).validated(3, 1)
+    model = pf.SensorModel(2, np.array([1.0]), np.ones((1, 3))).validated(3, 1)
     rng = np.random.default_rng(0)
-    problem, _ = gf.build_problem(rng.uniform(1, 2, (3, 16, 16)), rng.uniform(1, 2, (1, 32, 32)), model,
+    problem, _ = pf.build_problem(rng.uniform(1, 2, (3, 16, 16)), rng.uniform(1, 2, (1, 32, 32)), model,
                                   sigma_lr=0.01, sigma_guide=0.01)
     assert problem.refined_injection is False
     fit = fit_injection([problem])

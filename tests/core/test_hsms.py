@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from sure_core import SolverOptions, guided_fusion, hsms
+from sure_core import SolverOptions, hsms, pair_fusion
 from sure_core.errors import InputShapeError, InvalidInputValueError
 from sure_core.metrics import ergas
 from sure_core.operators import BlurDecimate
@@ -32,7 +32,7 @@ def synthetic_scene(bands: int, size: int = 48, ratio: int = 3, sigma: float = 1
     spectra = np.stack([0.3 + 0.2 * np.sin(2 * np.pi * (k + 1) * wl / 3 + rng.uniform(0, 6))
                         for k in range(endmembers)])
     x = np.einsum("kl,khw->lhw", spectra, abundances)
-    hs = guided_fusion.degrade(x, ratio, sigma, "area")
+    hs = pair_fusion.degrade(x, ratio, sigma, "area")
     hs = hs + noise * rng.standard_normal(hs.shape)
     return x, hs
 
@@ -44,17 +44,17 @@ def test_estimate_response_recovers_a_known_nonnegative_response():
     rng = np.random.default_rng(1)
     bands, ratio, sigma = 10, 3, 1.4
     x = smooth_fields(bands, 48, seed=2, scale=1.5)  # independent bands
-    hs = guided_fusion.degrade(x, ratio, sigma, "area")
+    hs = pair_fusion.degrade(x, ratio, sigma, "area")
     response = rng.uniform(0, 1, (4, bands)) * (rng.uniform(size=(4, bands)) > 0.4)
     offset = np.array([0.1, 0.0, -0.05, 0.2])
     ms = np.einsum("gl,lhw->ghw", response, x) + offset[:, None, None]
-    r_hat, o_hat = guided_fusion.estimate_response(hs, ms, ratio, sigma, geometry="area")
+    r_hat, o_hat = pair_fusion.estimate_response(hs, ms, ratio, sigma, geometry="area")
     np.testing.assert_allclose(r_hat, response, atol=1e-6)
     np.testing.assert_allclose(o_hat, offset, atol=1e-6)
     # with noise on both images the estimate stays close, and non-negative
     ms_noisy = ms + 0.005 * rng.standard_normal(ms.shape)
     hs_noisy = hs + 0.005 * rng.standard_normal(hs.shape)
-    r_noisy, _ = guided_fusion.estimate_response(hs_noisy, ms_noisy, ratio, sigma, geometry="area")
+    r_noisy, _ = pair_fusion.estimate_response(hs_noisy, ms_noisy, ratio, sigma, geometry="area")
     assert (r_noisy >= 0).all()
     assert np.abs(r_noisy - response).max() < 0.1
 
@@ -183,7 +183,7 @@ def test_short_run_on_a_crop_of_the_real_pair_beats_the_back_projection():
     truth = data["HSim"].transpose(2, 0, 1)[:, :48, :48].astype(np.float64)
     ms = data["MSim"].transpose(2, 0, 1)[:, :48, :48].astype(np.float64)
     sigma = 1.48  # MTF 0.3 at Nyquist for ×3
-    clean = guided_fusion.degrade(truth, 3, sigma, "area")
+    clean = pair_fusion.degrade(truth, 3, sigma, "area")
     noise = np.sqrt((clean ** 2).mean() / 1e3)
     hs = clean + noise * np.random.default_rng(0).standard_normal(clean.shape)
     fused, record, model = hsms.fuse_hs_ms(hs, ms, options=SolverOptions(**FAST))

@@ -8,8 +8,8 @@ from scipy import ndimage
 from sure_core import SolverOptions
 from sure_core.cross_band_noise import cross_band_noise_sigma
 from sure_core.errors import InputShapeError, InvalidInputValueError
-from sure_core.guided_fusion import degrade
 from sure_core.metrics import ergas, q2n, q_index
+from sure_core.pair_fusion import degrade
 from sure_core.pan_sensors import SENSORS, get_sensor, mtf_from_sigma, pan_to_ms_sharpness_sigma
 from sure_core.pansharpening import fit_sensor_model, pansharpen, prepare, sharpen_pan, sharpened_noise_factor
 from sure_core.quality_no_reference import block_q, qnr

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from sure_core import guided_fusion as gf
+from sure_core import pair_fusion as pf
 from sure_core import runner, s2_sharpening, scene, simulation
 from sure_core.errors import FusionCancelled, ImageTooSmallError
 from sure_core.solver import SolverOptions
@@ -119,19 +119,19 @@ def test_the_runner_writes_every_tile_of_a_scene_and_stops_on_request(apex_scene
 
 
 def test_a_pair_case_fuses_a_scene_tile_by_tile():
-    from tests.core.test_guided_fusion import smooth_scene
+    from tests.core.test_pair_fusion import smooth_scene
 
     torch.set_num_threads(1)
     x = smooth_scene(8, 96, seed=4)
     rng = np.random.default_rng(4)
-    model = gf.SensorModel(3, np.array([1.4]), rng.uniform(0, 1, (2, 8)), np.zeros(2))
-    lr, guide = gf.degrade(x, 3, 1.4), np.einsum("gl,lhw->ghw", model.response, x)
+    model = pf.SensorModel(3, np.array([1.4]), rng.uniform(0, 1, (2, 8)), np.zeros(2))
+    lr, guide = pf.degrade(x, 3, 1.4), np.einsum("gl,lhw->ghw", model.response, x)
 
     def read(w):
         rs, cs = w.slices()
         return (lr[:, rs.start // 3:rs.stop // 3, cs.start // 3:cs.stop // 3], guide[:, rs, cs], None), None
 
-    out, done = runner.run_to_array(gf.PairCase(model), read, (96, 96), 8, training="scene", tile_size=48, halo=18,
+    out, done = runner.run_to_array(pf.PairCase(model), read, (96, 96), 8, training="scene", tile_size=48, halo=18,
                                     scene=scene.SceneOptions(crops=2, crop_size=48), options=FAST)
     nearest = np.repeat(np.repeat(lr, 3, axis=1), 3, axis=2)
     assert len(done.tiles) == 4 and done.cases == [done.scene.case]
@@ -184,13 +184,13 @@ def test_choose_crops_keeps_the_plan_on_valid_data_and_moves_crops_off_nodata():
 
 def test_the_hsms_case_of_a_scene_averages_the_crops_sensor_models_and_tiles_agree():
     from sure_core import hsms
-    from tests.core.test_guided_fusion import smooth_scene
+    from tests.core.test_pair_fusion import smooth_scene
 
     torch.set_num_threads(1)
     x = smooth_scene(10, 96, seed=5)
     rng = np.random.default_rng(5)
     response = rng.uniform(0, 1, (3, 10)) * (rng.uniform(size=(3, 10)) > 0.5)
-    hs, ms = gf.degrade(x, 3, 1.4), np.einsum("gl,lhw->ghw", response, x)
+    hs, ms = pf.degrade(x, 3, 1.4), np.einsum("gl,lhw->ghw", response, x)
 
     def read(w):
         rs, cs = w.slices()
@@ -222,7 +222,7 @@ def test_the_pan_case_of_a_scene_sees_each_window_as_pansharpen_does():
     from tests.core.test_pansharpening import synthetic_scene
 
     truth, _ = synthetic_scene(96, bands=4, seed=3)
-    pan, ms = truth.mean(axis=0), gf.degrade(truth, 4, get_sensor("worldview2").ms_psf_sigma(4, 4))
+    pan, ms = truth.mean(axis=0), pf.degrade(truth, 4, get_sensor("worldview2").ms_psf_sigma(4, 4))
     case = pansharpening.PanMsCase(sensor="worldview2", geometry="area").fitted([(ms, pan)])
     ms_in, guide, model, relative = pansharpening.prepare(ms, pan, sensor="worldview2", geometry="area")
     assert relative > 0 and np.isclose(case.relative, relative)

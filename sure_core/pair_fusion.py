@@ -1,4 +1,4 @@
-"""Guided fusion: low-resolution bands sharpened by a high-resolution guide that sees them through a spectral response.
+"""Pair fusion: low-resolution bands sharpened by a high-resolution guide that sees them through a spectral response.
 
 The unknown x holds the L low-resolution bands (HS bands, or the MS bands of a pansharpening pair) on the
 high-resolution grid. Two observations (method.md §2.2, §2.3):
