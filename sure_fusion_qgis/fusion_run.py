@@ -19,10 +19,7 @@ from .error_report import band_errors, error_metadata
 from .plausibility import check_finite
 from .raster_io import OUTPUT_NODATA, GeoTiffWriter, Grid, RasterInputError, Window, output_block_size
 
-_tiling = core_module("tiling")    # no torch
-Tile = _tiling.Tile
-#: the pseudo-tile under which 'scene' training reports its iterations (before the tiles report, once each)
-TRAINING_STAGE = _tiling.TRAINING_STAGE
+Tile = core_module("tiling").Tile    # no torch
 
 PLUGIN_VERSION = "0.1.0"
 METHOD = "Deep SURE: unsupervised guided CNN trained on the scene by Stein's unbiased risk estimate"

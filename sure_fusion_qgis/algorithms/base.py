@@ -28,7 +28,6 @@ from ..choices import labelled_enum
 from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER, advanced
 from ..core_loader import core_module
 from ..error_report import error_log_lines
-from ..fusion_run import TRAINING_STAGE
 
 S2_SIGMA_HELP = ("Leave empty to estimate each band's noise from the data (the usual choice; on textured scenes the "
                  "estimate errs high). Otherwise one number for all bands, or one per output band in spectral order "
@@ -376,13 +375,15 @@ class FeedbackBridge:
         self.feedback = feedback
         self.log_every = log_every or max(1, min(50, iterations // 10))
         self.scene = False
+        # the pseudo-tile under which 'scene' training reports its iterations (before the tiles report, once each)
+        self.training_stage = core_module("tiling").TRAINING_STAGE
 
     #: with 'scene' training, the share of the progress bar given to training (the tiles fill the rest)
     TRAINING_SHARE = 0.5
 
     def __call__(self, tile, progress) -> bool:
         done = (tile.index + progress.iteration / progress.iterations) / tile.count
-        if tile is TRAINING_STAGE:
+        if tile is self.training_stage:
             self.scene = True
             done *= self.TRAINING_SHARE
         elif self.scene:
