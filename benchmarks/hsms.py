@@ -2,6 +2,7 @@
 
     python -m benchmarks.hsms                                  # both protocols, seed 0, one thread
     python -m benchmarks.hsms --protocols real --given-psf     # + a run with the true PSF σ
+    python -m benchmarks.hsms --protocols real --given-psf --networks always auto   # the README's row and the default
     python -m benchmarks.hsms --seeds 0 1 2 --json out/hsms.json
 
 **Real protocol** (the issue's; shared/data/README.md). The Hyperion cube HSim is the ground truth. It is
@@ -9,8 +10,13 @@ blurred by a Gaussian PSF whose MTF is 0.3 at the Nyquist frequency of the ×3 g
 `sigma_from_mtf(0.3, 3)`), white noise is added at 30 dB (one σ for the whole cube: σ² = mean(blurred²)/10³, on
 the blurred 72×72 cube before decimation, seeded), and every third pixel is kept in the 'area' geometry
 (HS pixel j covers MS pixels 3j…3j+2, so the sample is the centre one: MATLAB's `downsample(·, 3, 1)` as in
-HySure's demo). The real ALI image MSim is the guide. SURE Fusion gets only the two images: SRF (NNLS),
-PSF σ and both noise σ's are estimated (`hsms.fuse_hs_ms` defaults). Scores against HSim over all 128 bands:
+HySure's demo). The real ALI image MSim is the guide. SURE Fusion runs the way `sure_fusion:hsms_fusion` does:
+the two images are written as GeoTIFFs (30 m ALI grid, 90 m HS grid, 'area'-aligned) and fused through the
+plugin's request → run driver (`sure_fusion_qgis.fusion_request`), which gets only the two images: SRF (NNLS),
+PSF σ and both noise σ's are estimated; with `--given-psf` also a run with the PSF given as the protocol's MTF
+(the algorithm's PSF=mtf, PSF_VALUE=0.3). `--networks` picks the NETWORK mode(s), one run each ('auto', the
+plugin's default, or 'always', as the README's figures were measured). The linear first estimates come from the
+core (`hsms.first_estimate_hs_ms`). Scores against HSim over all 128 bands:
 ERGAS (ratio 3), SAM (°), PSNR (peak = max of HSim). Peers' figures (other tools, same protocol, other noise
 draw) are printed beside ours; our own cubic-spline interpolation and an MTF-GLP-HPM hypersharpening of the
 same draw tell how comparable they are.
@@ -19,7 +25,9 @@ same draw tell how comparable they are.
 through the IKONOS blue/green/red/NIR responses (`ikonos_spec_resp.mat`) sampled at the Hyperion band centres,
 rows normalised to sum 1, noise at 40 dB (one σ for the MS image); HS = 15×15 Gaussian PSF σ = 2, ×4
 decimation (zero-phase, as the paper), noise at 30 dB (one σ for the cube). Known R, PSF and σ's, as in the
-paper. BP vs SURE losses; ERGAS (ratio 4), SAM, PSNR (peak 1).
+paper. BP vs SURE losses; ERGAS (ratio 4), SAM, PSNR (peak 1). This one stays on the core
+(`guided_fusion.fuse` with the known sensor model): the plugin takes no known spectral response without fitting
+its offset, and no zero-phase geometry.
 
 Hyperion band centres (the .mat has only `non_del_bands`, the 1-based Hyperion band numbers kept): Hyperion's
 242 bands are sampled linearly from 355.59 nm (band 1) to 1057.68 nm (band 70) on the VNIR spectrometer and
@@ -31,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -43,7 +52,18 @@ from sure_core import SolverOptions, guided_fusion, hsms
 from sure_core.metrics import ergas, msre, psnr, sam
 from sure_core.psf import Geometry, geometry_offset, sigma_from_mtf
 
-from .common import DATA, mean_of, missing_data, pin_threads, timed, write_json
+from .common import (
+    DATA,
+    NETWORK_MODES,
+    fuse_pair,
+    mean_of,
+    missing_data,
+    pin_threads,
+    record_summary,
+    timed,
+    write_geotiff,
+    write_json,
+)
 
 RATIO_REAL = 3
 MTF_NYQUIST = 0.3
@@ -52,6 +72,7 @@ SNR_HS_REAL = 30.0
 PEERS = {"bicubic": 7.13, "MTF-GLP-HPM hypersharpening": 5.97, "HySure (untuned)": 6.17, "CNMF": 4.65}
 TARGET = {"ergas": 4.5, "sam": 2.8, "seconds": 600.0}
 SIM_RATIO, SIM_PSF_SIGMA, SIM_SNR_MS = 4, 2.0, 40.0
+MS_PIXEL_M = 30.0        # ALI's pixel; the degraded Hyperion cube's is RATIO_REAL times larger
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -141,7 +162,25 @@ def scores(truth: np.ndarray, estimate: np.ndarray, ratio: int, peak: float) -> 
 # --------------------------------------------------------------------------------------------------------------
 # protocols
 # --------------------------------------------------------------------------------------------------------------
-def real_protocol(seed: int, options: SolverOptions, given_psf: bool, losses: list[str]) -> list[dict]:
+def fuse_real(folder: Path, hs: np.ndarray, ms: np.ndarray, options: SolverOptions, psf: str,
+              coregistration: str = "auto") -> tuple[np.ndarray, dict]:
+    """SURE Fusion as sure_fusion:hsms_fusion runs it (the shared request → run driver) on the pair written as
+    GeoTIFFs: spectral response and noise σ estimated, the PSF estimated (`psf` 'estimated') or given as the
+    protocol's MTF ('given': the algorithm's PSF=mtf, PSF_VALUE=0.3)."""
+    paths = {"hs": str(folder / "hs.tif"), "ms": str(folder / "ms.tif")}
+    if not Path(paths["hs"]).exists():
+        write_geotiff(Path(paths["hs"]), hs, MS_PIXEL_M * RATIO_REAL)
+        write_geotiff(Path(paths["ms"]), ms, MS_PIXEL_M)
+    choices = {"srf": "estimate", **({"psf": "mtf", "psf_value": MTF_NYQUIST} if psf == "given" else
+                                      {"psf": "estimate"})}
+    target = folder / f"sure_{psf}_{options.loss}_{options.network}_seed{options.seed}.tif"
+    fused, result = fuse_pair("hsms", paths["hs"], paths["ms"], target, options, choices,
+                              coregistration=coregistration)
+    return fused, {"run": record_summary(result), "psf_sigma": float(result.cases[0].sensor_model.psf_sigma[0])}
+
+
+def real_protocol(seed: int, options: SolverOptions, given_psf: bool, losses: list[str], networks: list[str],
+                  coregistration: str = "auto") -> list[dict]:
     truth, ms, _ = load_paris()
     sigma_psf = sigma_from_mtf(MTF_NYQUIST, RATIO_REAL)
     geometry = Geometry.AREA.value
@@ -154,26 +193,31 @@ def real_protocol(seed: int, options: SolverOptions, given_psf: bool, losses: li
         row = {"protocol": "real", "seed": seed, "method": method, **scores(truth, estimate, RATIO_REAL, peak),
                "seconds": seconds, **extra}
         rows.append(row)
-        print(f"real seed {seed} {method:<44} ERGAS {row['ergas']:6.3f}  SAM {row['sam']:6.3f}°  "
+        print(f"real seed {seed} {method:<56} ERGAS {row['ergas']:6.3f}  SAM {row['sam']:6.3f}°  "
               f"PSNR {row['psnr']:6.2f} dB  {seconds:7.1f} s", flush=True)
 
     add("cubic-spline interpolation (ours)", *timed(upsample_cubic, hs, RATIO_REAL, geometry))
     add("MTF-GLP-HPM hypersharpening (ours, true σ)", *timed(mtf_glp_hpm, hs, ms, RATIO_REAL, sigma_psf, geometry))
     psf_choices = [("estimated", None)] + ([("given", sigma_psf)] if given_psf else [])
-    for label, psf in psf_choices:
-        start = time.perf_counter()
-        model = hsms.fit_sensor_model(hs, ms, psf_sigma=psf, geometry=geometry)
-        estimate, _ = hsms.first_estimate_hs_ms(hs, ms, sensor_model=model, geometry=geometry)
-        add(f"linear first estimate (SRF est., PSF {label})", estimate, time.perf_counter() - start,
-            psf_sigma=float(model.psf_sigma[0]))
-        for loss in losses:
+    with tempfile.TemporaryDirectory(prefix="bench_hsms_") as tmp:
+        for label, psf in psf_choices:
             start = time.perf_counter()
-            fused, record, model = hsms.fuse_hs_ms(hs, ms, psf_sigma=psf,
-                                                   options=replace(options, loss=loss, seed=seed), geometry=geometry)
-            add(f"SURE Fusion, {loss} loss (SRF est., PSF {label})", fused, time.perf_counter() - start,
-                psf_sigma=float(model.psf_sigma[0]), sigma_hs_estimated=float(np.mean(record.sigma["hs"])),
-                sigma_hs_true=sigma_noise, sigma_ms_estimated=float(np.mean(record.sigma["ms"])),
-                options={"iterations": options.iterations, "width": options.width, "threads": options.threads})
+            model = hsms.fit_sensor_model(hs, ms, psf_sigma=psf, geometry=geometry, coregistration=coregistration)
+            estimate, _ = hsms.first_estimate_hs_ms(hs, ms, sensor_model=model, geometry=geometry)
+            add(f"linear first estimate (SRF est., PSF {label})", estimate, time.perf_counter() - start,
+                psf_sigma=float(model.psf_sigma[0]))
+            for loss in losses:
+                for network in networks:
+                    run_options = replace(options, loss=loss, seed=seed, network=network)
+                    (fused, info), seconds = timed(fuse_real, Path(tmp), hs, ms, run_options, label,
+                                                   coregistration)
+                    run = info["run"]
+                    add(f"SURE Fusion, {loss} loss, network {network} (SRF est., PSF {label})", fused, seconds,
+                        psf_sigma=info["psf_sigma"], sigma_hs_estimated=float(np.mean(run["sigma"]["hs"])),
+                        sigma_hs_true=sigma_noise, sigma_ms_estimated=float(np.mean(run["sigma"]["ms"])),
+                        options={"iterations": options.iterations, "width": options.width,
+                                 "threads": options.threads}, run=run)
+                    print(f"    {run['iterations_run']} iterations run: {run['network_decision']}", flush=True)
     print(f"real seed {seed}: true PSF σ {sigma_psf:.3f} px, true HS noise σ {sigma_noise:.4f}")
     return rows
 
@@ -225,14 +269,14 @@ def print_tables(runs: list[dict], options: SolverOptions) -> None:
         seeds = sorted({r["seed"] for r in real})
         print(f"\nReal EO-1 Paris pair, HS degraded ×3 (MTF 0.3, 'area') at 30 dB, mean over the seeds run ({seeds}); "
               f"{options.iterations} iterations, width {options.width}, {options.threads} thread(s)")
-        print(f"{'method':<50} {'ERGAS':>7} {'SAM °':>7} {'PSNR dB':>8} {'seconds':>8} {'seeds':>5}")
+        print(f"{'method':<66} {'ERGAS':>7} {'SAM °':>7} {'PSNR dB':>8} {'seconds':>8} {'seeds':>5}")
         for name, value in PEERS.items():
-            print(f"{'peer: ' + name:<50} {value:>7.2f} {'':>7} {'':>8} {'':>8}")
+            print(f"{'peer: ' + name:<66} {value:>7.2f} {'':>7} {'':>8} {'':>8}")
         for method in dict.fromkeys(r["method"] for r in real):
             rows = [r for r in real if r["method"] == method]
-            print(f"{method:<50} {_mean(rows, 'ergas'):>7.3f} {_mean(rows, 'sam'):>7.3f} {_mean(rows, 'psnr'):>8.2f} "
+            print(f"{method:<66} {_mean(rows, 'ergas'):>7.3f} {_mean(rows, 'sam'):>7.3f} {_mean(rows, 'psnr'):>8.2f} "
                   f"{_mean(rows, 'seconds'):>8.1f} {len(rows):>5}")
-        print(f"{'target':<50} {'≤ ' + str(TARGET['ergas']):>7} {'≤ ' + str(TARGET['sam']):>7} {'':>8} "
+        print(f"{'target':<66} {'≤ ' + str(TARGET['ergas']):>7} {'≤ ' + str(TARGET['sam']):>7} {'':>8} "
               f"{'≤ ' + str(int(TARGET['seconds'])):>8}")
     sim = [r for r in runs if r["protocol"] == "simulated"]
     for snr in sorted({r["snr_hs"] for r in sim}, reverse=True):
@@ -260,6 +304,13 @@ def main(argv=None) -> int:
     parser.add_argument("--sim-snr-hs", type=float, nargs="+", default=[30.0],
                         help="HS SNR(s) of the simulated protocol")
     parser.add_argument("--given-psf", action="store_true", help="real protocol: also fuse with the true PSF σ")
+    parser.add_argument("--networks", nargs="+", default=["auto"], choices=NETWORK_MODES,
+                        help="real protocol: SURE Fusion's NETWORK mode(s), one run each (auto: the plugin's default; "
+                             "the README's figures were measured with the network always applied); the simulated "
+                             "protocol uses the first")
+    parser.add_argument("--coregistration", choices=["auto", "off"], default="auto",
+                        help="real protocol: COREGISTRATION of the fusion and of the first estimates (auto: the "
+                             "plugin's default; the README's EO-1 figures predate it: off)")
     parser.add_argument("--iterations", type=int, default=None, help="override the recipe's iterations")
     parser.add_argument("--width", type=int, default=None, help="override the network width")
     parser.add_argument("--threads", type=int, default=1)
@@ -283,10 +334,10 @@ def main(argv=None) -> int:
     runs = []
     for seed in args.seeds:
         if "real" in args.protocols:
-            runs += real_protocol(seed, options, args.given_psf, args.losses)
+            runs += real_protocol(seed, options, args.given_psf, args.losses, args.networks, args.coregistration)
         if "sim" in args.protocols:
             for snr in args.sim_snr_hs:
-                runs += simulated_protocol(seed, options, snr, ["bp", "sure"])
+                runs += simulated_protocol(seed, replace(options, network=args.networks[0]), snr, ["bp", "sure"])
     print_tables(runs, options)
     if args.json:
         write_json(args.json, runs)
