@@ -26,7 +26,7 @@ through the IKONOS blue/green/red/NIR responses (`ikonos_spec_resp.mat`) sampled
 rows normalised to sum 1, noise at 40 dB (one σ for the MS image); HS = 15×15 Gaussian PSF σ = 2, ×4
 decimation (zero-phase, as the paper), noise at 30 dB (one σ for the cube). Known R, PSF and σ's, as in the
 paper. BP vs SURE losses; ERGAS (ratio 4), SAM, PSNR (peak 1). This one stays on the core
-(`guided_fusion.fuse` with the known sensor model): the plugin takes no known spectral response without fitting
+(`pair_fusion.fuse` with the known sensor model): the plugin takes no known spectral response without fitting
 its offset, and no zero-phase geometry.
 
 Hyperion band centres (the .mat has only `non_del_bands`, the 1-based Hyperion band numbers kept): Hyperion's
@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from sure_core import SolverOptions, guided_fusion, hsms
+from sure_core import SolverOptions, hsms, pair_fusion
 from sure_core.metrics import ergas, msre, psnr, sam
 from sure_core.psf import Geometry, geometry_offset, sigma_from_mtf
 
@@ -144,11 +144,11 @@ def mtf_glp_hpm(hs_lr: np.ndarray, ms: np.ndarray, ratio: int, sigma_psf: float,
     least-squares combination of the MS bands that best matches it at low resolution;
     x̂_l = ũ_l · P_l / P_l^low with ũ the interpolated HS band and P^low the pan blurred by the MTF-matched PSF,
     decimated and interpolated back."""
-    ms_lr = guided_fusion.degrade(ms, ratio, sigma_psf, geometry)
+    ms_lr = pair_fusion.degrade(ms, ratio, sigma_psf, geometry)
     design = np.concatenate([ms_lr.reshape(ms.shape[0], -1), np.ones((1, ms_lr[0].size))])
     weights, *_ = np.linalg.lstsq(design.T, hs_lr.reshape(hs_lr.shape[0], -1).T, rcond=None)  # (G+1, L)
     pans = np.einsum("gl,ghw->lhw", weights[:-1], ms) + weights[-1][:, None, None]
-    pans_low = upsample_cubic(guided_fusion.degrade(pans, ratio, sigma_psf, geometry), ratio, geometry)
+    pans_low = upsample_cubic(pair_fusion.degrade(pans, ratio, sigma_psf, geometry), ratio, geometry)
     up = upsample_cubic(hs_lr, ratio, geometry)
     eps = 1e-6 * np.abs(pans).max()
     return up * pans / np.where(np.abs(pans_low) < eps, eps, pans_low)
@@ -232,8 +232,8 @@ def simulated_protocol(seed: int, options: SolverOptions, snr_hs: float, losses:
     sigma_ms = float(np.sqrt((ms_clean ** 2).mean() / 10 ** (SIM_SNR_MS / 10)))
     ms = ms_clean + sigma_ms * rng.standard_normal(ms_clean.shape)
     hs, sigma_hs = degrade_hs(truth, SIM_PSF_SIGMA, SIM_RATIO, snr_hs, seed, geometry, noise_before_decimation=False)
-    model = guided_fusion.SensorModel(SIM_RATIO, np.full(truth.shape[0], SIM_PSF_SIGMA), response,
-                                            np.zeros(response.shape[0]))
+    model = pair_fusion.SensorModel(SIM_RATIO, np.full(truth.shape[0], SIM_PSF_SIGMA), response,
+                                          np.zeros(response.shape[0]))
     known = {"sigma_lr": sigma_hs, "sigma_guide": sigma_ms, "geometry": geometry}
     rows = []
 
@@ -248,11 +248,11 @@ def simulated_protocol(seed: int, options: SolverOptions, snr_hs: float, losses:
     add("cubic-spline interpolation", upsample_cubic(hs, SIM_RATIO, geometry), 0.0)
     for tune in (False, True):
         start = time.perf_counter()
-        estimate = guided_fusion.first_estimate(hs, ms, model, tune=tune, **known)
+        estimate = pair_fusion.first_estimate(hs, ms, model, tune=tune, **known)
         add("linear first estimate" + (", SURE τ" if tune else ", τ = 0"), estimate, time.perf_counter() - start)
     for loss in losses:
         start = time.perf_counter()
-        fused, _ = guided_fusion.fuse(hs, ms, model, options=replace(options, loss=loss, seed=seed), **known)
+        fused, _ = pair_fusion.fuse(hs, ms, model, options=replace(options, loss=loss, seed=seed), **known)
         add(f"{loss} loss", fused, time.perf_counter() - start)
     return rows
 

@@ -22,7 +22,7 @@ Methods, all in the same run and on the same inputs: bicubic (GDAL cubic warp of
 grid), `gdal:pansharp` (what QGIS Processing runs: gdal_pansharpen.py pan ms out -r cubic, weighted Brovey
 with equal weights; called through osgeo_utils here, and through `qgis_process run gdal:pansharp` with
 `--via-qgis-process`: the two outputs were checked identical, max |difference| 0), the core's linear first
-estimate (guided_fusion.first_estimate with the model that pansharpen builds) and SURE Fusion the way
+estimate (pair_fusion.first_estimate with the model that pansharpen builds) and SURE Fusion the way
 `sure_fusion:pansharpening` runs it: the same GeoTIFFs through the plugin's request → run driver
 (`sure_fusion_qgis.fusion_request`: sensor 'worldview2', the MS PSF from its MTF preset, PAN weights and noise σ
 estimated, co-registration 'auto'), the output GeoTIFF read back and scored. `--networks` picks the NETWORK
@@ -176,11 +176,11 @@ def run_gdal_pansharp_processing(paths: dict[str, str], folder: Path) -> np.ndar
 
 def run_first_estimate(ms: np.ndarray, pan: np.ndarray, **kwargs) -> np.ndarray:
     """The core's linear first estimate alone (no network), with the sensor model pansharpen would build."""
-    from sure_core import guided_fusion
+    from sure_core import pair_fusion
     from sure_core.pansharpening import ms_noise_sigma, prepare
 
     ms, guide, model, _ = prepare(ms, pan, sensor=SENSOR, **kwargs)
-    return guided_fusion.first_estimate(ms, guide, model, sigma_lr=ms_noise_sigma(ms, guide, model), geometry="area")
+    return pair_fusion.first_estimate(ms, guide, model, sigma_lr=ms_noise_sigma(ms, guide, model), geometry="area")
 
 
 def core_psf(psf: str) -> dict:
