@@ -7,7 +7,7 @@ export QT_QPA_PLATFORM := offscreen
 # keep torch from fighting over the two cores with itself
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup system dev-plugin lint test golden test-modern test-core test-plugin qa demo bench-apex bench-apex-paper bench-s2-real bench-hsms bench-pan bench-scale bench-coregistration bench-network-gain bench-error gui-screenshots batch package clean
+.PHONY: setup system dev-plugin lint test golden test-modern test-core test-plugin qa demo bench-apex bench-apex-paper bench-s2-real bench-hsms bench-pan bench-scale bench-tile-profile bench-coregistration bench-network-gain bench-error gui-screenshots batch package clean
 
 # QGIS ≥ 3.40 and GDAL from apt (checked every time, in about a second), then the venv (once per requirements change)
 setup: system $(STAMP)
@@ -87,6 +87,10 @@ bench-pan: setup
 # estimate; ARGS="--quality" compares tiled with whole-window training on real data
 bench-scale: setup
 	$(PY) -m benchmarks.scale $(ARGS)
+
+# A scene tile's seconds by phase (GDAL read, problem, first estimate, write and compression, read-back), 2046² px
+bench-tile-profile: setup
+	$(PY) -m benchmarks.tile_profile $(ARGS)
 
 # Quality against a sub-pixel misregistration of the coarse input, co-registration on and off: APEX and DSen2 (shifts
 # 0…1 px), vietnam (really misregistered), EO-1 and WV2 pairs. ARGS="--first-estimate" takes seconds; the full

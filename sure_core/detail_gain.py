@@ -19,6 +19,7 @@ Frequencies are in cycles per target-grid pixel; the radial frequency of a 2-D g
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 import torch
 
@@ -154,15 +155,37 @@ def gain_table(params: torch.Tensor) -> torch.Tensor:
             / (1.0 + lorentz[:, None] * f ** 2))
 
 
+#: interpolated gains by (shape, device, dtype, table), least recently used first: a scene's tiles share one table
+#: per group and a few window shapes, and interpolating it on a tile's grid took a tenth of the first estimate
+_GAIN_CACHE: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+GAIN_CACHE_BYTES = 128 * 2 ** 20
+
+
+def _interpolated_gain(table: torch.Tensor, shape: tuple[int, int], device, dtype: torch.dtype) -> torch.Tensor:
+    """(bands, H, W//2+1) gain of `table` on the rfft2 grid of `shape`, in `dtype`; the DC at 1."""
+    key = (tuple(shape), str(device), dtype, tuple(table.shape), table.detach().double().cpu().numpy().tobytes())
+    if key in _GAIN_CACHE:
+        _GAIN_CACHE.move_to_end(key)
+        return _GAIN_CACHE[key]
+    position = radial_frequency(shape, device, torch.float64) / TABLE_STEP
+    low = position.floor().long().clamp(0, TABLE_SIZE - 2)
+    frac = (position - low).clamp(0, 1)
+    t = table.to(device)
+    gain = t[:, low] * (1 - frac) + t[:, low + 1] * frac            # (bands, H, W//2+1)
+    gain[:, 0, 0] = 1.0
+    gain = gain.to(dtype)
+    _GAIN_CACHE[key] = gain
+    total = sum(g.numel() * g.element_size() for g in _GAIN_CACHE.values())
+    while total > GAIN_CACHE_BYTES and len(_GAIN_CACHE) > 1:
+        _, evicted = _GAIN_CACHE.popitem(last=False)
+        total -= evicted.numel() * evicted.element_size()
+    return gain
+
+
 def apply_gain(s: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """Filter s (..., bands, H, W) band by band with the radial gain `table` (bands, TABLE_SIZE), linearly
     interpolated; the mean (DC) is kept as it is."""
     shape = s.shape[-2:]
-    position = radial_frequency(shape, s.device, torch.float64) / TABLE_STEP
-    low = position.floor().long().clamp(0, TABLE_SIZE - 2)
-    frac = (position - low).clamp(0, 1)
-    t = table.to(s.device)
-    gain = t[:, low] * (1 - frac) + t[:, low + 1] * frac            # (bands, H, W//2+1)
-    gain[:, 0, 0] = 1.0
-    spectrum = torch.fft.rfft2(s) * gain.to(torch.promote_types(s.dtype, torch.float32))
+    gain = _interpolated_gain(table, shape, s.device, torch.promote_types(s.dtype, torch.float32))
+    spectrum = torch.fft.rfft2(s) * gain
     return torch.fft.irfft2(spectrum, s=shape).to(s.dtype)

@@ -608,8 +608,10 @@ class GeoTiffWriter:
         self.partial = self.staged.path
         self.nodata = nodata
         self._ds = None
+        # ZLEVEL=1: a tile's 12 bands compress in 0.32 s instead of 0.55 s (the default level 6), the file 0.7 %
+        # larger (docs/decisions.md, "The first estimate on whole tiles")
         options = ["TILED=YES", f"BLOCKXSIZE={block}", f"BLOCKYSIZE={block}", "COMPRESS=DEFLATE", "PREDICTOR=3",
-                   "BIGTIFF=IF_SAFER", "INTERLEAVE=BAND"]
+                   "ZLEVEL=1", "BIGTIFF=IF_SAFER", "INTERLEAVE=BAND"]
         try:
             ds = self._checked("creating the file", lambda: gdal.GetDriverByName("GTiff").Create(
                 str(self.partial), grid.width, grid.height, self.bands, gdal.GDT_Float32, options))

@@ -35,6 +35,24 @@ def test_gain_of_ones_is_the_identity_and_the_mean_is_kept():
     assert torch.allclose(flat, s.mean().expand_as(s), atol=1e-12)
 
 
+def test_the_cached_gain_is_the_table_it_was_interpolated_from(monkeypatch):
+    """Tiles of one shape reuse the interpolated gain; another table gets its own, and the cache stays
+    bounded (the first entry leaves when a second one does not fit)."""
+    field = torch.from_numpy(_smooth_field((48, 60), 1))[None]
+    first = detail_gain.gain_table(torch.tensor([[0.9, 4.0, 0.0, 0.0]], dtype=torch.float64))
+    second = detail_gain.gain_table(torch.tensor([[0.7, 9.0, 0.0, 0.0]], dtype=torch.float64))
+    detail_gain._GAIN_CACHE.clear()
+    a = detail_gain.apply_gain(field, first)
+    assert torch.equal(detail_gain.apply_gain(field, first), a)
+    b = detail_gain.apply_gain(field, second)
+    assert not torch.allclose(a, b)
+    detail_gain._GAIN_CACHE.clear()
+    assert torch.equal(detail_gain.apply_gain(field, second), b)
+    monkeypatch.setattr(detail_gain, "GAIN_CACHE_BYTES", 1)
+    detail_gain.apply_gain(field, first)
+    assert len(detail_gain._GAIN_CACHE) == 1
+
+
 @pytest.mark.parametrize("ratio, base, decay, quadratic", [(2, 0.95, 3.0, 0.0), (6, 1.0, 0.0, 8.0),
                                                          (2, 1.0, 1.0, 4.0)])
 def test_the_decay_is_recovered_from_the_low_resolution_observation_alone(ratio, base, decay, quadratic):
