@@ -258,8 +258,8 @@ def wv2_case(args, options: SolverOptions) -> list[dict]:
             def first():
                 ms_in, guide, model, _ = pansharpening.prepare(ms_lr, pan_lr, sensor=bench_pan.SENSOR,
                                                                coregistration=coregistration)
-                return pair_fusion.first_estimate(ms_in, guide, model, geometry="area",
-                                                  sigma_lr=pansharpening.ms_noise_sigma(ms_in, guide, model)), model
+                sigma = {"lr": pansharpening.ms_noise_sigma(ms_in, guide, model)}
+                return pair_fusion.first_estimate(ms_in, guide, model, sigma, geometry="area"), model
 
             methods = [("first estimate", first)]
             if not args.first_estimate and (coregistration == "auto" or distance == 0 or args.all_off):

@@ -234,7 +234,7 @@ def simulated_protocol(seed: int, options: SolverOptions, snr_hs: float, losses:
     hs, sigma_hs = degrade_hs(truth, SIM_PSF_SIGMA, SIM_RATIO, snr_hs, seed, geometry, noise_before_decimation=False)
     model = pair_fusion.SensorModel(SIM_RATIO, np.full(truth.shape[0], SIM_PSF_SIGMA), response,
                                           np.zeros(response.shape[0]))
-    known = {"sigma_lr": sigma_hs, "sigma_guide": sigma_ms, "geometry": geometry}
+    known = {"sigma": {"lr": sigma_hs, "guide": sigma_ms}, "geometry": geometry}
     rows = []
 
     def add(method, estimate, seconds):

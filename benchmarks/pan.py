@@ -180,7 +180,7 @@ def run_first_estimate(ms: np.ndarray, pan: np.ndarray, **kwargs) -> np.ndarray:
     from sure_core.pansharpening import ms_noise_sigma, prepare
 
     ms, guide, model, _ = prepare(ms, pan, sensor=SENSOR, **kwargs)
-    return pair_fusion.first_estimate(ms, guide, model, sigma_lr=ms_noise_sigma(ms, guide, model), geometry="area")
+    return pair_fusion.first_estimate(ms, guide, model, {"lr": ms_noise_sigma(ms, guide, model)}, geometry="area")
 
 
 def core_psf(psf: str) -> dict:

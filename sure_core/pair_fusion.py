@@ -324,13 +324,14 @@ def _noise(name: str, given, data: np.ndarray) -> np.ndarray:
     return sigma.copy()
 
 
-def build_problem(lr, guide, sensor_model: SensorModel, *, sigma_lr=None, sigma_guide=None,
+def build_problem(lr, guide, sensor_model: SensorModel, sigma: dict | None = None, *,
                   geometry: Geometry | str = Geometry.AREA, cond: float = DEFAULT_COND, lr_weight: float = 1.0,
                   device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                   scales: tuple[float, float] | None = None, names: tuple[str, str] = PAIR_NAMES
                   ) -> tuple[FusionProblem, dict]:
     """The fusion problem in a normalised scale (lr ÷ its max, guide − offset ÷ its max, unless `scales` gives
     (lr scale, guide scale), e.g. one pair for every window of a scene), and σ used (data units) by observation name.
+    `sigma` gives σ (one, or one per band, data units) by observation name; a name left out is estimated.
 
     The observations are [guide, lr], so the guide's channels come first in the network input (the guide stream);
     `names` (lr, guide) name them, e.g. ('hs', 'ms') or ('ms', 'pan') (see `PairCase`).
@@ -346,8 +347,14 @@ def build_problem(lr, guide, sensor_model: SensorModel, *, sigma_lr=None, sigma_
         lr_scale, guide_scale = float(scales[0]), float(scales[1])
     if lr_scale <= 0 or guide_scale <= 0:
         raise InvalidInputValueError("an input is zero everywhere (after the guide's offset): is this area nodata?")
-    sig_lr = _noise("the low-resolution image", sigma_lr, lr)
-    sig_guide = _noise("the guide", sigma_guide, guide)
+    lr_name, guide_name = names
+    sigma = sigma or {}
+    unknown = set(sigma) - set(names)
+    if unknown:
+        raise InvalidInputValueError(f"noise σ given for {sorted(unknown)}, but this pair's observations are "
+                                     f"{list(names)}")
+    sig_lr = _noise("the low-resolution image", sigma.get(lr_name), lr)
+    sig_guide = _noise("the guide", sigma.get(guide_name), guide)
 
     def tensor(a):
         return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
@@ -357,7 +364,6 @@ def build_problem(lr, guide, sensor_model: SensorModel, *, sigma_lr=None, sigma_
                         dtype,
                         shifts=sensor_model.shifts)
     bands = list(range(lr.shape[0]))
-    lr_name, guide_name = names
     observations = [
         Observation(guide_name, tensor(guide / guide_scale), response, tensor(sig_guide / guide_scale), bands,
                     back_project=False),
@@ -370,16 +376,15 @@ def build_problem(lr, guide, sensor_model: SensorModel, *, sigma_lr=None, sigma_
     return problem, {guide_name: sig_guide.tolist(), lr_name: sig_lr.tolist()}
 
 
-def first_estimate(lr, guide, sensor_model: SensorModel, *, sigma_lr=None, sigma_guide=None,
+def first_estimate(lr, guide, sensor_model: SensorModel, sigma: dict | None = None, *,
                    geometry: Geometry | str = Geometry.AREA, cond: float = DEFAULT_COND, tune: bool = True,
-                   smoothing: bool = False) -> np.ndarray:
+                   smoothing: bool = False, names: tuple[str, str] = PAIR_NAMES) -> np.ndarray:
     """The linear first estimate the network starts from (regression detail injection from the guide, then a
     SURE-tuned correction by the lr observation), (L, H, W) in lr units, on the CPU. `smoothing`: then the guided
-    smoothing (see `guided_smoothing`; the solver does not apply it to the pairs)."""
+    smoothing (see `guided_smoothing`; the solver does not apply it to the pairs). `sigma`: as `build_problem`."""
     from .injection import DetailInjectionBase
 
-    problem, _ = build_problem(lr, guide, sensor_model, sigma_lr=sigma_lr, sigma_guide=sigma_guide, geometry=geometry,
-                               cond=cond)
+    problem, _ = build_problem(lr, guide, sensor_model, sigma, geometry=geometry, cond=cond, names=names)
     with torch.no_grad():
         estimate = DetailInjectionBase(problem, tune=tune)(problem.network_input())[0]
         if smoothing:
@@ -387,14 +392,15 @@ def first_estimate(lr, guide, sensor_model: SensorModel, *, sigma_lr=None, sigma
     return estimate.double().numpy() * float(problem.scale)
 
 
-def fuse(lr, guide, sensor_model: SensorModel, *, sigma_lr=None, sigma_guide=None,
+def fuse(lr, guide, sensor_model: SensorModel, sigma: dict | None = None, *,
          options: SolverOptions | None = None, geometry: Geometry | str = Geometry.AREA, cond: float = DEFAULT_COND,
          lr_weight: float = 1.0, callback: ProgressCallback | None = None) -> tuple[np.ndarray, RunRecord]:
     """Fuse with a given sensor model: x̂ (L, H, W) in lr units, and the run record (record.sigma by observation
-    name, 'lr' and 'guide', data units)."""
+    name, 'lr' and 'guide', data units). `sigma`: σ by those names, as `build_problem`; a name left out is
+    estimated."""
     from .runner import fuse_window
 
-    case = PairCase(sensor_model, {"lr": sigma_lr, "guide": sigma_guide}, geometry, cond, lr_weight)
+    case = PairCase(sensor_model, dict(sigma or {}), geometry, cond, lr_weight)
     fused, record, _ = fuse_window(case, (lr, guide, None), options, callback)
     return fused, record
 
@@ -492,10 +498,9 @@ class PairCase:
     def problem(self, data, device="cpu", noise: dict | None = None, scale=None) -> tuple[FusionProblem, dict]:
         lr, guide = data[:2]
         lr_name, guide_name = self.names
-        sigma_lr = self.lr_noise(lr, guide) if noise is None else noise[lr_name]
-        sigma_guide = self.guide_noise(guide) if noise is None else noise[guide_name]
-        return build_problem(lr, guide, self.sensor_model, sigma_lr=sigma_lr, sigma_guide=sigma_guide,
-                             geometry=self.geometry,
+        sigma = {lr_name: self.lr_noise(lr, guide), guide_name: self.guide_noise(guide)} if noise is None \
+            else {lr_name: noise[lr_name], guide_name: noise[guide_name]}
+        return build_problem(lr, guide, self.sensor_model, sigma, geometry=self.geometry,
                              cond=self.cond, lr_weight=self.lr_weight, device=device, scales=scale, names=self.names)
 
     def output(self, x_hat: torch.Tensor, problem: FusionProblem) -> np.ndarray:

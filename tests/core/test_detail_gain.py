@@ -130,7 +130,7 @@ def test_guided_pairs_use_the_plain_injection():
     model = pf.SensorModel(2, np.array([1.0]), np.ones((1, 3))).validated(3, 1)
     rng = np.random.default_rng(0)
     problem, _ = pf.build_problem(rng.uniform(1, 2, (3, 16, 16)), rng.uniform(1, 2, (1, 32, 32)), model,
-                                  sigma_lr=0.01, sigma_guide=0.01)
+                                  {"lr": 0.01, "guide": 0.01})
     assert problem.refined_injection is False
     fit = fit_injection([problem])
     assert fit.gain == [None, None] and fit.shrink[1].rings is None

@@ -72,6 +72,19 @@ def test_sensor_model_checks():
         pf.build_problem(lr, np.ones((1, 18, 16)), model)
 
 
+def test_noise_sigma_is_given_by_observation_name():
+    x = smooth_scene(4, 32)
+    model = pf.SensorModel(2, np.array([1.0]), np.full((1, 4), 0.25))
+    lr, guide = pf.degrade(x, 2, 1.0), np.einsum("gl,lhw->ghw", model.response, x)
+    _, sigma = pf.build_problem(lr, guide, model, {"lr": [0.1, 0.2, 0.3, 0.4]})
+    assert sigma["lr"] == [0.1, 0.2, 0.3, 0.4]
+    assert sigma["guide"] == pytest.approx(pf.estimate_noise_sigma(guide).tolist())   # left out: estimated
+    _, sigma = pf.build_problem(lr, guide, model, {"ms": 0.5, "pan": 0.25}, names=("ms", "pan"))
+    assert sigma == {"pan": [0.25], "ms": [0.5] * 4}
+    with pytest.raises(InvalidInputValueError, match="observations are"):
+        pf.build_problem(lr, guide, model, {"hs": 0.5})
+
+
 def test_the_network_sees_the_spectral_guide_and_the_first_estimate():
     x = smooth_scene(6, 48)
     model = pf.SensorModel(3, np.array([1.5]), np.full((2, 6), 1 / 6))
