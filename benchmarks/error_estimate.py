@@ -219,6 +219,8 @@ def main(argv=None) -> int:
     parser.add_argument("--snr", type=float, nargs="+", default=[30.0, 40.0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--iterations", type=int, default=None, help="override the recipe's iterations")
+    parser.add_argument("--network", choices=("auto", "always", "never"), default=None,
+                        help="override the recipe's network choice ('never': the first estimate alone, fast)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, help="write the rows to this file")
     args = parser.parse_args(argv)
@@ -226,6 +228,8 @@ def main(argv=None) -> int:
         return 2
     pin_threads(args.threads)
     recipe = {"iterations": args.iterations} if args.iterations else {}
+    if args.network:
+        recipe["network"] = args.network
     options = SolverOptions(device="cpu", threads=args.threads, **recipe)
     rows = []
     if "apex" in args.cases:
