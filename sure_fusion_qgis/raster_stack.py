@@ -326,8 +326,7 @@ class RasterStack:
         fine, coarse, step = pixel_size(self.grid), pixel_size(self.coarsest.grid), self.step
         return (f"{named} do not overlap by even one {coarse} pixel: they have only {common[0]}×{common[1]} {fine} "
                 f"pixels in common, less than one {coarse} pixel ({step}×{step} {fine} pixels), let alone the "
-                f"smallest area that can be fused (docs/plugin.md, 'Smallest area'); {where}; give inputs that "
-                f"cover a larger common area")
+                f"smallest area that can be fused; {where}; give inputs that cover a larger common area")
 
     def plan(self, extent: tuple[float, float, float, float] | None = None) -> Window:
         """The processed window on the finest grid: the data every source covers (∩ `extent`, which is snapped
