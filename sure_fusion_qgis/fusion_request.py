@@ -16,7 +16,7 @@ from . import pair_cases, pair_inputs, s2_inputs
 from .core_loader import core_module
 from .fusion_run import FusionResult, RunSettings
 from .io_errors import RasterInputError
-from .raster_stack import Window
+from .raster_stack import OpenedInputs, Window
 
 KINDS = ("s2", "hsms", "pan")
 #: each kind's changes to the core's fast recipe (SolverOptions field → value), used where no value is given.
@@ -47,7 +47,7 @@ class FusionRequest:
 class PreparedRun:
     """A request with its inputs open and checked, ready to `run`."""
     request: FusionRequest
-    inputs: object                        # s2_inputs.SentinelInputs or pair_inputs.RasterPair (each has .stack)
+    inputs: OpenedInputs                  # s2_inputs.SentinelInputs or pair_inputs.RasterPair
     window: Window
     settings: RunSettings
     band_names: list[str]

@@ -19,7 +19,7 @@ from pathlib import Path
 from osgeo import gdal, osr
 
 from .io_errors import RasterInputError
-from .raster_stack import RasterSource, RasterStack, band_scaling, crs_name, grid_of, open_dataset
+from .raster_stack import OpenedInputs, RasterSource, RasterStack, band_scaling, crs_name, grid_of, open_dataset
 
 _UNIT_TO_NM = {"nm": 1.0, "nanometer": 1.0, "nanometers": 1.0, "um": 1e3, "µm": 1e3, "μm": 1e3, "micron": 1e3,
                "microns": 1e3, "micrometer": 1e3, "micrometers": 1e3, "mm": 1e6, "millimeter": 1e6,
@@ -44,14 +44,9 @@ class SpectralRaster(RasterSource):
         return all(f is not None for f in self.fwhms)
 
 
-@dataclass
-class RasterPair:
-    """A low-resolution raster (the bands to sharpen) and a high-resolution guide on one lattice."""
-    stack: RasterStack               # sources: the guide (finest), then the low-resolution raster
-    scene_name: str
-    units: str
-    provenance: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+class RasterPair(OpenedInputs):
+    """A low-resolution raster (the bands to sharpen) and a high-resolution guide: a stack of two, the guide
+    first (the finest grid)."""
 
     @property
     def high(self) -> SpectralRaster:

@@ -374,6 +374,16 @@ class RasterStack:
         return 1.0 - float(self.read_invalid(window).mean())
 
 
+@dataclass
+class OpenedInputs:
+    """A run's inputs once opened and checked: their stack, and what the output and the report say of them."""
+    stack: RasterStack
+    scene_name: str
+    units: str                                  # of the values read (and of the output)
+    provenance: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
 # ---------------------------------------------------------------------------------------- lattice checks
 def _check_same_crs(source: RasterSource, fine: RasterSource) -> None:
     srs, srs_fine = osr.SpatialReference(wkt=source.grid.crs_wkt), osr.SpatialReference(wkt=fine.grid.crs_wkt)

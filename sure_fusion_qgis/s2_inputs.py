@@ -9,31 +9,37 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from osgeo import gdal, osr
 
 from .io_errors import RasterInputError
-from .raster_stack import Grid, RasterSource, RasterStack, band_scaling, gdal_call, grid_of, open_dataset
+from .raster_stack import (
+    Grid,
+    OpenedInputs,
+    RasterSource,
+    RasterStack,
+    band_scaling,
+    gdal_call,
+    grid_of,
+    open_dataset,
+)
 
 #: Band numbering of Sentinel-2 product metadata (band_id attributes): 0 = B1 … 12 = B12.
 PRODUCT_BAND_IDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
 GROUP_RATIOS = {"10m": 1, "20m": 2, "60m": 6}
+_GROUP_OF_RATIO = {ratio: key for key, ratio in GROUP_RATIOS.items()}
 _S2_BAND_NAME = re.compile(r"^\s*B0?(8A|1[0-2]|[1-9])(?![0-9A-Za-z])", re.IGNORECASE)
 _GEOREFERENCE_HINT = "the 10/20/60 m bands must carry their map coordinates, e.g. the GeoTIFFs or JP2 of the product"
 
 
-@dataclass
-class SentinelInputs:
-    """The resolution groups ('10m', '20m'[, '60m']) of one scene on the 10 m lattice, and what the output says of
-    them."""
-    stack: RasterStack
-    groups: dict[str, RasterSource]     # the stack's sources by group; `names` are the core's band names
-    scene_name: str
-    units: str
-    provenance: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+class SentinelInputs(OpenedInputs):
+    """The resolution groups ('10m', '20m'[, '60m']) of one scene: a stack on the 10 m lattice whose sources'
+    `names` are the core's band names."""
+
+    @property
+    def groups(self) -> dict[str, RasterSource]:
+        return {_GROUP_OF_RATIO[source.ratio]: source for source in self.stack.sources}
 
     @property
     def grid_10m(self) -> Grid:
@@ -50,7 +56,7 @@ class SentinelInputs:
                                    f"since sharpening relies on the 10/20/60 m pixel relation in metres")
         keys = [k for k in GROUP_RATIOS if k in groups]
         stack = RasterStack.on_lattice([groups[k] for k in keys], [GROUP_RATIOS[k] for k in keys])
-        return cls(stack, {k: groups[k] for k in keys}, scene_name, units, provenance, list(warnings or []))
+        return cls(stack, scene_name, units, provenance, list(warnings or []))
 
 
 def s2_band_name(text: str | None) -> str | None:
