@@ -7,7 +7,7 @@
 Protocols (every shift a distance in the coarse input's own pixels, in a seeded random direction: one direction
 per coarse group with --directions group, the default, or one per band with --directions band):
 - apex: the APEX scene simulated as Sentinel-2 sees it (SNR 35, 'area' geometry), its 20 m and 60 m bands shifted
-  by 0, 0.05, 0.1, 0.25, 0.5 and 1 px; σ estimated; sharpened through the plugin's driver (GeoTIFFs → raster_io →
+  by 0, 0.05, 0.1, 0.25, 0.5 and 1 px; σ estimated; sharpened through the plugin's driver (GeoTIFFs → s2_inputs →
   sharpening.run_sharpening, default options); MSRE over the 8 sharpened bands against the truth.
 - dsen2: the DSen2 crop (real, aligned) degraded by 2 (Wald) with the same shifts; MSRE over its 20 m and 60 m
   bands against the original ones, 11 px border cut (as benchmarks.s2_real).
@@ -72,18 +72,18 @@ def s2_shifts(distance: float, mode: str, seed: int) -> dict:
 # ------------------------------------------------------------------------------------------------- Sentinel-2
 def sharpen_as_plugin(groups: dict, options: SolverOptions, coregistration: str) -> tuple[dict, object]:
     """The plugin's QGIS-free driver on GeoTIFFs of `groups` ({'10m','20m','60m'}): (spectral bands by name, result)."""
-    from sure_fusion_qgis import raster_io
+    from sure_fusion_qgis import raster_stack, s2_inputs
     from sure_fusion_qgis.fusion_run import RunSettings
     from sure_fusion_qgis.sharpening import run_sharpening
 
     with tempfile.TemporaryDirectory(prefix="bench_coreg_") as tmp:
         paths = s2_real.write_inputs(Path(tmp), groups, 32633, (300000.0, 5700000.0))
-        inputs = raster_io.open_band_rasters({k: paths[k] for k in s2_real.GROUPS}, s2_real.GROUPS, scene_name="b")
-        window = raster_io.plan_area(inputs)
+        inputs = s2_inputs.open_band_rasters({k: paths[k] for k in s2_real.GROUPS}, s2_real.GROUPS, scene_name="b")
+        window = inputs.stack.plan()
         settings = RunSettings(options=options, coregistration=coregistration)
         result = run_sharpening(inputs, window, str(Path(tmp) / "out.tif"), settings)
-        data, _, descriptions, _ = raster_io.read_raster(result.path)
-    names = [raster_io.s2_band_name(d) for d in descriptions]
+        data, _, descriptions, _ = raster_stack.read_raster(result.path)
+    names = [s2_inputs.s2_band_name(d) for d in descriptions]
     return dict(zip(names, data.astype(np.float64))), result
 
 

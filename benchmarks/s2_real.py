@@ -5,7 +5,7 @@
 
 Protocol. The 10/20/60 m bands of a real crop are degraded by 2 with the S2 MTF-matched Gaussian PSFs
 (`psf_sigma_at(2)`, 'area' geometry: a coarse pixel covers the 2×2 block below it), giving 20/40/120 m inputs.
-These are written as georeferenced GeoTIFFs (UTM, shared origin), opened with `raster_io` as the Processing
+These are written as georeferenced GeoTIFFs (UTM, shared origin), opened with `s2_inputs` as the Processing
 algorithm does and sharpened by `sharpening.run_sharpening` onto the 20 m grid. The 20 m bands are scored
 against the original 20 m bands; the 60 m bands, whose output is on the 20 m grid too, are averaged over 3×3
 blocks back to 60 m and scored against the original 60 m bands. Peers get the same GeoTIFFs: GDAL cubic
@@ -29,7 +29,7 @@ from sure_core import SolverOptions, s2_sharpening
 from sure_core import sentinel2 as s2
 from sure_core.metrics import ergas, msre, q2n, sam
 from sure_core.operators import BlurDecimate
-from sure_fusion_qgis import raster_io
+from sure_fusion_qgis import raster_stack, raster_writer, s2_inputs
 from sure_fusion_qgis.fusion_run import RunSettings
 from sure_fusion_qgis.sharpening import run_sharpening
 
@@ -72,16 +72,16 @@ def degrade(bands: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def write_inputs(folder: Path, degraded: dict[str, np.ndarray], epsg: int, origin) -> dict[str, str]:
     """Float32 GeoTIFFs at 20/40/120 m sharing `origin`, bands named; plus the synthetic pan at 20 m."""
-    wkt = raster_io.epsg_wkt(epsg)
+    wkt = raster_writer.epsg_wkt(epsg)
     paths = {}
     for key, data in degraded.items():
         pixel = 20.0 * RATIOS[key]
         gt = (origin[0], pixel, 0.0, origin[1], 0.0, -pixel)
-        paths[key] = raster_io.write_simple_geotiff(folder / f"in_{key}.tif", data, gt, wkt, list(GROUPS[key]),
-                                                    gdal_type=gdal.GDT_Float32)
+        paths[key] = raster_writer.write_simple_geotiff(folder / f"in_{key}.tif", data, gt, wkt, list(GROUPS[key]),
+                                                        gdal_type=gdal.GDT_Float32)
     gt = (origin[0], 20.0, 0.0, origin[1], 0.0, -20.0)
-    paths["pan"] = raster_io.write_simple_geotiff(folder / "pan.tif", degraded["10m"].mean(axis=0)[None], gt, wkt,
-                                                  gdal_type=gdal.GDT_Float32)
+    paths["pan"] = raster_writer.write_simple_geotiff(folder / "pan.tif", degraded["10m"].mean(axis=0)[None], gt, wkt,
+                                                      gdal_type=gdal.GDT_Float32)
     return paths
 
 
@@ -89,16 +89,16 @@ def write_inputs(folder: Path, degraded: dict[str, np.ndarray], epsg: int, origi
 # each returns {'20m': (6, H, W), '60m': (2, H, W)} on the 20 m grid of the degraded 10 m bands
 
 def run_plugin(paths, folder: Path, options: SolverOptions) -> dict[str, np.ndarray]:
-    inputs = raster_io.open_band_rasters({k: paths[k] for k in GROUPS}, GROUPS, scene_name="wald")
-    window = raster_io.plan_area(inputs)
+    inputs = s2_inputs.open_band_rasters({k: paths[k] for k in GROUPS}, GROUPS, scene_name="wald")
+    window = inputs.stack.plan()
     result = run_sharpening(inputs, window, str(folder / "sure.tif"), RunSettings(options=options),
                             log=print)
     record = result.records[0]
     print(f"  plugin: {window.width}×{window.height} px, {record.options['iterations']} iterations, width "
           f"{record.options['width']}, {record.seconds_per_iteration:.2f} s/iteration, final SURE risk "
           f"{result.final_risk:.4g}; σ " + ", ".join(f"{n}={s:.3g}" for n, s in result.sigma_by_band.items()))
-    data, _, descriptions, _ = raster_io.read_raster(result.path)
-    names = [raster_io.s2_band_name(d) for d in descriptions]
+    data, _, descriptions, _ = raster_stack.read_raster(result.path)
+    names = [s2_inputs.s2_band_name(d) for d in descriptions]
     return {key: data[[names.index(n) for n in GROUPS[key]]] for key in ("20m", "60m")}
 
 

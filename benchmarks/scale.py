@@ -57,15 +57,15 @@ def write_scene(folder: Path, bands: dict[str, np.ndarray]) -> dict[str, str]:
     from osgeo import gdal
 
     from sure_core import sentinel2 as s2
-    from sure_fusion_qgis import raster_io
+    from sure_fusion_qgis import raster_writer
 
     groups = {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M, "60m": s2.GROUP_60M}
     paths = {}
     for key, data in bands.items():
         pixel = 10.0 * RATIOS[key]
         gt = (ORIGIN[0], pixel, 0.0, ORIGIN[1], 0.0, -pixel)
-        paths[key] = raster_io.write_simple_geotiff(folder / f"{key}.tif", data, gt, raster_io.epsg_wkt(EPSG),
-                                                    descriptions=list(groups[key]), gdal_type=gdal.GDT_Float32)
+        paths[key] = raster_writer.write_simple_geotiff(folder / f"{key}.tif", data, gt, raster_writer.epsg_wkt(EPSG),
+                                                        descriptions=list(groups[key]), gdal_type=gdal.GDT_Float32)
     return paths
 
 
@@ -181,14 +181,14 @@ def run_one(folder: str, iterations: int, tile: int, threads: int, smoothing: st
     from sure_core import sentinel2 as s2
     from sure_core.solver import SolverOptions
     from sure_core.tiling import TRAINING_STAGE
-    from sure_fusion_qgis import raster_io, sharpening
+    from sure_fusion_qgis import s2_inputs, sharpening
     from sure_fusion_qgis.fusion_run import RunSettings
 
     torch.set_num_threads(threads)
     folder = Path(folder)
     groups = {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M, "60m": s2.GROUP_60M}
-    inputs = raster_io.open_band_rasters({k: str(folder / f"{k}.tif") for k in groups}, groups)
-    window = raster_io.plan_area(inputs)
+    inputs = s2_inputs.open_band_rasters({k: str(folder / f"{k}.tif") for k in groups}, groups)
+    window = inputs.stack.plan()
     options = SolverOptions(iterations=iterations, threads=threads, device="cpu", smoothing=SMOOTHING[smoothing],
                             network=network)
     settings = RunSettings(options=options, tile_size=tile, tile_overlap=48, training="scene")

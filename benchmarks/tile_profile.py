@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     from sure_core import sentinel2 as s2
     from sure_core.device import release_memory
     from sure_core.solver import SolverOptions
-    from sure_fusion_qgis import raster_io, sharpening
+    from sure_fusion_qgis import raster_writer, s2_inputs, sharpening
     from sure_fusion_qgis.fusion_run import plan_output_tiles
 
     torch.set_num_threads(args.threads)
@@ -49,8 +49,8 @@ def main(argv=None) -> int:
         folder = Path(tmp)
         write_scene(folder, assemble(load_dsen2(), args.size))
         groups = {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M, "60m": s2.GROUP_60M}
-        inputs = raster_io.open_band_rasters({k: str(folder / f"{k}.tif") for k in groups}, groups)
-        window = raster_io.plan_area(inputs)
+        inputs = s2_inputs.open_band_rasters({k: str(folder / f"{k}.tif") for k in groups}, groups)
+        window = inputs.stack.plan()
         options = SolverOptions(iterations=300, threads=args.threads, device="cpu", network=args.network)
         settings = sharpening.SharpeningSettings(options=options, tile_size=args.tile, tile_overlap=48,
                                                  training="scene")
@@ -73,8 +73,8 @@ def main(argv=None) -> int:
 
         if profiler:
             profiler.enable()
-        with raster_io.GeoTiffWriter(str(folder / "out.tif"), raster_io.output_grid(inputs, window),
-                                     [str(i) for i in range(12)], block=block) as writer:
+        with raster_writer.GeoTiffWriter(str(folder / "out.tif"), inputs.stack.output_grid(window),
+                                         [str(i) for i in range(12)], block=block) as writer:
             for n in range(args.passes):
                 for tile in tiles:
                     data, _ = timed("read", sharpening.read_window, inputs, tile.read)

@@ -12,10 +12,11 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from . import pair_cases, pair_io, raster_io
+from . import pair_cases, pair_inputs, s2_inputs
 from .core_loader import core_module
 from .fusion_run import FusionResult, RunSettings
-from .raster_io import RasterInputError, Window
+from .io_errors import RasterInputError
+from .raster_stack import OpenedInputs, Window
 
 KINDS = ("s2", "hsms", "pan")
 #: each kind's changes to the core's fast recipe (SolverOptions field → value), used where no value is given.
@@ -46,7 +47,7 @@ class FusionRequest:
 class PreparedRun:
     """A request with its inputs open and checked, ready to `run`."""
     request: FusionRequest
-    inputs: object                        # raster_io.SentinelInputs or pair_io.RasterPair
+    inputs: OpenedInputs                  # s2_inputs.SentinelInputs or pair_inputs.RasterPair
     window: Window
     settings: RunSettings
     band_names: list[str]
@@ -92,18 +93,18 @@ def _prepare_s2(request: FusionRequest, extent_for) -> PreparedRun:
     s2 = core_module("sentinel2")
     core_groups = {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M, "60m": s2.GROUP_60M}
     if request.sources.get("product"):
-        inputs = raster_io.open_s2_product(request.sources["product"], core_groups,
+        inputs = s2_inputs.open_s2_product(request.sources["product"], core_groups,
                                            with_60m=request.choices.get("with_60m", True))
     else:
         paths = {k: request.sources[k] for k in ("10m", "20m", "60m") if request.sources.get(k)}
         labels = {k: request.labels.get(k, f"the {k} raster") for k in core_groups}
-        inputs = raster_io.open_band_rasters(paths, core_groups, labels, scene_name=request.scene_name)
+        inputs = s2_inputs.open_band_rasters(paths, core_groups, labels, scene_name=request.scene_name)
     groups = {k: core_groups[k] for k in inputs.groups}
     band_names = [n for n in s2.SPECTRAL_ORDER if any(n in g for g in groups.values())]
     settings = replace(request.settings, sigma=parse_s2_sigma(request.noise_sigma, band_names, groups))
     if extent_for is not None:
         request.extent = extent_for(inputs.grid_10m.crs_wkt)
-    window = raster_io.plan_area(inputs, _extent(request, inputs.grid_10m))
+    window = inputs.stack.plan(_extent(request, inputs.grid_10m))
     info = [f"Scene {inputs.scene_name}: {window.width}×{window.height} px at 10 m, {_solver_line(settings)}; "
             f"values in {inputs.units}"]
     return PreparedRun(request, inputs, window, settings, band_names, warnings=list(inputs.warnings), info=info)
@@ -137,15 +138,15 @@ def parse_s2_sigma(text: str, band_names: list[str], groups: dict[str, tuple[str
 # ---------------------------------------------------------------------------------------------- pairs
 def _prepare_pair(request: FusionRequest, extent_for) -> PreparedRun:
     low_role, high_role = PAIR_ROLES[request.kind]
-    pair = pair_io.open_pair(request.sources["low"], request.sources["high"],
-                             low_label=request.labels.get("low", f"the {low_role} layer"),
-                             high_label=request.labels.get("high", f"the {high_role} layer"),
-                             single_band_high=request.kind == "pan", scene_name=request.scene_name)
+    pair = pair_inputs.open_pair(request.sources["low"], request.sources["high"],
+                                 low_label=request.labels.get("low", f"the {low_role} layer"),
+                                 high_label=request.labels.get("high", f"the {high_role} layer"),
+                                 single_band_high=request.kind == "pan", scene_name=request.scene_name)
     make = pair_cases.hsms_plan if request.kind == "hsms" else pair_cases.pan_plan
     plan = make(pair, coregistration=request.settings.coregistration, **request.choices)
     if extent_for is not None:
         request.extent = extent_for(pair.high.grid.crs_wkt)
-    window = pair_io.plan_pair_area(pair, _extent(request, pair.high.grid))
+    window = pair.stack.plan(_extent(request, pair.high.grid))
     names = (low_role.lower(), high_role.lower())
     sigma = parse_pair_sigma(request.noise_sigma, pair, names, (low_role, high_role))
     settings = replace(request.settings, sigma=sigma)
@@ -155,7 +156,7 @@ def _prepare_pair(request: FusionRequest, extent_for) -> PreparedRun:
     return PreparedRun(request, pair, window, settings, list(plan.bands.names), plan=plan, info=info)
 
 
-def parse_pair_sigma(text: str, pair: pair_io.RasterPair, names: tuple[str, str], roles: tuple[str, str]
+def parse_pair_sigma(text: str, pair: pair_inputs.RasterPair, names: tuple[str, str], roles: tuple[str, str]
                      ) -> dict | None:
     """NOISE_SIGMA ('σ of the low layer[; σ of the high one]', each one value or one per band) → {observation
     name: [...] or None} ('hs' and 'ms', 'ms' and 'pan'), or None to estimate everything."""

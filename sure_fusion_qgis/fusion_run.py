@@ -3,7 +3,8 @@ plugged into the core's runner (`sure_core.runner.run`: whole area, tiles or sce
 provenance fields of the solver run.
 
 No QGIS here. `sharpening.py` (Sentinel-2) and `pair_run.py` (HS+MS, PAN+MS) build on it; each supplies a
-core fusion case and a `read(window) -> (data, invalid)` for its own inputs.
+core fusion case, its inputs' `raster_stack.RasterStack` and a `read(window) -> (data, invalid)` that fills nodata
+its own way.
 """
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ import numpy as np
 
 from .core_loader import core_module
 from .error_report import band_errors, error_metadata
+from .io_errors import RasterInputError
 from .plausibility import check_finite
-from .raster_io import OUTPUT_NODATA, GeoTiffWriter, Grid, RasterInputError, Window, output_block_size
+from .raster_stack import RasterStack, Window
+from .raster_writer import OUTPUT_NODATA, GeoTiffWriter, output_block_size
 
 Tile = core_module("tiling").Tile    # no torch
 
@@ -118,11 +121,6 @@ def fill_invalid(values: np.ndarray, invalid: np.ndarray) -> np.ndarray:
     return filled
 
 
-def upsample_mask(mask: np.ndarray, ratio: int) -> np.ndarray:
-    """A low-resolution mask on the grid `ratio` times finer (each pixel becomes a ratio×ratio block)."""
-    return np.repeat(np.repeat(mask, ratio, axis=0), ratio, axis=1) if ratio > 1 else mask
-
-
 @dataclass(frozen=True)
 class AreaPlan:
     """How `write_area` runs over an area: the effective training mode, the tiles (windows relative to the area),
@@ -147,13 +145,15 @@ def plan_area(settings: RunSettings, window: Window, step: int) -> AreaPlan:
     return AreaPlan(mode, tiles, tile_size, settings.tile_overlap, block, aligned)
 
 
-def write_area(target: str, grid: Grid, descriptions: list[str], result: FusionResult, case, plan: AreaPlan,
-               read: Callable[[Window], tuple], settings: RunSettings, *, metadata: Callable[[FusionResult], dict],
-               nothing_valid: str, progress=None, log=None, valid_fraction=None,
+def write_area(target: str, stack: RasterStack, descriptions: list[str], result: FusionResult, case,
+               plan: AreaPlan, read: Callable[[Window], tuple], settings: RunSettings, *,
+               metadata: Callable[[FusionResult], dict], nothing_valid: str, progress=None, log=None,
                before_commit: Callable[[FusionResult, str], list] | None = None):
-    """Fuse `result.window` with the core fusion `case` into the GeoTIFF `target` on `grid` (whose origin is the
-    window's), through the core's runner: `read(window)` (relative to the area) returns the case's data and the
-    invalid mask on the output grid; each tile's core is written as it comes (nodata tiles too: no fill beforehand).
+    """Fuse `result.window` (of the stack's finest grid) with the core fusion `case` into the GeoTIFF `target` on
+    that window's grid, through the core's runner: `read(window)` (finest-grid pixels) returns the case's data and
+    the invalid mask on that grid; each tile's core is written as it comes (nodata tiles too: no fill beforehand).
+    Scene training ranks its crops by the stack's mask-only read (`RasterStack.valid_fraction`): no values read
+    or filled for crops it then leaves out.
 
     `progress(tile, core progress)` may stop the run; `metadata(result)` returns {domain ('' = default): (dataset
     items, [items per band])}, written before commit. Returns the core's `AreaRun` (with the fitted cases).
@@ -164,8 +164,9 @@ def write_area(target: str, grid: Grid, descriptions: list[str], result: FusionR
     report) to put in place right after the output. Nothing replaces an existing file before it has returned.
     """
     runner, scene = core_module("runner"), core_module("scene")
+    area = result.window
     start = time.perf_counter()
-    with GeoTiffWriter(target, grid, descriptions, block=plan.block) as writer:
+    with GeoTiffWriter(target, stack.output_grid(area), descriptions, block=plan.block) as writer:
         def write(tile, block):
             if block is None:
                 block = np.full((len(descriptions), tile.core.height, tile.core.width), OUTPUT_NODATA)
@@ -175,11 +176,13 @@ def write_area(target: str, grid: Grid, descriptions: list[str], result: FusionR
             if plan.aligned:
                 writer.flush()
 
-        done = runner.run(case, read, (result.window.height, result.window.width), write, training=plan.training,
-                          tile_size=plan.tile_size, halo=plan.halo, align=plan.block if plan.aligned else 0,
+        # the core's windows are relative to the area; `read` and the stack take the finest grid's
+        done = runner.run(case, lambda w: read(w.shifted(area.col, area.row)), (area.height, area.width), write,
+                          training=plan.training, tile_size=plan.tile_size, halo=plan.halo,
+                          align=plan.block if plan.aligned else 0,
                           scene=scene.SceneOptions(crops=settings.scene_crops, crop_size=settings.scene_crop_size),
                           options=settings.options, progress=progress, log=log, nodata=OUTPUT_NODATA,
-                          valid_fraction=valid_fraction)
+                          valid_fraction=lambda w: stack.valid_fraction(w.shifted(area.col, area.row)))
         result.tiles, result.records, result.skipped_tiles = done.tiles, done.records, done.skipped_tiles
         result.cases = done.cases
         if not result.records:

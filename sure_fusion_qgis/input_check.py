@@ -1,7 +1,8 @@
 """Checks the dialogs make on the chosen layers alone, before a run: inputs swapped, or one layer chosen twice.
 
 They run in checkParameterValues, so QGIS shows them when Run is pressed, before anything is read or trained
-(qgis_process runs them too); the run's own checks (raster_io, pair_io) stay the authority on everything else.
+(qgis_process runs them too); the run's own checks (s2_inputs, pair_inputs, raster_stack) stay the authority on
+everything else.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from osgeo import gdal
 from qgis.core import QgsUnitTypes
 
 from .core_loader import core_module
-from .raster_io import _band_names_of
+from .s2_inputs import band_names_of
 
 
 def pixel_size(layer) -> str:
@@ -22,7 +23,7 @@ def _s2_band_names(layer) -> list[str]:
         ds = gdal.Open(layer.source())
     except RuntimeError:
         ds = None
-    return [n for n in (_band_names_of(ds) if ds is not None else []) if n]
+    return [n for n in (band_names_of(ds) if ds is not None else []) if n]
 
 
 def _described(label: str, layer, names: list[str]) -> str:

@@ -1,5 +1,5 @@
 """The errors of the plugin's file handling (GDAL reading and writing, output paths, safe writing), in one
-place so that `raster_io`, `safe_output` and `output_paths` share them without importing each other.
+place so that the readers, the writer, `safe_output` and `output_paths` share them without importing each other.
 
 Every message is meant for the end user: it says what is wrong and how to fix it.
 """

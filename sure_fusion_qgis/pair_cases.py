@@ -8,11 +8,11 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from . import raster_io
 from .core_loader import core_module
-from .pair_io import RasterPair
+from .io_errors import RasterInputError
+from .pair_inputs import RasterPair
 from .pair_run import OutputBands
-from .raster_io import RasterInputError
+from .s2_inputs import s2_band_name
 
 #: hsms SRF choices → labels (the algorithm's enum; messages quote the labels)
 SRF_MODES = {"estimate": "Estimate from the images", "gaussian": "From band wavelengths",
@@ -112,7 +112,7 @@ def _gaussian_srf(pair: RasterPair, hs_wavelengths, hs_fwhm, sensor: str, ms_ban
            "hs_fwhm": hs_fwhm if all(f is not None for f in hs_fwhm) else None}
     ms_table = _band_table(ms_bands_csv, pair.high.band_count, "MS")
     if sensor != "layer_metadata":
-        names = _preset_band_names(sensor, pair.high.descriptions)
+        names = _preset_band_names(sensor, list(pair.high.names))
         preset = core_module("spectral_response").preset_bands(sensor)
         if names is None and len(preset) != pair.high.band_count:
             raise RasterInputError(
@@ -140,7 +140,7 @@ def _preset_band_names(sensor: str, descriptions: list[str]) -> list[str] | None
     names = []
     for text in descriptions:
         if sensor == "sentinel2":
-            name = raster_io.s2_band_name(text)
+            name = s2_band_name(text)
         else:
             match = _LANDSAT_BAND.match(text or "")
             name = f"B{int(match.group(1))}" if match else None

@@ -21,12 +21,11 @@ from .fusion_run import (
     plan_area,
     registration_summary,
     run_provenance,
-    upsample_mask,
     write_area,
 )
-from .pair_io import InputRaster, RasterPair, output_grid, read_pair
+from .pair_inputs import RasterPair, SpectralRaster
 from .plausibility import SPREAD_OVERVIEW_PX, band_spread, check_noise_sigma
-from .raster_io import Window, read_bands_overview
+from .raster_stack import Window
 
 
 @dataclass
@@ -38,12 +37,12 @@ class OutputBands:
     fwhms: list[float | None]          # nm
 
     @classmethod
-    def of(cls, raster: InputRaster, wavelengths=None, fwhms=None, fallback_descriptions=None) -> OutputBands:
+    def of(cls, raster: SpectralRaster, wavelengths=None, fwhms=None, fallback_descriptions=None) -> OutputBands:
         """From `raster`'s descriptions and spectral metadata; `wavelengths`/`fwhms` (nm) override them and
         `fallback_descriptions` (e.g. a sensor preset's band names) stand in for missing descriptions."""
         wavelengths = list(wavelengths) if wavelengths is not None else list(raster.wavelengths)
         fwhms = list(fwhms) if fwhms is not None else list(raster.fwhms)
-        given = [d.strip() for d in raster.descriptions]
+        given = [d.strip() for d in raster.names]
         if fallback_descriptions is not None and not any(given):
             given = [str(d) for d in fallback_descriptions]
         unique = all(given) and len(set(given)) == len(given)
@@ -90,17 +89,12 @@ class PairResult(FusionResult):
         return [case.sensor_model for case in self.cases]
 
 
-def _read_masked(pair: RasterPair, window: Window):
-    """(lr, lr invalid, guide, guide invalid, invalid on the high-resolution grid) of a window, unfilled."""
-    lr, lr_invalid, hr, hr_invalid = read_pair(pair, window)
-    return lr, lr_invalid, hr, hr_invalid, upsample_mask(lr_invalid, pair.ratio) | hr_invalid
-
-
 def read_filled(pair: RasterPair,
                 window: Window) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]:
     """((lr, guide) with nodata filled, the low-resolution pixels the sensor-model regressions may use (None:
     all)), invalid mask on the high-resolution grid) of a window."""
-    lr, lr_invalid, hr, hr_invalid, invalid = _read_masked(pair, window)
+    (hr, hr_invalid), (lr, lr_invalid) = pair.stack.read(window)
+    invalid = pair.stack.invalid_on_finest([hr_invalid, lr_invalid])
     if invalid.all() or lr_invalid.all():
         return (lr, hr, None), np.ones_like(invalid)
     pair_fusion = core_module("pair_fusion")
@@ -116,14 +110,14 @@ def check_sigma(pair: RasterPair, window: Window, settings: RunSettings, names: 
     if not settings.sigma:
         return
     given, spread = {}, {}
-    for key, raster, win in ((names[0], pair.low, pair.low_window(window)), (names[1], pair.high, window)):
+    for key, raster in ((names[0], pair.low), (names[1], pair.high)):
         if not settings.sigma.get(key):
             continue
         names_ = [f"{raster.label} band {i}" for i in range(1, raster.band_count + 1)]
         given.update(zip(names_, np.broadcast_to(np.asarray(settings.sigma[key], dtype=float), (raster.band_count,))))
+        win = raster.window(window)
         size = (min(SPREAD_OVERVIEW_PX, win.width), min(SPREAD_OVERVIEW_PX, win.height))
-        spread.update(band_spread(names_, read_bands_overview(raster.path, raster.label, raster.band_indexes,
-                                                              raster.scales, raster.offsets, win, size)))
+        spread.update(band_spread(names_, raster.read_overview(window, size)))
     check_noise_sigma(given, spread, pair.units)
 
 
@@ -142,18 +136,9 @@ def run_pair_fusion(pair: RasterPair, window: Window, target: str, settings: Run
     lr_name, guide_name = case.names
     case = replace(case, sigma=dict(settings.sigma or {}), ratio=pair.ratio)
     check_sigma(pair, window, settings, case.names)
-    plan = plan_area(settings, window, pair.ratio)
+    plan = plan_area(settings, window, pair.stack.step)
     result = PairResult(target, bands.names, tiles=plan.tiles, window=window, training=plan.training,
                           units=pair.units)
-
-    def area_window(w):  # w: a window relative to the area
-        return Window(window.col + w.col, window.row + w.row, w.width, w.height)
-
-    def read(w):
-        return read_filled(pair, area_window(w))
-
-    def valid_fraction(w):  # from the masks alone: no fill needed to rank crops
-        return 1.0 - float(_read_masked(pair, area_window(w))[-1].mean())
 
     def metadata(done: PairResult):
         _collect_sigma(done, lr_name, guide_name)
@@ -176,9 +161,8 @@ def run_pair_fusion(pair: RasterPair, window: Window, target: str, settings: Run
         domains[""] = (dataset, domains[""][1])
         return domains
 
-    write_area(target, output_grid(pair, window), bands.descriptions, result, case, plan, read, settings,
-               metadata=metadata, progress=progress, log=log, valid_fraction=valid_fraction,
-               before_commit=before_commit,
+    write_area(target, pair.stack, bands.descriptions, result, case, plan, lambda w: read_filled(pair, w),
+               settings, metadata=metadata, progress=progress, log=log, before_commit=before_commit,
                nothing_valid=f"the processed area holds nodata only (in {pair.low.label} or "
                              f"{pair.high.label} at every pixel): choose an area over valid data")
     return result

@@ -1,4 +1,4 @@
-"""False-colour quick-looks (B12-B8A-B5 by default): numpy only, encoded to PNG by raster_io."""
+"""False-colour quick-looks (B12-B8A-B5 by default): numpy only, encoded to PNG by raster_writer."""
 from __future__ import annotations
 
 import numpy as np

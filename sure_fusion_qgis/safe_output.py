@@ -12,7 +12,7 @@ and checked, then renamed over the target in one step.
   left behind, deleted when no process holds them any longer.
 * `stage_text(target, text)` — a small text output (the HTML report) written, synced and read back.
 
-No GDAL here: `raster_io.GeoTiffWriter` writes its GeoTIFF into a `StagedFile`.
+No GDAL here: `raster_writer.GeoTiffWriter` writes its GeoTIFF into a `StagedFile`.
 """
 from __future__ import annotations
 

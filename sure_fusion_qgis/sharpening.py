@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import raster_io
 from .core_loader import core_module
 from .fusion_run import (
     CoarseGroup,
@@ -18,11 +17,12 @@ from .fusion_run import (
     plan_area,
     registration_summary,
     run_provenance,
-    upsample_mask,
     write_area,
 )
+from .io_errors import RasterInputError
 from .plausibility import SPREAD_OVERVIEW_PX, band_spread, check_noise_sigma
-from .raster_io import RasterInputError, SentinelInputs, Window
+from .raster_stack import Window
+from .s2_inputs import SentinelInputs
 
 
 def sentinel2_case(inputs: SentinelInputs, settings: RunSettings):
@@ -33,12 +33,10 @@ def sentinel2_case(inputs: SentinelInputs, settings: RunSettings):
 
 def read_window(inputs: SentinelInputs, window: Window) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """({'10m','20m'[,'60m']}: bands with nodata filled, invalid mask at 10 m) of a window (10 m pixels)."""
-    data, invalid_10m = {}, np.zeros((window.height, window.width), dtype=bool)
-    for key, group in inputs.groups.items():
-        values, invalid = raster_io.read_group(group, window)
-        data[key] = fill_invalid(values, invalid) if invalid.any() and not invalid.all() else values
-        invalid_10m |= upsample_mask(invalid, group.ratio)
-    return data, invalid_10m
+    read = inputs.stack.read(window)
+    data = {key: fill_invalid(values, invalid) if invalid.any() and not invalid.all() else values
+            for key, (values, invalid) in zip(inputs.groups, read)}
+    return data, inputs.stack.invalid_on_finest([invalid for _, invalid in read])
 
 
 def minimum_side(inputs: SentinelInputs, settings: RunSettings) -> int:
@@ -82,8 +80,7 @@ def check_sigma(inputs: SentinelInputs, window: Window, settings: RunSettings) -
     for key, group in inputs.groups.items():
         given.update(zip(group.names, settings.sigma.get(key) or []))
         size = tuple(max(1, min(SPREAD_OVERVIEW_PX, n // group.ratio)) for n in (window.width, window.height))
-        spread.update(band_spread(list(group.names), raster_io.read_group_overview(group, window, list(group.names),
-                                                                                   size)))
+        spread.update(band_spread(list(group.names), group.read_overview(window, size)))
     check_noise_sigma(given, spread, inputs.units)
 
 
@@ -100,22 +97,20 @@ def run_sharpening(inputs: SentinelInputs, window: Window, target: str, settings
     """
     case = sentinel2_case(inputs, settings)
     names = case.band_names()
-    plan = plan_area(settings, window, inputs.coarsest.ratio)
+    plan = plan_area(settings, window, inputs.stack.step)
     check_area(inputs, window, settings, plan.training, plan.tiles)
     check_sigma(inputs, window, settings)
     grouped = [n for k in ("10m", "20m", "60m") if k in inputs.groups for n in inputs.groups[k].names]  # core order
     result = FusionResult(target, names, tiles=plan.tiles, window=window, training=plan.training,
                               channel_names=grouped, units=inputs.units)
 
-    def read(w):  # w: a window relative to the area
-        return read_window(inputs, Window(window.col + w.col, window.row + w.row, w.width, w.height))
-
     def metadata(done):
         done.sigma_by_band = _sigma_by_band(inputs, done.records)
         return {"": provenance(inputs, settings, done, case)}
 
-    write_area(target, raster_io.output_grid(inputs, window), case.band_descriptions(), result, case, plan, read,
-               settings, metadata=metadata, progress=progress, log=log, before_commit=before_commit,
+    write_area(target, inputs.stack, case.band_descriptions(), result, case, plan,
+               lambda w: read_window(inputs, w), settings, metadata=metadata, progress=progress, log=log,
+               before_commit=before_commit,
                nothing_valid="the processed area holds nodata only (in at least one of the 10/20/60 m "
                              "inputs at every pixel): choose an extent over valid data")
     return result

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sure_fusion_qgis import quicklook, raster_io
+from sure_fusion_qgis import quicklook, raster_stack, raster_writer
 from tools import qgis_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,14 +71,14 @@ def main() -> None:
             print("   " + line)
 
     names = list(quicklook.FALSE_COLOUR)
-    sharpened, _, descriptions, _ = raster_io.read_raster(str(tif))
+    sharpened, _, descriptions, _ = raster_stack.read_raster(str(tif))
     band = {d.split(" ")[0]: k for k, d in enumerate(descriptions)}
     size = quicklook.overview_size(sharpened.shape[2], sharpened.shape[1])
-    before = raster_io.read_overview(str(SAMPLE / "sample_20m.tif"), [4 + 2, 4, 1], size)   # B12, B8A, B5
-    after = raster_io.read_overview(str(tif), [band[n] + 1 for n in names], size)
-    png = raster_io.write_png(str(OUT / "sample_quicklook_B12-B8A-B5.png"), quicklook.before_after(before, after))
+    before = raster_stack.read_overview(str(SAMPLE / "sample_20m.tif"), [4 + 2, 4, 1], size)   # B12, B8A, B5
+    after = raster_stack.read_overview(str(tif), [band[n] + 1 for n in names], size)
+    png = raster_writer.write_png(str(OUT / "sample_quicklook_B12-B8A-B5.png"), quicklook.before_after(before, after))
 
-    truth, _, truth_names, _ = raster_io.read_raster(str(SAMPLE / "truth_10m.tif"))
+    truth, _, truth_names, _ = raster_stack.read_raster(str(SAMPLE / "truth_10m.tif"))
     twenty = ["B5", "B6", "B7", "B8A", "B11", "B12"]
     ref = truth[[truth_names.index(n) for n in twenty]]
     est = sharpened[[band[n] for n in twenty]]

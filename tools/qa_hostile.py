@@ -45,7 +45,7 @@ import s2_fixtures
 from alg_helpers import temporaries
 from cli_helpers import cli_env
 from fault_helpers import fill_disk, mounted_tmpfs, read_only_folder, set_band_descriptions, wait_for_temporary
-from sure_fusion_qgis import raster_io
+from sure_fusion_qgis import raster_writer
 from tools import qgis_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -317,7 +317,7 @@ def _regridded(lab, name: str, geotransforms: dict, epsg: int | None = None) -> 
         ds = gdal.Open(paths[key], gdal.GA_Update)
         ds.SetGeoTransform(geotransform)
         if epsg:
-            ds.SetProjection(raster_io.epsg_wkt(epsg))
+            ds.SetProjection(raster_writer.epsg_wkt(epsg))
         ds = None
     return paths
 

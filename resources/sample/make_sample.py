@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from sure_core.simulation import simulate_s2
-from sure_fusion_qgis import raster_io
+from sure_fusion_qgis import raster_writer
 
 HERE = Path(__file__).resolve().parent
 
@@ -99,14 +99,14 @@ def main() -> None:
     sim = simulate_s2(truth, snr_db=45.0, seed=SEED, geometry="area")
     dn = {key: np.clip(np.round(getattr(sim, f"y{key[:2]}") * peak * 10000), 1, 65535).astype(np.uint16)
           for key in GROUPS}
-    wkt = raster_io.epsg_wkt(EPSG)
+    wkt = raster_writer.epsg_wkt(EPSG)
     for key, names in GROUPS.items():
         pixel = {"10m": 10.0, "20m": 20.0, "60m": 60.0}[key]
         gt = (ORIGIN[0], pixel, 0.0, ORIGIN[1], 0.0, -pixel)
-        raster_io.write_simple_geotiff(HERE / f"sample_{key}.tif", dn[key], gt, wkt, list(names))
+        raster_writer.write_simple_geotiff(HERE / f"sample_{key}.tif", dn[key], gt, wkt, list(names))
     truth_dn = np.round(truth * 10000).astype(np.uint16)
-    raster_io.write_simple_geotiff(HERE / "truth_10m.tif", truth_dn, (ORIGIN[0], 10.0, 0.0, ORIGIN[1], 0.0, -10.0),
-                                   wkt, list(ORDER))
+    raster_writer.write_simple_geotiff(HERE / "truth_10m.tif", truth_dn, (ORIGIN[0], 10.0, 0.0, ORIGIN[1], 0.0, -10.0),
+                                       wkt, list(ORDER))
     for path in sorted(HERE.glob("*.tif")):
         print(f"{path.name}: {path.stat().st_size / 1024:.0f} KiB")
 

@@ -232,7 +232,7 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
         """(OUTPUT, REPORT or '') once every check of `output_paths` passed for them, before any training; deletes
         the temporary files that killed runs left for them. `width`×`height`×`bands`: the output's size."""
         from .. import output_paths
-        from ..raster_io import RasterIOError
+        from ..io_errors import RasterIOError
 
         target = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         report = self.parameterAsFileOutput(parameters, "REPORT", context) or ""
@@ -250,7 +250,7 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
     def run_driver(self, run, core, parameters, context, feedback, report_path: str, report_html,
                    layer_name: str, display_bands: list[int] | None) -> dict:
         """Run `run(before_commit)` (a QGIS-free driver returning a FusionResult; `before_commit` as in
-        `fusion_run.write_area`), turning the core's and raster_io's errors, a cancel and a SIGTERM into
+        `fusion_run.write_area`), turning the core's and the readers' and writer's errors, a cancel and a SIGTERM into
         QgsProcessingException; log the summary and the error estimate, name and colour the layer QGIS loads
         (`layer_name` for a temporary output, `display_bands`: 0-based red, green, blue), and return the outputs.
 
@@ -258,7 +258,7 @@ class SureFusionAlgorithm(QgsProcessingAlgorithm):
         put in place right after it: a report that cannot be written leaves the old output untouched too. A temporary
         REPORT is named after the output (Results Viewer entries all read "Run report" otherwise).
         """
-        from ..raster_io import RasterIOError
+        from ..io_errors import RasterIOError
         from ..safe_output import stage_text
         from ..stop_signals import sigterm_cancels
 

@@ -11,14 +11,16 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from .. import input_check, quicklook, raster_io
+from .. import input_check, quicklook
 from ..choices import labelled_enum
 from ..compat import NUMBER_DOUBLE, advanced
 from ..fusion_request import FusionRequest, prepare, run
 from ..fusion_run import RunSettings
+from ..io_errors import RasterIOError
 from ..pair_cases import PSF_LABELS
 from ..pair_run import OutputBands
-from ..raster_io import RasterIOError
+from ..raster_stack import read_overview
+from ..raster_writer import png_bytes
 from ..report import build_report
 from .base import FeedbackBridge, SureFusionAlgorithm, tr
 
@@ -160,12 +162,9 @@ class PairFusionAlgorithm(SureFusionAlgorithm):
         window = result.window
         size = quicklook.overview_size(window.width, window.height)
         picks = quicklook_bands(plan.bands)
-        low = pair.low
-        before = raster_io.read_bands_overview(low.path, low.label, [low.band_indexes[k] for k in picks],
-                                               [low.scales[k] for k in picks], [low.offsets[k] for k in picks],
-                                               pair.low_window(window), size)
-        after = raster_io.read_overview(written, [k + 1 for k in picks], size)
-        png = raster_io.png_bytes(quicklook.before_after(before, after))
+        before = pair.low.read_overview(window, size, picks)
+        after = read_overview(written, [k + 1 for k in picks], size)
+        png = png_bytes(quicklook.before_after(before, after))
         names = "-".join(plan.bands.names[k] for k in picks)
         rows = [(k.lower().replace("_", " "), v) for k, v in plan.provenance.items()]
         rows.append(("guide noise σ", ", ".join(f"{s:.4g}" for s in result.guide_sigma)))

@@ -8,12 +8,14 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from .. import input_check, quicklook, raster_io
+from .. import input_check, quicklook
 from ..compat import FILE_BEHAVIOR_FILE, HIDDEN
 from ..core_loader import core_module
 from ..fusion_request import FusionRequest, prepare, run
 from ..fusion_run import RunSettings
-from ..raster_io import RasterIOError
+from ..io_errors import RasterIOError
+from ..raster_stack import read_overview
+from ..raster_writer import png_bytes
 from ..report import build_report
 from .base import TIME_HELP, FeedbackBridge, SureFusionAlgorithm, tr
 
@@ -191,9 +193,10 @@ class S2SharpeningAlgorithm(SureFusionAlgorithm):
         window = result.window
         size = quicklook.overview_size(window.width, window.height)
         names = list(quicklook.FALSE_COLOUR)
-        after = raster_io.read_overview(written, [result.band_names.index(n) + 1 for n in names], size)
-        before = raster_io.read_group_overview(inputs.groups["20m"], window, names, size)
-        png = raster_io.png_bytes(quicklook.before_after(before, after))
+        after = read_overview(written, [result.band_names.index(n) + 1 for n in names], size)
+        group = inputs.groups["20m"]
+        before = group.read_overview(window, size, [group.names.index(n) for n in names])
+        png = png_bytes(quicklook.before_after(before, after))
         return build_report(result, inputs, settings, png)
 
 

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.iterations < 0 or args.width < 0 or args.workers < 0 or args.retries < 0 or args.tile_size < 0:
         parser.error("--iterations, --width, --workers, --retries and --tile-size must be ≥ 0")
 
-    from ..raster_io import RasterIOError
+    from ..io_errors import RasterIOError
     from ..safe_output import stage_text
     from .outputs import remove_stale_partials
     from .runner import ClusterSettings, ProgressDisplay, check_workers, dask_client, format_summary, plan, run_scenes

@@ -1,6 +1,6 @@
 """When a batch output counts as finished, and the temporary files that killed tasks leave behind.
 
-The plugin's GeoTIFF writer (`raster_io.GeoTiffWriter`) writes `.<name>.partial-<id>.tif` beside the target
+The plugin's GeoTIFF writer (`raster_writer.GeoTiffWriter`) writes `.<name>.partial-<id>.tif` beside the target
 and renames it to the target only after the last tile and the provenance metadata are written. So the target
 name alone almost means "finished"; a re-run still checks, because a file could have been truncated or
 replaced by something else since. An output is finished when:

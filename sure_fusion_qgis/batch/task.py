@@ -18,7 +18,7 @@ from pathlib import Path
 from .. import fusion_request, output_paths
 from ..core_loader import core_module
 from ..fusion_run import RunSettings
-from ..raster_io import RasterIOError
+from ..io_errors import RasterIOError
 from .outputs import check_output
 from .scenes import PAIR_COLUMNS, Scene
 

@@ -14,7 +14,7 @@ import numpy as np
 from osgeo import gdal
 
 from alg_helpers import temporaries
-from sure_fusion_qgis import raster_io
+from sure_fusion_qgis import raster_writer
 
 
 @contextlib.contextmanager
@@ -63,8 +63,8 @@ def fill_disk(folder: Path, leave_kib: int) -> None:
 def old_output(path: Path, origin: tuple[float, float], epsg: int, size: int = 16) -> Path:
     """A valid 12-band GeoTIFF at `path`: what a failed run must leave exactly as it is."""
     data = np.arange(12 * size * size, dtype=np.float32).reshape(12, size, size)
-    raster_io.write_simple_geotiff(path, data, (origin[0], 10, 0, origin[1], 0, -10), raster_io.epsg_wkt(epsg),
-                                   gdal_type=gdal.GDT_Float32)
+    raster_writer.write_simple_geotiff(path, data, (origin[0], 10, 0, origin[1], 0, -10), raster_writer.epsg_wkt(epsg),
+                                       gdal_type=gdal.GDT_Float32)
     return Path(path)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from sure_fusion_qgis import raster_io
+from sure_fusion_qgis import raster_writer
 
 EPSG = 32631
 ORIGIN = (500000.0, 4500000.0)       # UTM 31N, upper-left corner of both grids
@@ -36,8 +36,8 @@ def write_raster(path: Path, data: np.ndarray, pixel: float, *, origin=ORIGIN, e
     """A GeoTIFF of (bands, rows, cols) `data` with square (or `pixel_y`) pixels, optional band descriptions,
     nodata, per-band metadata items and ENVI-domain dataset items."""
     gt = (origin[0], pixel, 0.0, origin[1], 0.0, -(pixel_y or pixel))
-    raster_io.write_simple_geotiff(path, np.asarray(data), gt, raster_io.epsg_wkt(epsg), descriptions, nodata=nodata,
-                                   gdal_type=gdal_type)
+    raster_writer.write_simple_geotiff(path, np.asarray(data), gt, raster_writer.epsg_wkt(epsg), descriptions,
+                                       nodata=nodata, gdal_type=gdal_type)
     if band_metadata or envi:
         ds = gdal.Open(str(path), gdal.GA_Update)
         for i, items in enumerate(band_metadata or [], start=1):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal
 
-from sure_fusion_qgis import raster_io
+from sure_fusion_qgis import raster_writer
 from tests import synthetic_s2
 
 EPSG = 32648
@@ -31,10 +31,10 @@ def write_band_rasters(folder: Path, arrays: dict, origin=ORIGIN, epsg=EPSG, shi
             continue
         dx, dy = (shifts or {}).get(key, (0.0, 0.0))
         gt = (origin[0] + dx, PIXEL[key], 0.0, origin[1] + dy, 0.0, -PIXEL[key])
-        wkt = raster_io.epsg_wkt((epsgs or {}).get(key, epsg))
+        wkt = raster_writer.epsg_wkt((epsgs or {}).get(key, epsg))
         descriptions = list(NAMES[key]) if describe and data.shape[0] == len(NAMES[key]) else None
-        paths[key] = raster_io.write_simple_geotiff(folder / f"s2_{key}{suffix}.tif", np.asarray(data), gt, wkt,
-                                                    descriptions, nodata=nodata, gdal_type=gdal_type)
+        paths[key] = raster_writer.write_simple_geotiff(folder / f"s2_{key}{suffix}.tif", np.asarray(data), gt, wkt,
+                                                        descriptions, nodata=nodata, gdal_type=gdal_type)
     return paths
 
 
@@ -59,7 +59,7 @@ _FILE_TO_NAME = {"B01": "B1", "B02": "B2", "B03": "B3", "B04": "B4", "B05": "B5"
 def _write_jp2(path: Path, band: np.ndarray, origin, pixel: float, epsg: int) -> None:
     mem = gdal.GetDriverByName("MEM").Create("", band.shape[1], band.shape[0], 1, gdal.GDT_UInt16)
     mem.SetGeoTransform((origin[0], pixel, 0, origin[1], 0, -pixel))
-    mem.SetProjection(raster_io.epsg_wkt(epsg))
+    mem.SetProjection(raster_writer.epsg_wkt(epsg))
     mem.GetRasterBand(1).WriteArray(band)
     out = gdal.GetDriverByName("JP2OpenJPEG").CreateCopy(str(path), mem, options=["REVERSIBLE=YES", "QUALITY=100"])
     assert out is not None, f"JP2OpenJPEG could not write {path}"

@@ -122,19 +122,19 @@ def test_write_error_without_root_keeps_the_old_output(rasters, tmp_path):
     script = textwrap.dedent(f"""
         import resource, signal, sys
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # else the kernel kills the process instead of failing writes
-        from sure_fusion_qgis import raster_io
+        from sure_fusion_qgis import io_errors, s2_inputs
         from sure_fusion_qgis.core_loader import core_module
         from sure_fusion_qgis.fusion_run import RunSettings
         from sure_fusion_qgis.sharpening import run_sharpening
         s2 = core_module("sentinel2")
-        inputs = raster_io.open_band_rasters({dict(rasters)!r}, {{"10m": s2.GROUP_10M, "20m": s2.GROUP_20M,
+        inputs = s2_inputs.open_band_rasters({dict(rasters)!r}, {{"10m": s2.GROUP_10M, "20m": s2.GROUP_20M,
                                                                   "60m": s2.GROUP_60M}})
-        window = raster_io.plan_area(inputs)
+        window = inputs.stack.plan()
         options = core_module().SolverOptions(iterations=2, device="cpu", threads=1)
         resource.setrlimit(resource.RLIMIT_FSIZE, (40 * 1024, resource.RLIM_INFINITY))
         try:
             run_sharpening(inputs, window, {str(old)!r}, RunSettings(options=options))
-        except raster_io.RasterIOError as e:
+        except io_errors.RasterIOError as e:
             print("REFUSED:", e)
             sys.exit(3)
         print("WROTE")
@@ -207,15 +207,15 @@ def test_immutable_output_fails_before_training(provider, rasters, tmp_path):
 # ---------------------------------------------------------------------------------------- killed runs
 DRIVER = """
 import sys
-from sure_fusion_qgis import raster_io
+from sure_fusion_qgis import s2_inputs
 from sure_fusion_qgis.core_loader import core_module
 from sure_fusion_qgis.fusion_run import RunSettings
 from sure_fusion_qgis.sharpening import run_sharpening
 s2 = core_module("sentinel2")
 paths, target = eval(sys.argv[1]), sys.argv[2]
-inputs = raster_io.open_band_rasters(paths, {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M, "60m": s2.GROUP_60M})
+inputs = s2_inputs.open_band_rasters(paths, {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M, "60m": s2.GROUP_60M})
 options = core_module().SolverOptions(iterations=100000, device="cpu", threads=1)
-run_sharpening(inputs, raster_io.plan_area(inputs), target, RunSettings(options=options))
+run_sharpening(inputs, inputs.stack.plan(), target, RunSettings(options=options))
 """
 
 

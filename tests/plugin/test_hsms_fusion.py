@@ -8,7 +8,7 @@ import pytest
 from osgeo import gdal
 
 import pair_fixtures as pf
-from sure_fusion_qgis import pair_io, raster_io
+from sure_fusion_qgis import pair_inputs, raster_stack, raster_writer
 from test_nodata_extent_tiles import CancelAfter
 
 
@@ -34,7 +34,7 @@ def test_output_sits_on_the_ms_grid(fused, rasters, scene):
     assert ds.GetGeoTransform() == pytest.approx(ms.GetGeoTransform())
     assert ds.GetSpatialRef().IsSame(ms.GetSpatialRef())
     assert ds.GetRasterBand(1).DataType == gdal.GDT_Float32
-    assert all(ds.GetRasterBand(i).GetNoDataValue() == raster_io.OUTPUT_NODATA for i in (1, 24))
+    assert all(ds.GetRasterBand(i).GetNoDataValue() == raster_writer.OUTPUT_NODATA for i in (1, 24))
 
 
 def test_band_descriptions_and_wavelengths_are_carried_over(fused, scene):
@@ -49,14 +49,14 @@ def test_band_descriptions_and_wavelengths_are_carried_over(fused, scene):
         assert float(band.GetMetadata("IMAGERY")["CENTRAL_WAVELENGTH_UM"]) == pytest.approx(
             scene["wavelengths"][i - 1] / 1e3, abs=1e-4)
     # and GDAL reads them back the way it reads an ENVI header: the same spectral info as the input
-    wavelengths, fwhms = pair_io.spectral_info(ds)
+    wavelengths, fwhms = pair_inputs.spectral_info(ds)
     assert wavelengths == pytest.approx(list(scene["wavelengths"]), abs=0.01)
     assert fwhms == pytest.approx(list(scene["fwhm"]), abs=0.01)
 
 
 def test_fused_bands_match_the_hs_and_beat_upsampling(fused, scene):
     _, out, _ = fused
-    data, _, _, _ = raster_io.read_raster(str(out))
+    data, _, _, _ = raster_stack.read_raster(str(out))
     assert np.isfinite(data).all()
     coarse = pf.block_mean(data, 3)
     for k in range(0, 24, 5):
@@ -105,7 +105,7 @@ def test_gaussian_srf_from_envi_wavelengths_and_the_sentinel2_preset(provider, s
     peaks = scene["wavelengths"][response.argmax(axis=1)]
     assert np.abs(peaks - np.array([492.0, 560.0, 665.0, 833.0])).max() < 25    # each S2 band peaks at its centre
     assert float(md["PSF_SIGMA_HR_PX"]) == pytest.approx(3 * np.sqrt(-2 * np.log(0.3)) / np.pi, rel=1e-3)
-    wavelengths, _ = pair_io.spectral_info(ds)      # µm in, nm out
+    wavelengths, _ = pair_inputs.spectral_info(ds)      # µm in, nm out
     assert wavelengths == pytest.approx(list(scene["wavelengths"]), abs=0.01)
 
 
@@ -135,19 +135,19 @@ def test_nodata_is_honoured(provider, scene, tmp_path):
     rasters = pf.write_hs_ms(tmp_path / "in", dict(scene, hs=hs, ms=ms), nodata=-9999.0)
     out = tmp_path / "nodata.tif"
     pf.run_pair_alg("hsms_fusion", {**pf.layers(rasters), "OUTPUT": str(out)})
-    data, _, _, _ = raster_io.read_raster(str(out))
+    data, _, _, _ = raster_stack.read_raster(str(out))
     expected = np.zeros((48, 48), dtype=bool)
     expected[12:15, 21:24] = True
     expected[30, 11] = True
-    assert ((data == raster_io.OUTPUT_NODATA) == expected[None]).all()
+    assert ((data == raster_writer.OUTPUT_NODATA) == expected[None]).all()
     assert np.isfinite(data).all() and np.abs(data[:, ~expected]).max() < 10
 
 
 def test_tiles_cover_the_area_and_agree_with_one_piece(provider, rasters, fused, tmp_path):
     out = tmp_path / "tiled.tif"
     pf.run_pair_alg("hsms_fusion", {**pf.layers(rasters), "TILE_SIZE": 24, "TILE_OVERLAP": 12, "OUTPUT": str(out)})
-    data, _, _, md = raster_io.read_raster(str(out))
-    whole, _, _, _ = raster_io.read_raster(str(fused[1]))
+    data, _, _, md = raster_stack.read_raster(str(out))
+    whole, _, _, _ = raster_stack.read_raster(str(fused[1]))
     assert data.shape == whole.shape and np.isfinite(data).all()
     assert md["TILES"].startswith("4 ") and md["SENSOR_MODEL_TILES"] == "4"
     assert np.abs(data - whole).mean() < 0.05 * np.abs(whole).mean()   # each tile has its own network and model
@@ -161,7 +161,7 @@ def test_real_eo1_crop(provider, tmp_path):
     ms = pf.write_raster(tmp_path / "ali_30m.tif", scene["ms"], 30.0)
     out = tmp_path / "paris.tif"
     pf.run_pair_alg("hsms_fusion", {"HS": hs, "MS": ms, "OUTPUT": str(out)})
-    data, grid, descriptions, _ = raster_io.read_raster(str(out))
+    data, grid, descriptions, _ = raster_stack.read_raster(str(out))
     assert data.shape == (128, 36, 36) and grid.pixel == 30.0
     assert descriptions[0] == "band 1"
     coarse = pf.block_mean(data, 3)
@@ -215,7 +215,7 @@ def test_plugin_sensor_lists_match_the_core():
 def test_spectral_info_reads_the_usual_conventions(tmp_path, description, band_items, expected):
     path = pf.write_raster(tmp_path / "one.tif", np.ones((1, 2, 2)), 10.0, descriptions=[description],
                            band_metadata=[band_items])
-    wavelengths, fwhms = pair_io.spectral_info(gdal.Open(path))
+    wavelengths, fwhms = pair_inputs.spectral_info(gdal.Open(path))
     assert (wavelengths[0], fwhms[0]) == pytest.approx(expected)
 
 
@@ -330,10 +330,10 @@ def test_scene_training_keeps_crops_off_nodata_and_masks_it(provider, scene, tmp
     out = tmp_path / "out.tif"
     pf.run_pair_alg("hsms_fusion", {**pf.layers(rasters), "TRAINING": "scene", "TILE_SIZE": 24, "TILE_OVERLAP": 12,
                                     "OUTPUT": str(out)})
-    data, _, _, md = raster_io.read_raster(str(out))
-    assert (data[:, :, :15] == raster_io.OUTPUT_NODATA).all()
+    data, _, _, md = raster_stack.read_raster(str(out))
+    assert (data[:, :, :15] == raster_writer.OUTPUT_NODATA).all()
     valid = data[:, :, 15:]
-    assert np.isfinite(valid).all() and (valid != raster_io.OUTPUT_NODATA).all()
+    assert np.isfinite(valid).all() and (valid != raster_writer.OUTPUT_NODATA).all()
     truth = scene["truth"][:, :, 15:]
     nearest = pf.upsample(scene["hs"], 3)[:, :, 15:]
     assert np.sqrt(((valid - truth) ** 2).mean()) < np.sqrt(((nearest - truth) ** 2).mean())

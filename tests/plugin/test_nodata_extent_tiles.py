@@ -6,7 +6,7 @@ from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
 import s2_fixtures
 from alg_helpers import run_alg
-from sure_fusion_qgis import raster_io
+from sure_fusion_qgis import raster_stack, raster_writer
 
 
 def _inputs(paths):
@@ -21,12 +21,12 @@ def test_nodata_where_any_input_is_nodata(provider, tmp_path):
     paths = s2_fixtures.write_band_rasters(tmp_path, scene, nodata=0)
     out = tmp_path / "out.tif"
     run_alg({**_inputs(paths), "OUTPUT": str(out)})
-    data, _, _, _ = raster_io.read_raster(str(out))
+    data, _, _, _ = raster_stack.read_raster(str(out))
     expected = np.zeros((60, 60), dtype=bool)
     expected[10, 11] = True
     expected[40:42, 10:12] = True
     expected[6:12, 48:54] = True
-    nodata = data == raster_io.OUTPUT_NODATA
+    nodata = data == raster_writer.OUTPUT_NODATA
     assert (nodata == expected[None]).all(), "nodata must be exactly the union of the inputs' nodata, in all bands"
     assert np.isfinite(data[:, ~expected]).all()
 
@@ -65,9 +65,9 @@ def test_tiles_cover_the_area_without_gaps(provider, tmp_path):
     feedback = QgsProcessingFeedback()
     run_alg({**_inputs(paths), "TILE_SIZE": 54, "TILE_OVERLAP": 12, "ITERATIONS": 2, "OUTPUT": str(out)},
             feedback=feedback)
-    data, _, _, md = raster_io.read_raster(str(out))
+    data, _, _, md = raster_stack.read_raster(str(out))
     assert data.shape == (12, 108, 108)
-    assert (data != raster_io.OUTPUT_NODATA).all() and np.isfinite(data).all()
+    assert (data != raster_writer.OUTPUT_NODATA).all() and np.isfinite(data).all()
     assert len(md["FINAL_SURE_RISK_PER_TILE"].split(",")) == 4
     assert md["TILES"].startswith("4 ")
 
@@ -109,7 +109,7 @@ def test_scene_training_one_network_applied_tile_by_tile(provider, tmp_path):
     feedback = QgsProcessingFeedback()
     run_alg({**_inputs(paths), "TRAINING": "scene", "TILE_SIZE": 54, "TILE_OVERLAP": 24, "ITERATIONS": 4,
              "OUTPUT": str(out)}, feedback=feedback)
-    data, _, _, md = raster_io.read_raster(str(out))
+    data, _, _, md = raster_stack.read_raster(str(out))
     assert data.shape == (12, 108, 108) and np.isfinite(data).all()
     assert md["TILES"].startswith("4 ") and md["TRAINING"].startswith("one network on 4 crops")
     assert md["FINAL_SURE_RISK_PER_TILE"] == "one network for the scene"

@@ -8,7 +8,7 @@ import pytest
 from osgeo import gdal
 
 import pair_fixtures as pf
-from sure_fusion_qgis import pair_io, raster_io
+from sure_fusion_qgis import pair_inputs, raster_stack, raster_writer
 from test_nodata_extent_tiles import CancelAfter
 
 
@@ -34,12 +34,12 @@ def test_output_grid_equals_the_pan_grid(sharpened, rasters):
     assert ds.GetGeoTransform() == pytest.approx(pan.GetGeoTransform())
     assert ds.GetSpatialRef().IsSame(pan.GetSpatialRef())
     assert [ds.GetRasterBand(i).GetDescription() for i in range(1, 5)] == ["blue", "green", "red", "nir"]
-    assert all(ds.GetRasterBand(i).GetNoDataValue() == raster_io.OUTPUT_NODATA for i in range(1, 5))
+    assert all(ds.GetRasterBand(i).GetNoDataValue() == raster_writer.OUTPUT_NODATA for i in range(1, 5))
 
 
 def test_pansharpened_bands_keep_the_ms(sharpened, scene):
     _, out, _ = sharpened
-    data, _, _, _ = raster_io.read_raster(str(out))
+    data, _, _, _ = raster_stack.read_raster(str(out))
     assert np.isfinite(data).all()
     coarse = pf.block_mean(data, 4)
     for k in range(4):
@@ -54,7 +54,7 @@ def test_output_is_the_cores_result_on_the_same_arrays(sharpened, scene):
     from sure_fusion_qgis.algorithms.pansharpening import PansharpeningAlgorithm
 
     _, out, _ = sharpened
-    data, _, _, _ = raster_io.read_raster(str(out))
+    data, _, _, _ = raster_stack.read_raster(str(out))
     # the test's ITERATIONS; the width is the algorithm's recipe default
     options = SolverOptions(iterations=3, device="cpu", seed=0, threads=1, width=PansharpeningAlgorithm.RECIPE["width"])
     expected, _, _ = pansharpen(scene["ms"], scene["pan"], ratio=4, sensor="generic", options=options)
@@ -85,11 +85,11 @@ def test_8bit_and_float_inputs_with_nodata_given_weights_and_psf(provider, scene
     out = tmp_path / "out.tif"
     pf.run_pair_alg("pansharpening", {**pf.layers(rasters), "PAN_WEIGHTS": "0.001, 0.001, 0.001, 0.001",
                                       "PSF": "sigma", "PSF_VALUE": 0.5, "OUTPUT": str(out)})
-    data, _, _, md = raster_io.read_raster(str(out))
+    data, _, _, md = raster_stack.read_raster(str(out))
     expected = np.zeros((64, 64), dtype=bool)
     expected[12:16, 20:24] = True
     expected[40, 50] = True
-    assert ((data == raster_io.OUTPUT_NODATA) == expected[None]).all()
+    assert ((data == raster_writer.OUTPUT_NODATA) == expected[None]).all()
     assert np.isfinite(data).all() and 0 < data[:, ~expected].mean() < 256
     assert json.loads(md["SPECTRAL_RESPONSE"]) == [[0.001] * 4]
     assert md["PAN_WEIGHTS_SOURCE"] == "given" and float(md["PSF_SIGMA_HR_PX"]) == pytest.approx(2.0)
@@ -116,7 +116,7 @@ def test_real_worldview2_crop(provider, tmp_path):
     data = ds.ReadAsArray().astype(np.float64)
     assert data.shape == (8, 64, 64)
     assert [ds.GetRasterBand(i).GetDescription() for i in (1, 5, 8)] == ["coastal", "red", "nir2"]
-    wavelengths, _ = pair_io.spectral_info(ds)
+    wavelengths, _ = pair_inputs.spectral_info(ds)
     assert wavelengths[4] == pytest.approx(659.0)
     assert ds.GetMetadata()["MTF_GAINS"].endswith("0.35, 0.27")
     for k in range(8):
@@ -228,7 +228,7 @@ def test_scene_training_one_network_and_one_sensor_model_tile_by_tile(provider, 
     feedback = Recorder()
     pf.run_pair_alg("pansharpening", {**pf.layers(rasters), "TRAINING": "scene", "TILE_SIZE": 32, "TILE_OVERLAP": 16,
                                       "OUTPUT": str(out)}, feedback=feedback)
-    data, _, _, md = raster_io.read_raster(str(out))
+    data, _, _, md = raster_stack.read_raster(str(out))
     assert data.shape == (4, 64, 64) and np.isfinite(data).all()
     assert md["TILES"].startswith("4 ") and md["TRAINING"].startswith("one network on")
     assert md["SENSOR_MODEL_TILES"] == "1" and md["FINAL_SURE_RISK_PER_TILE"] == "one network for the scene"

@@ -14,7 +14,7 @@ import pair_fixtures as pf
 import s2_fixtures
 from alg_helpers import fingerprint, run_alg, temporaries
 from fault_helpers import set_band_descriptions
-from sure_fusion_qgis import raster_io
+from sure_fusion_qgis import io_errors, s2_inputs
 from sure_fusion_qgis.core_loader import core_module
 
 X0, Y0 = s2_fixtures.ORIGIN
@@ -146,7 +146,7 @@ def test_partial_names_that_agree_are_used_with_a_warning(tmp_path):
     paths = s2_fixtures.write_band_rasters(tmp_path, s2_fixtures.synthetic_scene(48))
     set_band_descriptions(paths["20m"], ["B5", "", "B7", "", "", "B12"])
     s2 = core_module("sentinel2")
-    inputs = raster_io.open_band_rasters(paths, {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M, "60m": s2.GROUP_60M})
+    inputs = s2_inputs.open_band_rasters(paths, {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M, "60m": s2.GROUP_60M})
     assert inputs.groups["20m"].band_indexes == [1, 2, 3, 4, 5, 6]
     assert len(inputs.warnings) == 1 and "only 3 of 6 bands are named" in inputs.warnings[0]
 
@@ -156,7 +156,7 @@ def test_all_names_in_any_order_pick_the_bands(tmp_path):
     paths = s2_fixtures.write_band_rasters(tmp_path, scene)
     set_band_descriptions(paths["20m"], ["B12", "B11", "B8A", "B7", "B6", "B5"], scene["20m"][::-1])
     s2 = core_module("sentinel2")
-    inputs = raster_io.open_band_rasters(paths, {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M, "60m": s2.GROUP_60M})
+    inputs = s2_inputs.open_band_rasters(paths, {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M, "60m": s2.GROUP_60M})
     assert inputs.groups["20m"].band_indexes == [6, 5, 4, 3, 2, 1] and inputs.warnings == []
 
 
@@ -189,7 +189,7 @@ def test_non_sentinel2_zip_says_so(provider, rasters, tmp_path, content):
 def test_a_missing_raster_is_called_missing(tmp_path):
     """QA #103: the batch called a missing raster "unknown format"."""
     s2 = core_module("sentinel2")
-    with pytest.raises(raster_io.RasterInputError) as error:
-        raster_io.open_band_rasters({"10m": str(tmp_path / "gone_10m.tif"), "20m": str(tmp_path / "gone_20m.tif")},
+    with pytest.raises(io_errors.RasterInputError) as error:
+        s2_inputs.open_band_rasters({"10m": str(tmp_path / "gone_10m.tif"), "20m": str(tmp_path / "gone_20m.tif")},
                                     {"10m": s2.GROUP_10M, "20m": s2.GROUP_20M})
     assert "gone_10m.tif' does not exist" in str(error.value)

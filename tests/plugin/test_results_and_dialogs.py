@@ -13,7 +13,7 @@ from qgis.core import QgsMultiBandColorRenderer, QgsProcessingContext, QgsProces
 
 import pair_fixtures as pf
 from alg_helpers import FAST, SPECTRAL
-from sure_fusion_qgis import raster_io
+from sure_fusion_qgis import io_errors, pair_inputs, raster_stack
 
 SAMPLE = Path(__file__).resolve().parents[2] / "resources" / "sample"
 SAMPLE_INPUTS = {"INPUT_10M": str(SAMPLE / "sample_10m.tif"), "INPUT_20M": str(SAMPLE / "sample_20m.tif"),
@@ -55,7 +55,7 @@ def test_two_runs_load_under_their_file_names_in_natural_colour(provider, qgis_n
         assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == tuple(
             SPECTRAL.index(b) + 1 for b in ("B4", "B3", "B2"))
     # the stretch is a 2–98 % cut of each band, not its minimum and maximum
-    data, _, _, _ = raster_io.read_raster(str(tmp_path / "first_run.tif"))
+    data, _, _, _ = raster_stack.read_raster(str(tmp_path / "first_run.tif"))
     red = data[SPECTRAL.index("B4")]
     low, high = np.percentile(red, [2, 98])
     enhancement = loaded("first_run").renderer().redContrastEnhancement()
@@ -129,15 +129,15 @@ def test_error_estimate_is_near_the_sample_truth(provider, tmp_path):
     (20 × 20 px at 60 m) at 3 iterations."""
     import processing
 
-    bands = {key: raster_io.read_raster(str(SAMPLE / f"sample_{key}.tif"))[0] for key in ("10m", "20m", "60m")}
+    bands = {key: raster_stack.read_raster(str(SAMPLE / f"sample_{key}.tif"))[0] for key in ("10m", "20m", "60m")}
     sigma = {name: float(np.sqrt((bands[key][k] ** 2).mean() / 10 ** 4.5))   # 45 dB (resources/sample/README.md)
              for key, names in (("10m", ("B2", "B3", "B4", "B8")), ("20m", ("B5", "B6", "B7", "B8A", "B11", "B12")),
                                 ("60m", ("B1", "B9"))) for k, name in enumerate(names)}
     out = tmp_path / "sample.tif"
     processing.run("sure_fusion:s2_sharpening_bands", {**FAST, **SAMPLE_INPUTS, "OUTPUT": str(out),
                                                        "NOISE_SIGMA": ",".join(f"{sigma[n]:.4g}" for n in SPECTRAL)})
-    estimate, _, _, _ = raster_io.read_raster(str(out))
-    truth, _, _, _ = raster_io.read_raster(str(SAMPLE / "truth_10m.tif"))
+    estimate, _, _, _ = raster_stack.read_raster(str(out))
+    truth, _, _, _ = raster_stack.read_raster(str(SAMPLE / "truth_10m.tif"))
     ds = gdal.Open(str(out))
     ratios = {}
     for i, name in enumerate(SPECTRAL):
@@ -299,18 +299,14 @@ def test_pair_layer_chosen_twice_or_swapped_is_named_before_the_run(provider, tm
 
 
 def test_pixel_sizes_in_messages_carry_their_unit(tmp_path):
-    from sure_fusion_qgis import pair_io
-
     scene = pf.synthetic_hs_ms(size=48, ratio=3, hs_bands=8)
     paths = pf.write_hs_ms(tmp_path, scene)
-    with pytest.raises(raster_io.RasterInputError, match=r"pixel size of 10 m, .* 30 m"):
-        pair_io.open_pair(paths["ms"], paths["hs"], low_label="HS", high_label="MS")
+    with pytest.raises(io_errors.RasterInputError, match=r"pixel size of 10 m, .* 30 m"):
+        pair_inputs.open_pair(paths["ms"], paths["hs"], low_label="HS", high_label="MS")
 
 
 def test_multi_band_pan_message_points_to_a_band_extraction_that_exists(tmp_path):
-    from sure_fusion_qgis import pair_io
-
     scene = pf.synthetic_pan_ms(size=32, ratio=4, bands=4)
     paths = pf.write_pan_ms(tmp_path, scene, pan=np.stack([scene["pan"][0]] * 2))
-    with pytest.raises(raster_io.RasterInputError, match="Rearrange bands"):
-        pair_io.open_pair(paths["ms"], paths["pan"], low_label="MS", high_label="PAN", single_band_high=True)
+    with pytest.raises(io_errors.RasterInputError, match="Rearrange bands"):
+        pair_inputs.open_pair(paths["ms"], paths["pan"], low_label="MS", high_label="PAN", single_band_high=True)

@@ -6,7 +6,7 @@ import pytest
 from osgeo import gdal
 
 from alg_helpers import SPECTRAL, run_alg
-from sure_fusion_qgis import raster_io
+from sure_fusion_qgis import raster_stack, raster_writer
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +38,14 @@ def test_bands_are_in_spectral_order_with_descriptions(sharpened):
     assert names == SPECTRAL
     assert ds.GetRasterBand(5).GetDescription() == "B5 (704 nm)"
     assert ds.GetRasterBand(12).GetDescription() == "B12 (2202 nm)"
-    assert all(ds.GetRasterBand(i).GetNoDataValue() == raster_io.OUTPUT_NODATA for i in range(1, 13))
+    assert all(ds.GetRasterBand(i).GetNoDataValue() == raster_writer.OUTPUT_NODATA for i in range(1, 13))
 
 
 def test_values_stay_in_input_units_and_10m_bands_are_kept(sharpened, vietnam_rasters):
     _, out, _ = sharpened
-    data, _, _, _ = raster_io.read_raster(str(out))
-    y10, _, _, _ = raster_io.read_raster(vietnam_rasters["10m"])
-    y20, _, _, _ = raster_io.read_raster(vietnam_rasters["20m"])
+    data, _, _, _ = raster_stack.read_raster(str(out))
+    y10, _, _, _ = raster_stack.read_raster(vietnam_rasters["10m"])
+    y20, _, _, _ = raster_stack.read_raster(vietnam_rasters["20m"])
     assert np.isfinite(data).all()
     # the 10 m bands are observed at 10 m: the estimate stays close to them (noise-level differences only)
     for k, name in enumerate(["B2", "B3", "B4", "B8"]):
@@ -107,11 +107,11 @@ def test_dsen2_float_reflectance_crop(provider, dsen2_rasters, tmp_path):
     out = tmp_path / "dsen2.tif"
     run_alg({"INPUT_10M": dsen2_rasters["10m"], "INPUT_20M": dsen2_rasters["20m"],
              "INPUT_60M": dsen2_rasters["60m"], "OUTPUT": str(out)})
-    data, grid, _, md = raster_io.read_raster(str(out))
+    data, grid, _, md = raster_stack.read_raster(str(out))
     assert data.shape == (12, 60, 60)
     assert grid.geotransform == (300000.0, 10.0, 0.0, 5700000.0, 0.0, -10.0)
     assert "32633" in grid.crs_wkt
-    y20, _, _, _ = raster_io.read_raster(dsen2_rasters["20m"])
+    y20, _, _, _ = raster_stack.read_raster(dsen2_rasters["20m"])
     for k, name in enumerate(["B5", "B6", "B7", "B8A", "B11", "B12"]):
         coarse = data[SPECTRAL.index(name)].reshape(30, 2, 30, 2).mean(axis=(1, 3))
         assert np.corrcoef(coarse.ravel(), y20[k].ravel())[0, 1] > 0.9, name

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from sure_core.tiling import plan_tiles
-from sure_fusion_qgis import quicklook, raster_io, report
-from sure_fusion_qgis.raster_io import Window
+from sure_fusion_qgis import quicklook, report, s2_inputs
+from sure_fusion_qgis.raster_stack import Window
 
 
 @pytest.mark.parametrize("text, name", [
@@ -12,7 +12,7 @@ from sure_fusion_qgis.raster_io import Window
     ("B12, central wavelength 2190 nm", "B12"), ("B1", "B1"), ("Band 1", None), ("B13", None), ("", None),
     (None, None), ("B10", "B10")])
 def test_s2_band_name(text, name):
-    assert raster_io.s2_band_name(text) == name
+    assert s2_inputs.s2_band_name(text) == name
 
 
 @pytest.mark.parametrize("size, tile, overlap", [(120, 0, 36), (120, 48, 12), (126, 50, 0), (60, 200, 36)])
