@@ -96,7 +96,7 @@ def run_apex(snr: float, seed: int, options: SolverOptions) -> list[dict]:
 def run_s2_wald(crop: str, options: SolverOptions) -> list[dict]:
     """A real Sentinel-2 crop ('dsen2', 'vietnam') under benchmarks.s2_real's Wald protocol, through the plugin's
     driver; truth: the original 20 m bands (noise included)."""
-    from sure_fusion_qgis import raster_io
+    from sure_fusion_qgis import raster_stack, s2_inputs
     from sure_fusion_qgis.fusion_run import RunSettings, _merged_registration
     from sure_fusion_qgis.sharpening import run_sharpening
 
@@ -106,12 +106,12 @@ def run_s2_wald(crop: str, options: SolverOptions) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="error_estimate_") as tmp:
         paths = s2_real.write_inputs(Path(tmp), degraded, epsg, origin)
-        inputs = raster_io.open_band_rasters({k: paths[k] for k in s2_real.GROUPS}, s2_real.GROUPS, scene_name="wald")
-        result, seconds = timed(run_sharpening, inputs, raster_io.plan_area(inputs), str(Path(tmp) / "sure.tif"),
+        inputs = s2_inputs.open_band_rasters({k: paths[k] for k in s2_real.GROUPS}, s2_real.GROUPS, scene_name="wald")
+        result, seconds = timed(run_sharpening, inputs, inputs.stack.plan(), str(Path(tmp) / "sure.tif"),
                                 RunSettings(options=options))
         print(f"  {label}: {seconds:.0f} s", flush=True)
-        data, _, descriptions, _ = raster_io.read_raster(result.path)
-        names = [raster_io.s2_band_name(d) for d in descriptions]
+        data, _, descriptions, _ = raster_stack.read_raster(result.path)
+        names = [s2_inputs.s2_band_name(d) for d in descriptions]
         errors = result.error_by_band()
         registration = _merged_registration(result.records, "20m") or {}
         reference = _on_output_grid(bands["20m"], registration, 2)
