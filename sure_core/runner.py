@@ -90,7 +90,8 @@ def run(case: FusionCase, read: Reader, shape: tuple[int, int], write: Writer, *
     tiles = area_tiles(shape, case.step, training, tile_size, halo, align)
     result = AreaRun(tiles)
     if training == "scene":
-        result.scene = _train_on_crops(case, read, shape, scene, options, progress, log, valid_fraction)
+        result.scene = train_on_crops(case, read, shape, scene, options, progress=progress, log=log,
+                                      valid_fraction=valid_fraction)
         result.cases.append(result.scene.case)
     device = result.scene.device if result.scene else resolve_device(options.device)[0]
     for tile in tiles:
@@ -121,9 +122,14 @@ def run(case: FusionCase, read: Reader, shape: tuple[int, int], write: Writer, *
     return result
 
 
-def _train_on_crops(case: FusionCase, read: Reader, shape: tuple[int, int], scene: SceneOptions,
-                    options: SolverOptions, progress: TileProgress | None, log, valid_fraction) -> SceneModel:
-    """The scene model of 'scene' training: crops chosen away from nodata, one network trained on them."""
+def train_on_crops(case: FusionCase, read: Reader, shape: tuple[int, int], scene: SceneOptions | None = None,
+                   options: SolverOptions | None = None, *, progress: TileProgress | None = None,
+                   log: Callable[[str], None] | None = None,
+                   valid_fraction: Callable[[Window], float] | None = None) -> SceneModel:
+    """The scene model of 'scene' training, as `run` trains it: crops chosen away from nodata, one network
+    trained on them (arguments as `run`'s). Public so that a benchmark timing the tiles can train exactly so."""
+    scene = scene or SceneOptions()
+
     def fraction(window: Window) -> float:
         invalid = read(window)[1]
         return 1.0 if invalid is None else 1.0 - float(invalid.mean())
