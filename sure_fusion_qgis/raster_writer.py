@@ -168,7 +168,9 @@ class GeoTiffWriter:
     committed = False
 
     def discard(self) -> None:
-        self._ds = None   # a failed close here changes nothing: the file is deleted next
+        # a failed close here changes nothing: the file is deleted next. Not ds.Close(): on GDAL 3.10 closing a dataset
+        # whose write failed on a full disk aborts the process; dropping it only prints "Exception ignored"
+        self._ds = None
         self.staged.discard()
 
     def __enter__(self) -> GeoTiffWriter:
