@@ -216,7 +216,8 @@ def first_estimate_hs_ms(hs, ms, *, sigma_hs=None, sigma_ms=None, geometry: Geom
     """The linear first estimate alone (no network), (L, H, W) in HS units, and the sensor model used."""
     sensor_model = sensor_model or fit_sensor_model(hs, ms, geometry=geometry, **model_options)
     estimate = pf.first_estimate(_image(HS_NAME, hs), _image(MS_NAME, ms), sensor_model,
-                                 {"lr": sigma_hs, "guide": sigma_ms}, geometry=_geometry(geometry))
+                                 {"hs": sigma_hs, "ms": sigma_ms}, geometry=_geometry(geometry),
+                                 names=HsMsCase.names)
     return estimate, sensor_model
 
 

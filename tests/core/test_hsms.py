@@ -88,6 +88,19 @@ def test_psf_sigma_is_estimated_near_the_truth():
     assert abs(model.psf_sigma[0] - 1.5) < 0.3
 
 
+def test_the_first_estimate_takes_each_sigma_for_its_own_image():
+    x, hs = synthetic_scene(12, size=48, seed=5)
+    rng = np.random.default_rng(5)
+    ms = np.einsum("gl,lhw->ghw", rng.uniform(0, 1, (3, 12)), x)
+    model = hsms.fit_sensor_model(hs, ms, psf_sigma=1.4)
+    sigma_hs, sigma_ms = 0.02, 0.001
+    estimate, _ = hsms.first_estimate_hs_ms(hs, ms, sigma_hs=sigma_hs, sigma_ms=sigma_ms, sensor_model=model)
+    same = pair_fusion.first_estimate(hs, ms, model, {"lr": sigma_hs, "guide": sigma_ms})
+    swapped = pair_fusion.first_estimate(hs, ms, model, {"lr": sigma_ms, "guide": sigma_hs})
+    assert np.array_equal(estimate, same)
+    assert not np.allclose(estimate, swapped)    # the two σ's reach different places
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # bad inputs
 # ----------------------------------------------------------------------------------------------------------------
