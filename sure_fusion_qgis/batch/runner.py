@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TextIO
 
 from .outputs import check_output, remove_stale_partials, setting_differences
@@ -122,6 +122,7 @@ def run_scenes(client, scenes: list[Scene], settings: BatchSettings, retries: in
     display = display or ProgressDisplay(len(scenes), stream=None)
     for scene in scenes:
         remove_stale_partials(scene.output)
+    finished_before = set() if settings.overwrite else {s.name for s in scenes if check_output(s.output).finished}
     fractions: dict[str, float] = {}
 
     def on_progress(event) -> None:
@@ -140,7 +141,8 @@ def run_scenes(client, scenes: list[Scene], settings: BatchSettings, retries: in
             for future in [f for f in pending if f.done()]:
                 pending.discard(future)
                 scene = futures[future]
-                outcome = _outcome_of(future, scene, time.perf_counter() - submitted)
+                outcome = _of_this_run(_outcome_of(future, scene, time.perf_counter() - submitted),
+                                       scene.name in finished_before, time.perf_counter() - submitted)
                 outcomes[scene.name] = outcome
                 fractions.pop(scene.name, None)
                 display.finished(outcome)
@@ -159,6 +161,16 @@ def run_scenes(client, scenes: list[Scene], settings: BatchSettings, retries: in
 def task_key(scene: Scene, batch_id: str) -> str:
     """The Dask key of a scene's task: readable on the dashboard, unique per batch run."""
     return f"fuse-{scene.name}-{batch_id}"
+
+
+def _of_this_run(outcome: SceneOutcome, finished_before: bool, elapsed: float) -> SceneOutcome:
+    """A task that found its output finished although it was not when the batch started: a worker wrote it in this
+    run and was lost before it reported (Dask then runs the task again), so the scene is done, not skipped."""
+    if outcome.status != "skipped" or finished_before:
+        return outcome
+    return replace(outcome, status="done", seconds=elapsed,
+                   message=f"written in this run by a worker lost before it reported; found complete when the task "
+                           f"ran again ({outcome.message})")
 
 
 def _outcome_of(future, scene: Scene, elapsed: float) -> SceneOutcome:

@@ -202,6 +202,20 @@ def test_three_kinds_on_two_workers_then_resume(dask_cluster, three_kinds, tmp_p
     assert [os.stat(s.output).st_mtime_ns for s in scenes] == mtimes
 
 
+def test_a_scene_finished_by_a_lost_worker_counts_as_done():
+    from sure_fusion_qgis.batch.runner import _of_this_run
+    from sure_fusion_qgis.batch.task import SceneOutcome
+
+    found = SceneOutcome("a", "skipped", 0.0, "/out/a.tif", "finished earlier (metadata complete)")
+    # finished before the batch started: skipped, as it says
+    assert _of_this_run(found, True, 12.0) == found
+    # not finished then: a worker of this run wrote it and died before reporting, and the retry found it
+    redone = _of_this_run(found, False, 12.0)
+    assert (redone.status, redone.seconds) == ("done", 12.0) and "lost before it reported" in redone.message
+    failed = SceneOutcome("b", "failed", 3.0, "/out/b.tif", "boom")
+    assert _of_this_run(failed, False, 12.0) == failed
+
+
 def test_a_lost_worker_costs_only_its_own_task(dask_cluster, three_kinds, tmp_path):
     from sure_fusion_qgis.batch.runner import run_scenes
 
@@ -214,7 +228,8 @@ def test_a_lost_worker_costs_only_its_own_task(dask_cluster, three_kinds, tmp_pa
     runner.start()
     # the HS + MS pair: it starts at once (tasks start in the order submitted), so its worker holds no finished
     # scene's result yet (one killed after handing in a result but before the client fetched it would cost that
-    # result too: Dask runs that scene again, which then finds its output finished)
+    # result too: Dask runs that scene again, which then finds its output finished and reports it done, see
+    # test_a_scene_finished_by_a_lost_worker_counts_as_done)
     victim = scenes[1]
     deadline = time.monotonic() + 90
     while not outputs.stale_partials(victim.output):            # the writer opened its temporary file: training
