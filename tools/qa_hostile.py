@@ -1242,14 +1242,16 @@ def c109(lab):
 # -------------------------------------------------------------------------------- 6. security, side effects
 @case("110", "no code execution from inputs (grep)")
 def c110(lab):
-    pattern = re.compile(r"pickle|torch\.load|(?<![.\w])eval\(|(?<![.\w])exec\(|subprocess|yaml\.|urllib|"
-                         r"import requests|requests\.(?:get|post|put|request|Session)|"
-                         r"np\.load|allow_pickle|os\.system|shell=True")   # (net.eval() is torch's, not Python's)
+    # (net.eval() is torch's, not Python's)
+    unsafe = [r"pickle", r"torch\.load", r"(?<![.\w])eval\(", r"(?<![.\w])exec\(", r"yaml\.", r"np\.load",
+              r"allow_pickle", r"os\.system", r"shell=True"]
+    processes_and_network = [r"subprocess", r"urllib", r"import requests",
+                             r"requests\.(?:get|post|put|request|Session)"]
+    pattern = re.compile("|".join(unsafe + processes_and_network))
     # the dependency installer runs pip (subprocess, its own argument lists) and reads package indexes: that is its
     # job, and it takes no layer or file from a run; the rest of the pattern still applies to it
     installer = ROOT / "sure_fusion_qgis" / "dependency_installer.py"
-    installer_pattern = re.compile(r"pickle|torch\.load|(?<![.\w])eval\(|(?<![.\w])exec\(|yaml\.|np\.load|"
-                                   r"allow_pickle|os\.system|shell=True")
+    installer_pattern = re.compile("|".join(unsafe))
     hits = []
     for folder in ("sure_core", "sure_fusion_qgis"):
         for path in (ROOT / folder).rglob("*.py"):
